@@ -1,0 +1,153 @@
+"""Build the bundled sample set: real photographs with shapes drawn on them, exact instance masks.
+
+Deterministic: the same arguments give byte-identical images and annotations on the pinned stack.
+The result is a COCO instance-segmentation set (train/val) that every script defaults to.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.image_io import write_image
+from torch_utils_lib.paths import SAMPLE_DIR
+from torch_utils_lib.runinfo import atomic_write_json
+
+CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
+              {"id": 2, "name": "square", "supercategory": "shape"},
+              {"id": 3, "name": "triangle", "supercategory": "shape"}]
+# Colour photographs that scikit-image ships inside its wheel (no download).
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+          "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "brick.png", "grass.png", "gravel.png")
+MIN_VISIBLE_PIXELS = 40
+
+
+def load_photos():
+    """The background photographs as RGB uint8 arrays."""
+    try:
+        import skimage
+    except ImportError:
+        raise UserError("scikit-image is not installed: run `make demo` or "
+                        "`pip install -r requirements.txt`") from None
+    folder = os.path.join(os.path.dirname(skimage.__file__), "data")
+    photos = []
+    for name in PHOTOS:
+        image = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
+        if image is None:
+            raise UserError(f"{os.path.join(folder, name)}: cannot read sample background")
+        photos.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return photos
+
+
+def random_background(rng, photos, size):
+    """A random crop of a random photograph, resized to size x size."""
+    photo = photos[rng.integers(len(photos))]
+    h, w = photo.shape[:2]
+    side = int(rng.integers(min(h, w) // 3, min(h, w) + 1))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = photo[y:y + side, x:x + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def shape_mask(rng, category, size):
+    """A filled shape of `category` at a random place, as a boolean size x size mask."""
+    canvas = np.zeros((size, size), np.uint8)
+    radius = rng.uniform(0.08, 0.22) * size
+    cx, cy = rng.uniform(radius, size - radius, 2)
+    if category == "circle":
+        cv2.circle(canvas, (round(cx * 16), round(cy * 16)), round(radius * 16), 1, -1,
+                   cv2.LINE_8, shift=4)
+    else:
+        corners = 4 if category == "square" else 3
+        angle = rng.uniform(0, 2 * np.pi)
+        t = angle + 2 * np.pi * np.arange(corners) / corners
+        points = np.stack([cx + radius * np.cos(t), cy + radius * np.sin(t)], 1)
+        cv2.fillPoly(canvas, [np.round(points * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    return canvas.astype(bool)
+
+
+def draw_image(rng, photos, size, max_objects):
+    """One image with 1..max_objects shapes; returns (rgb, [(category_id, mask), ...])."""
+    image = random_background(rng, photos, size).astype(np.float32)
+    owner = np.zeros((size, size), np.int32)  # which object (1-based) is visible at each pixel
+    categories = []
+    for index in range(1, int(rng.integers(1, max_objects + 1)) + 1):
+        category = CATEGORIES[rng.integers(len(CATEGORIES))]
+        mask = shape_mask(rng, category["name"], size)
+        colour = rng.uniform(20, 235, 3)
+        # a linear shading across the shape keeps it from being a flat patch of colour
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
+        g = rng.uniform(-60, 60, 2)
+        shaded = colour[None, None, :] + (g[0] * xx + g[1] * yy)[:, :, None]
+        image[mask] = shaded[mask]
+        owner[mask] = index
+        categories.append(category["id"])
+    image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    objects = [(cat, owner == i) for i, cat in enumerate(categories, 1)]
+    return image, [(cat, m) for cat, m in objects if m.sum() >= MIN_VISIBLE_PIXELS]
+
+
+def mask_annotation(mask, category_id, image_id, annotation_id):
+    """A COCO annotation with the mask as compressed RLE and its tight box."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return {"id": annotation_id, "image_id": image_id, "category_id": int(category_id),
+            "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
+            "area": int(mask.sum()), "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0}
+
+
+def build_split(output_dir, split, count, size, seed, max_objects, photos):
+    """Write `count` images of `split` and return its COCO dictionary."""
+    rng = np.random.default_rng([seed, {"train": 0, "val": 1}.get(split, 2)])
+    images, annotations = [], []
+    image_dir = os.path.join(output_dir, split)
+    for image_id in range(1, count + 1):
+        image, objects = draw_image(rng, photos, size, max_objects)
+        file_name = f"{split}_{image_id:04d}.png"
+        write_image(os.path.join(image_dir, file_name), image)
+        images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+        for category_id, mask in objects:
+            annotations.append(mask_annotation(mask, category_id, image_id, len(annotations) + 1))
+    return {"info": {"description": f"llvision sample set, {split} split",
+                     "generator": "dataset/make_sample.py", "seed": seed},
+            "images": images, "annotations": annotations, "categories": CATEGORIES}
+
+
+def make_sample(output_dir=SAMPLE_DIR, train=64, val=32, size=128, seed=0, max_objects=4):
+    """Build the sample set in `output_dir`; returns the annotation paths."""
+    photos = load_photos()
+    paths = {}
+    for split, count in (("train", train), ("val", val)):
+        coco = build_split(output_dir, split, count, size, seed, max_objects, photos)
+        paths[split] = os.path.join(output_dir, "annotations", f"instances_{split}.json")
+        atomic_write_json(paths[split], coco)
+        print(f"{split}: {len(coco['images'])} images, {len(coco['annotations'])} instances "
+              f"-> {os.path.join(output_dir, split)}")
+    return paths
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output_dir", default=SAMPLE_DIR, help="where to write the set")
+    parser.add_argument("--train", type=int, default=64, help="number of training images")
+    parser.add_argument("--val", type=int, default=32, help="number of validation images")
+    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
+    parser.add_argument("--max_objects", type=int, default=4, help="most shapes per image")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    args = parser.parse_args()
+    if args.size < 32 or args.train < 1 or args.val < 1 or args.max_objects < 1:
+        raise UserError("--size must be >= 32 and --train, --val, --max_objects >= 1")
+    make_sample(args.output_dir, args.train, args.val, args.size, args.seed, args.max_objects)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,96 @@
+"""Checkpoints as plain state dicts: written atomically, read with weights_only=True.
+
+A training checkpoint carries model, optimizer, scheduler, scaler, epoch and RNG states so that
+`--resume` continues exactly; `config` holds what is needed to rebuild the model (its name,
+number of classes, the label-to-category mapping, ...).
+"""
+import io
+import os
+import random
+
+import numpy as np
+import torch
+
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.runinfo import atomic_write_bytes
+
+
+def capture_rng_state():
+    """Python, NumPy and torch (CPU and CUDA) random states, in weights_only-loadable types."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state):
+    """Inverse of capture_rng_state."""
+    random.setstate(_tuplify(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuplify(obj):
+    return tuple(_tuplify(o) for o in obj) if isinstance(obj, (list, tuple)) else obj
+
+
+def save_checkpoint(path, model, config, optimizer=None, scheduler=None, scaler=None, epoch=None,
+                    extra=None, ema=None):
+    """Atomically save model weights (unwrapped from DDP), training state and `config`."""
+    model = model.module if hasattr(model, "module") else model
+    state = {"model": model.state_dict(), "config": config, "epoch": epoch,
+             "rng": capture_rng_state()}
+    for key, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler),
+                     ("ema", ema)):
+        if obj is not None:
+            state[key] = obj.state_dict()
+    if extra:
+        state.update(extra)
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise RuntimeError(f"refusing to save {path}: parameter {name} is not finite")
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint saved by save_checkpoint (weights_only=True); UserError if unusable."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or foreign files
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path}: not a readable llvision checkpoint ({reason[:200]})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path}: not an llvision checkpoint (no 'model' state dict)")
+    return state
+
+
+def resume_training(state, model, optimizer=None, scheduler=None, scaler=None, ema=None):
+    """Restore training state from a loaded checkpoint; returns the next epoch to run."""
+    target = model.module if hasattr(model, "module") else model
+    target.load_state_dict(state["model"])
+    for key, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler),
+                     ("ema", ema)):
+        if obj is not None and key in state:
+            obj.load_state_dict(state[key])
+    if "rng" in state:
+        restore_rng_state(state["rng"])
+    return (state.get("epoch") or 0) + 1
+
+
+def latest_checkpoint(checkpoint_dir, name="last.pth"):
+    """Path of the resumable checkpoint in `checkpoint_dir`, or None."""
+    path = os.path.join(checkpoint_dir, name)
+    return path if os.path.isfile(path) else None

@@ -1,0 +1,36 @@
+"""Command-line plumbing: user errors end in one line and a non-zero exit, never a traceback."""
+import sys
+
+
+class UserError(Exception):
+    """A problem with what the user gave (a path, a file, a flag): reported as one line."""
+
+
+def run_main(main):
+    """Run a script's `main()`; turn UserError into `error: ...` on stderr and exit code 2."""
+    try:
+        code = main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command (with --resume where offered) to continue",
+              file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def require_file(path, what="file"):
+    """Raise a UserError naming `path` unless it is an existing file."""
+    import os
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: {what} not found")
+    return path
+
+
+def require_dir(path, what="directory"):
+    """Raise a UserError naming `path` unless it is an existing directory."""
+    import os
+    if not os.path.isdir(path):
+        raise UserError(f"{path}: {what} not found")
+    return path

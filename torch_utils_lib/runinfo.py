@@ -1,0 +1,83 @@
+"""Atomic file writes and run metadata (arguments, versions, git commit) beside every output.
+
+No torch import here: versions are read from package metadata.
+"""
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+
+from torch_utils_lib.paths import REPO_ROOT
+
+_PACKAGES = ("torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pycocotools",
+             "faster-coco-eval", "rawpy", "tifffile")
+
+
+def atomic_write_bytes(path, data):
+    """Write `data` to `path` through a temporary file and a rename: readers never see half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path, obj):
+    """Write `obj` as indented JSON atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
+
+
+def atomic_write_text(path, text):
+    """Write a text file atomically."""
+    atomic_write_bytes(path, text.encode())
+
+
+def git_commit():
+    """The repository's commit, with '-dirty' when the tree has uncommitted changes; None outside git."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True,
+                                        text=True, timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions():
+    """Installed versions of the packages results depend on."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def write_run_metadata(output_dir, args, filename="run.json", **extra):
+    """Record the command, arguments, versions and git commit in `output_dir/filename`."""
+    info = {
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "args": vars(args) if hasattr(args, "__dict__") else dict(args),
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+    atomic_write_json(os.path.join(output_dir, filename), info)
+    return info
