@@ -1,0 +1,90 @@
+"""Evaluate Mask R-CNN on normal-light and low-light images: one table of AP and its drop.
+
+Rows: the given checkpoint, any --compare checkpoints, and torchvision's COCO-pretrained model
+when its weights are in the local cache and the dataset's categories are COCO's.
+Example:
+  python mask_rcnn/evaluate.py --weight_path runs/mask_rcnn/sample/last.pth \\
+      --normal_light_img_dir data/sample/val --low_light_img_dir data/sample/low_light/gamma_noise/val
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+
+def build_parser():
+    from torch_utils_lib.coco_eval import BACKENDS
+    from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+    from torch_utils_lib.utils import add_common_args
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--normal_light_img_dir", default=sample_images("val"))
+    p.add_argument("--low_light_img_dir", default=sample_low_light("val", "gamma_noise"))
+    p.add_argument("--annotation", default=sample_annotation("val"), help="ground truth (COCO json)")
+    p.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth"),
+                   help="checkpoint written by mask_rcnn/train.py")
+    p.add_argument("--compare", nargs="*", default=[], metavar="NAME=CHECKPOINT",
+                   help="more checkpoints as rows, e.g. finetuned=runs/mask_rcnn/low/last.pth")
+    p.add_argument("--pretrained", default="maskrcnn_resnet50_fpn",
+                   help="COCO-pretrained torchvision row when cached and applicable ('none' to skip)")
+    p.add_argument("--output_dir", default=None, help="table JSON/Markdown (default: beside the checkpoint)")
+    p.add_argument("--save_image_dir", default=None, help="comparison PNGs (default: OUTPUT_DIR/figures)")
+    p.add_argument("--count", type=int, default=4, help="images to draw side by side")
+    p.add_argument("--score_threshold", type=float, default=0.5, help="for the drawings only")
+    p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    add_common_args(p)
+    return p
+
+
+def main():
+    import torch
+
+    from mask_rcnn.evaluation import (categories_in_coco, drop_table, evaluate_model_on_sets,
+                                      markdown_table, pretrained_available, save_comparisons)
+    from torch_utils_lib.cli import UserError
+    from torch_utils_lib.detection_models import load_detector
+    from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text, write_run_metadata
+    from torch_utils_lib.utils import cleanup_distributed, init_distributed, is_main_process, resolve_amp
+
+    args = build_parser().parse_args()
+    dist = init_distributed(args.device)
+    amp = resolve_amp(args.amp, dist.device)
+    models = {"checkpoint": args.weight_path}
+    for item in args.compare:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = os.path.splitext(os.path.basename(item))[0], item
+        models[name] = path
+    if args.pretrained != "none" and pretrained_available(args.pretrained) and categories_in_coco(args.annotation):
+        models[f"{args.pretrained} (COCO)"] = args.pretrained
+    output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
+    sets = {"normal": args.normal_light_img_dir, "low_light": args.low_light_img_dir}
+
+    results = {}
+    for name, spec in models.items():
+        model, config = load_detector(spec, dist.device)
+        results[name] = evaluate_model_on_sets(
+            model, config, args.annotation, sets, dist.device, args.batch_size, args.workers,
+            args.coco_backend, os.path.join(output_dir, name.split(" ")[0]), amp)
+        if name == "checkpoint" and args.count > 0 and is_main_process():
+            save_comparisons(model, config, args.annotation, sets["normal"], sets["low_light"],
+                             args.save_image_dir or os.path.join(output_dir, "figures"), args.count,
+                             dist.device, args.score_threshold)
+    cleanup_distributed()
+    if not is_main_process():
+        return
+    rows = drop_table(results)
+    table = markdown_table(rows)
+    print(table)
+    write_run_metadata(output_dir, args)
+    atomic_write_json(os.path.join(output_dir, "ap_table.json"), {"rows": rows, "stats": results,
+                                                                    "models": models, "sets": sets})
+    atomic_write_text(os.path.join(output_dir, "ap_table.md"), table + "\n")
+    print(f"saved {os.path.join(output_dir, 'ap_table.md')} (and .json, figures/)")
+
+
+if __name__ == "__main__":
+    from torch_utils_lib.cli import run_main
+    run_main(main)

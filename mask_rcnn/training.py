@@ -1,0 +1,124 @@
+"""Mask R-CNN training: data, model, optimizer and schedule from flags; resumable; DDP-ready."""
+import os
+
+import torch
+
+from torch_utils_lib import transforms as T
+from torch_utils_lib.checkpoint import load_checkpoint, resume_training
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.coco_utils import CocoDetection
+from torch_utils_lib.data import detection_loader
+from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config)
+from torch_utils_lib.engine import evaluate, fit
+from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_amp, seed_everything,
+                                   unwrap)
+
+
+def categories_match_coco(categories):
+    """True when every dataset category is COCO's (same id and name): the COCO head then fits."""
+    return all(0 < c["id"] < len(COCO_CATEGORY_NAMES) and COCO_CATEGORY_NAMES[c["id"]] == c["name"]
+               for c in categories)
+
+
+def label_space(categories, weights, init_config=None):
+    """(label_map, names by label, category id by label) for training.
+
+    A checkpoint given with --weight_path fixes the label space; COCO weights on a dataset of COCO
+    categories keep COCO's 91 labels (the pretrained head is reused); otherwise labels 1..K.
+    """
+    if init_config is not None:
+        ids = init_config["category_ids"]
+        label_map = {cid: label for label, cid in enumerate(ids) if cid is not None and label > 0}
+        missing = [c["name"] for c in categories if c["id"] not in label_map]
+        if missing:
+            raise UserError(f"categories {missing} are not in the --weight_path model's labels")
+        return label_map, init_config["categories"], ids
+    if weights == "coco" and categories_match_coco(categories):
+        return ({c["id"]: c["id"] for c in categories}, COCO_CATEGORY_NAMES,
+                list(range(len(COCO_CATEGORY_NAMES))))
+    ordered = sorted(categories, key=lambda c: c["id"])
+    return ({c["id"]: i for i, c in enumerate(ordered, 1)}, ["__background__"] + [c["name"] for c in ordered],
+            [None] + [c["id"] for c in ordered])
+
+
+def make_optimizer(name, params, lr, weight_decay):
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def train(args):
+    """Train (or fine-tune, or resume) Mask R-CNN as the flags say; returns the final val stats."""
+    dist = init_distributed(args.device)
+    seed_everything(args.seed + dist.rank)
+    amp = resolve_amp(args.amp, dist.device)
+    os.makedirs(args.checkpoint_dir, exist_ok=True)
+    if dist.is_main:
+        write_run_metadata(args.checkpoint_dir, args, world_size=dist.world_size)
+
+    init_state = load_checkpoint(args.weight_path) if args.weight_path else None
+    init_config = init_state["config"] if init_state else None
+    model_name = init_config["model"] if init_config else args.model
+    probe = CocoDetection(args.image_dir, args.annotation, with_masks=True)
+    label_map, names, category_ids = label_space(probe.categories, args.weights, init_config)
+    train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
+                              transforms=T.Compose([T.ToTensor(), T.RandomHorizontalFlip(0.5)]))
+    num_classes = args.num_classes or len(names)
+    if num_classes < len(names):
+        raise UserError(f"--num_classes {num_classes}: the annotation needs {len(names)} "
+                        f"(background included)")
+    names = names + [f"class_{i}" for i in range(len(names), num_classes)]
+    category_ids = list(category_ids) + [None] * (num_classes - len(category_ids))
+    model = build_detector(model_name, num_classes, "none" if init_state else args.weights,
+                           args.trainable_backbone_layers, args.min_size, args.max_size)
+    if init_state:
+        model.load_state_dict(init_state["model"])
+    config = detector_config(model_name, names, model.transform.min_size[0], model.transform.max_size,
+                             category_ids)
+    model.to(dist.device)
+    if dist.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(args.optimizer, params, args.lr, args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_step_size, args.lr_gamma)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    start_epoch = 0
+    if args.resume:
+        path = args.resume if os.path.isfile(args.resume) else os.path.join(args.checkpoint_dir, "last.pth")
+        if os.path.isfile(path):
+            start_epoch = resume_training(load_checkpoint(path), model, optimizer, scheduler, scaler)
+            if dist.is_main:
+                print(f"resuming from {path} at epoch {start_epoch + 1}")
+        elif dist.is_main:
+            print(f"no checkpoint at {path}: starting from scratch")
+
+    loader = detection_loader(train_set, args.batch_size, train=True, workers=args.workers,
+                              seed=args.seed)
+    val_loader = None
+    if args.val_image_dir and args.val_annotation:
+        val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=label_map)
+        val_loader = detection_loader(val_set, args.batch_size, train=False, workers=args.workers)
+    last_stats = {}
+
+    def validate(epoch):
+        if val_loader is None or args.eval_every <= 0:
+            return None
+        if (epoch + 1) % args.eval_every and epoch + 1 != args.epoch:
+            return None
+        stats = evaluate(unwrap(model), val_loader, dist.device, amp=amp, backend=args.coco_backend)
+        last_stats.clear()
+        last_stats.update(stats)
+        return {f"val_{t}_{k}": v for t, s in stats.items() for k, v in s.items() if k in ("AP", "AP50")}
+
+    fit(model, optimizer, scheduler, loader, dist.device, epochs=args.epoch,
+        checkpoint_dir=args.checkpoint_dir, config=config, start_epoch=start_epoch, scaler=scaler,
+        amp=amp, warmup_iters=args.warmup_iters, max_grad_norm=args.clip_grad_norm,
+        checkpoint_every=args.checkpoint_epoch, on_epoch_end=validate)
+    if last_stats and is_main_process():
+        atomic_write_json(os.path.join(args.checkpoint_dir, "val_stats.json"), last_stats)
+    return last_stats

@@ -1,0 +1,131 @@
+"""COCO AP evaluation: detections to COCO results, gathered across torchrun processes, 12 stats.
+
+pycocotools is the reference backend; `faster_coco_eval` computes the same 12 stats faster.
+"""
+import contextlib
+import copy
+import io
+import os
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.runinfo import atomic_write_json
+from torch_utils_lib.utils import all_gather_object, is_main_process
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+BACKENDS = ("pycocotools", "faster_coco_eval")
+
+
+def detections_to_coco(image_id, output, category_of_label, iou_type, mask_threshold=0.5):
+    """COCO result dicts of one image's detector output for `iou_type` ('bbox' or 'segm')."""
+    scores = output["scores"].tolist()
+    categories = [int(category_of_label[int(label)]) for label in output["labels"]]
+    if iou_type == "bbox":
+        boxes = output["boxes"].clone()
+        boxes[:, 2:] -= boxes[:, :2]
+        return [{"image_id": image_id, "category_id": c, "bbox": [round(v, 3) for v in b], "score": s}
+                for c, b, s in zip(categories, boxes.tolist(), scores)]
+    masks = (output["masks"][:, 0] > mask_threshold).numpy().astype(np.uint8)
+    results = []
+    for c, m, s in zip(categories, masks, scores):
+        rle = mask_utils.encode(np.asfortranarray(m))
+        rle["counts"] = rle["counts"].decode("ascii")
+        results.append({"image_id": image_id, "category_id": c, "segmentation": rle, "score": s})
+    return results
+
+
+def _backend_modules(backend):
+    if backend == "pycocotools":
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+        return COCO, COCOeval
+    if backend == "faster_coco_eval":
+        try:
+            from faster_coco_eval import COCO, COCOeval_faster
+        except ImportError:
+            raise UserError("--coco_backend faster_coco_eval: package not installed "
+                            "(pip install faster-coco-eval)") from None
+        return COCO, COCOeval_faster
+    raise UserError(f"--coco_backend {backend}: choose one of {', '.join(BACKENDS)}")
+
+
+def coco_stats(gt_dict, results, iou_type, backend="pycocotools"):
+    """The 12 COCO stats of `results` against the annotation dict `gt_dict`, as a dict.
+
+    With no detections at all every stat is computed as COCOeval would for an empty result set.
+    """
+    COCO, COCOeval = _backend_modules(backend)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = copy.deepcopy(gt_dict)
+        gt.createIndex()
+        if results:
+            dt = gt.loadRes(copy.deepcopy(results))
+        else:
+            dt = COCO()
+            dt.dataset = {"images": gt_dict["images"], "categories": gt_dict["categories"],
+                          "annotations": []}
+            dt.createIndex()
+        evaluator = COCOeval(gt, dt, iou_type)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
+
+
+class CocoEvaluator:
+    """Collects detections of a CocoDetection dataset and scores them per IoU type."""
+
+    def __init__(self, dataset, iou_types=("bbox", "segm"), backend="pycocotools"):
+        _backend_modules(backend)
+        if "segm" in iou_types and not dataset.with_masks:
+            iou_types = tuple(t for t in iou_types if t != "segm")
+        self.dataset, self.iou_types, self.backend = dataset, tuple(iou_types), backend
+        self.results = {t: {} for t in self.iou_types}  # keyed by image id: padded shards repeat
+
+    def update(self, targets, outputs):
+        for target, output in zip(targets, outputs):
+            image_id = int(target["image_id"])
+            for iou_type in self.iou_types:
+                self.results[iou_type][image_id] = detections_to_coco(
+                    image_id, output, self.dataset.category_of_label, iou_type)
+
+    def gathered(self, iou_type):
+        """All processes' results for `iou_type` as one list (every process gets it)."""
+        merged = {}
+        for part in all_gather_object(self.results[iou_type]):
+            merged.update(part)
+        return [r for image_id in sorted(merged) for r in merged[image_id]]
+
+    def summarize(self):
+        """{iou_type: {stat: value}}; computed on the main process and shared with the rest."""
+        stats = {}
+        for iou_type in self.iou_types:
+            results = self.gathered(iou_type)
+            stats[iou_type] = (coco_stats(self.dataset.coco_dict, results, iou_type, self.backend)
+                               if is_main_process() else None)
+        return all_gather_object(stats)[0]
+
+    def dump(self, prefix):
+        """Write `<prefix>_<iou_type>.json` in COCO results format with the original image ids."""
+        paths = {}
+        for iou_type in self.iou_types:
+            results = [{**r, "image_id": self.dataset.original_id(r["image_id"])}
+                       for r in self.gathered(iou_type)]
+            if is_main_process():
+                paths[iou_type] = f"{prefix}_{iou_type}.json"
+                atomic_write_json(paths[iou_type], results)
+        return paths
+
+
+def format_stats_table(rows, columns=("AP", "AP50", "AP75")):
+    """Markdown table of {row name: {iou_type: stats}} with one column per (iou type, stat)."""
+    iou_types = [t for t in ("bbox", "segm") if any(t in (r or {}) for r in rows.values())]
+    header = ["model"] + [f"{t} {c}" for t in iou_types for c in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, stats in rows.items():
+        cells = [f"{stats[t][c]:.3f}" if t in stats else "-" for t in iou_types for c in columns]
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""Detectors by name, pretrained weights from the local cache only, and rebuilding from checkpoints.
+
+Names: maskrcnn_resnet18_fpn (light: trainable BatchNorm and a 64-channel FPN, so it learns from
+scratch on CPU), maskrcnn_resnet50_fpn(_v2), fasterrcnn_resnet50_fpn(_v2), retinanet_resnet50_fpn(_v2).
+Weights: 'none' (from scratch), 'imagenet' (backbone only), 'coco', or a file path.
+"""
+import functools
+import os
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models.detection import (FasterRCNN, MaskRCNN, RetinaNet, faster_rcnn, mask_rcnn,
+                                          retinanet)
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from torch_utils_lib.checkpoint import load_checkpoint
+from torch_utils_lib.cli import UserError
+
+_D = torchvision.models.detection
+# name -> (builder, COCO weights enum, ImageNet backbone weights enum)
+TORCHVISION_DETECTORS = {
+    "maskrcnn_resnet50_fpn": (_D.maskrcnn_resnet50_fpn, _D.MaskRCNN_ResNet50_FPN_Weights.COCO_V1,
+                              torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    "maskrcnn_resnet50_fpn_v2": (_D.maskrcnn_resnet50_fpn_v2, _D.MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
+                                 torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    "fasterrcnn_resnet50_fpn": (_D.fasterrcnn_resnet50_fpn, _D.FasterRCNN_ResNet50_FPN_Weights.COCO_V1,
+                                torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    "fasterrcnn_resnet50_fpn_v2": (_D.fasterrcnn_resnet50_fpn_v2,
+                                   _D.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
+                                   torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    "retinanet_resnet50_fpn": (_D.retinanet_resnet50_fpn, _D.RetinaNet_ResNet50_FPN_Weights.COCO_V1,
+                               torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+    "retinanet_resnet50_fpn_v2": (_D.retinanet_resnet50_fpn_v2, _D.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1,
+                                  torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+}
+LIGHT_DETECTORS = ("maskrcnn_resnet18_fpn",)
+DETECTOR_NAMES = LIGHT_DETECTORS + tuple(TORCHVISION_DETECTORS)
+COCO_CATEGORY_NAMES = list(_D.MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
+DEFAULT_SIZES = {"maskrcnn_resnet18_fpn": (128, 512)}  # torchvision's 800/1333 otherwise
+
+
+def cached_weights_path(weights):
+    """Where torch.hub keeps the file of a torchvision weights enum."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+
+
+def load_pretrained_state(weights, name, flag="--weights"):
+    """State dict of a torchvision weights enum from the hub cache; never downloads."""
+    path = cached_weights_path(weights)
+    if not os.path.isfile(path):
+        raise UserError(
+            f"{path}: pretrained weights for {name} are not in the torch hub cache; on a machine "
+            f"with internet run `python torch_utils_lib/download_weights.py {name}` and copy the "
+            f"file there, pass {flag} /path/to/{os.path.basename(path)}, or use {flag} none")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_state_file(path):
+    """A state dict from a file: an llvision checkpoint or a plain torchvision state dict."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path}: not a readable weights file ({str(e).splitlines()[0][:160]})") from None
+    return state["model"] if isinstance(state, dict) and "model" in state else state
+
+
+def light_maskrcnn(num_classes, min_size, max_size, fpn_channels=64, pretrained_backbone=None):
+    """ResNet18-FPN Mask R-CNN with trainable BatchNorm and narrow heads (fast from scratch)."""
+    body = torchvision.models.resnet18(weights=None, norm_layer=nn.BatchNorm2d)
+    if pretrained_backbone is not None:
+        body.load_state_dict(pretrained_backbone)
+    backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
+                               [64, 128, 256, 512], fpn_channels, extra_blocks=LastLevelMaxPool())
+    return MaskRCNN(
+        backbone, None, min_size=min_size, max_size=max_size,
+        box_head=faster_rcnn.TwoMLPHead(fpn_channels * 7 * 7, 256),
+        box_predictor=faster_rcnn.FastRCNNPredictor(256, num_classes),
+        mask_head=mask_rcnn.MaskRCNNHeads(fpn_channels, [fpn_channels] * 4, 1),
+        mask_predictor=mask_rcnn.MaskRCNNPredictor(fpn_channels, fpn_channels, num_classes))
+
+
+def replace_heads(model, num_classes):
+    """Give a COCO-pretrained detector new class-dependent heads for `num_classes`."""
+    if isinstance(model, RetinaNet):
+        head = model.head.classification_head
+        group_norm = any(isinstance(m, nn.GroupNorm) for m in head.modules())  # the v2 head
+        model.head.classification_head = retinanet.RetinaNetClassificationHead(
+            head.cls_logits.in_channels, head.num_anchors, num_classes,
+            norm_layer=functools.partial(nn.GroupNorm, 32) if group_norm else None)
+        return model
+    predictor = model.roi_heads.box_predictor
+    model.roi_heads.box_predictor = faster_rcnn.FastRCNNPredictor(predictor.cls_score.in_features,
+                                                                  num_classes)
+    if isinstance(model, MaskRCNN):
+        old = model.roi_heads.mask_predictor
+        model.roi_heads.mask_predictor = mask_rcnn.MaskRCNNPredictor(
+            old.conv5_mask.in_channels, old.conv5_mask.out_channels, num_classes)
+    return model
+
+
+def build_detector(name, num_classes, weights="none", trainable_backbone_layers=None,
+                   min_size=None, max_size=None):
+    """A detector `name` for `num_classes` (background included), initialised from `weights`."""
+    if name not in DETECTOR_NAMES:
+        raise UserError(f"--model {name}: unknown detector; choose one of {', '.join(DETECTOR_NAMES)}")
+    default_min, default_max = DEFAULT_SIZES.get(name, (800, 1333))
+    sizes = {"min_size": min_size or default_min, "max_size": max_size or default_max}
+    file_state = load_state_file(weights) if weights not in ("none", "coco", "imagenet") else None
+    if name in LIGHT_DETECTORS:
+        if weights == "coco":
+            raise UserError(f"--weights coco: no COCO weights exist for {name}; use none, "
+                            f"imagenet or a file")
+        backbone = (load_pretrained_state(torchvision.models.ResNet18_Weights.IMAGENET1K_V1, name)
+                    if weights == "imagenet" else None)
+        model = light_maskrcnn(num_classes, sizes["min_size"], sizes["max_size"],
+                               pretrained_backbone=backbone)
+    else:
+        builder, coco_weights, backbone_weights = TORCHVISION_DETECTORS[name]
+        kwargs = dict(weights=None, weights_backbone=None, **sizes)
+        if trainable_backbone_layers is not None:
+            kwargs["trainable_backbone_layers"] = trainable_backbone_layers
+        if weights == "coco":
+            model = builder(num_classes=len(COCO_CATEGORY_NAMES), **kwargs)
+            state = load_pretrained_state(coco_weights, name)
+            if not any(k.startswith("backbone.body") and k.endswith("num_batches_tracked") for k in state):
+                freeze_batchnorm(model.backbone.body)  # v1 models were trained with frozen BN
+            model.load_state_dict(state)
+            if num_classes != len(COCO_CATEGORY_NAMES):
+                replace_heads(model, num_classes)
+            _freeze_backbone_layers(model, trainable_backbone_layers)
+            return model
+        if weights == "imagenet":
+            model = builder(num_classes=num_classes, **kwargs)
+            body = model.backbone.body
+            if "v2" not in name:
+                freeze_batchnorm(body)
+            missing = body.load_state_dict(load_pretrained_state(backbone_weights, name), strict=False)
+            if [k for k in missing.missing_keys if "num_batches" not in k]:
+                raise UserError(f"ImageNet weights do not fit {name}'s backbone")
+            _freeze_backbone_layers(model, trainable_backbone_layers)
+            return model
+        model = builder(num_classes=num_classes, **kwargs)
+    if file_state is not None:
+        try:
+            model.load_state_dict(file_state)
+        except RuntimeError as e:
+            raise UserError(f"{weights}: weights do not fit {name} with {num_classes} classes "
+                            f"({str(e).splitlines()[0][:160]})") from None
+    return model
+
+
+def freeze_batchnorm(module):
+    """Replace every BatchNorm2d in `module` by a FrozenBatchNorm2d with the same statistics."""
+    for child_name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            frozen = torchvision.ops.FrozenBatchNorm2d(child.num_features, child.eps)
+            for key in ("weight", "bias", "running_mean", "running_var"):
+                getattr(frozen, key).copy_(getattr(child, key).detach())
+            setattr(module, child_name, frozen)
+        else:
+            freeze_batchnorm(child)
+    return module
+
+
+def _freeze_backbone_layers(model, trainable_layers):
+    """Freeze all but the last `trainable_layers` ResNet stages (torchvision's convention)."""
+    if trainable_layers is None:
+        trainable_layers = 3
+    if not 0 <= trainable_layers <= 5:
+        raise UserError("--trainable_backbone_layers must be between 0 and 5")
+    layers = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
+    if trainable_layers == 5:
+        layers.append("bn1")
+    for name, parameter in model.backbone.body.named_parameters():
+        parameter.requires_grad_(any(name.startswith(layer) for layer in layers))
+
+
+def detector_config(name, categories, min_size=None, max_size=None, category_ids=None):
+    """What a checkpoint needs to rebuild a detector: name, sizes, label names and category ids.
+
+    `categories[label]` is the class name of each label, index 0 being the background.
+    """
+    default_min, default_max = DEFAULT_SIZES.get(name, (800, 1333))
+    return {"model": name, "num_classes": len(categories), "categories": list(categories),
+            "category_ids": list(category_ids) if category_ids is not None else None,
+            "min_size": min_size or default_min, "max_size": max_size or default_max}
+
+
+def load_detector(spec, device="cpu", weights="coco"):
+    """(model in eval mode, config) from a checkpoint path or a torchvision detector name.
+
+    A name loads `weights` ('coco' from the hub cache, or a file) in COCO's 91-label space.
+    """
+    if os.path.isfile(spec):
+        state = load_checkpoint(spec)
+        config = state.get("config") or {}
+        if config.get("model") not in DETECTOR_NAMES:
+            raise UserError(f"{spec}: not a detector checkpoint (config names no known model)")
+        model = build_detector(config["model"], config["num_classes"], "none",
+                               min_size=config.get("min_size"), max_size=config.get("max_size"))
+        model.load_state_dict(state["model"])
+    elif spec in TORCHVISION_DETECTORS:
+        model = build_detector(spec, len(COCO_CATEGORY_NAMES), weights)
+        config = detector_config(spec, COCO_CATEGORY_NAMES,
+                                 category_ids=range(len(COCO_CATEGORY_NAMES)))
+        config["min_size"], config["max_size"] = model.transform.min_size[0], model.transform.max_size
+    else:
+        raise UserError(f"{spec}: neither a checkpoint file nor a detector name "
+                        f"({', '.join(DETECTOR_NAMES)})")
+    return model.to(device).eval(), config
+
+
+def label_map_by_name(dataset_categories, detector_categories):
+    """Map dataset category ids to detector labels by class name; UserError for unknown names."""
+    index = {name: label for label, name in enumerate(detector_categories)}
+    missing = [c["name"] for c in dataset_categories if c["name"] not in index]
+    if missing:
+        raise UserError(f"categories {missing} are not in the detector's label space "
+                        f"({len(detector_categories) - 1} classes)")
+    return {c["id"]: index[c["name"]] for c in dataset_categories}

@@ -1,0 +1,34 @@
+"""Put torchvision's pretrained detector weights into the torch hub cache (needs internet once).
+
+Copy the cache folder (printed at the end) to offline machines; every script then finds them.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, run_main
+
+
+def main():
+    from torch_utils_lib.detection_models import TORCHVISION_DETECTORS, cached_weights_path
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="+", help=f"detectors: {', '.join(TORCHVISION_DETECTORS)}")
+    parser.add_argument("--backbone", action="store_true", help="also the ImageNet backbone weights")
+    args = parser.parse_args()
+    for name in args.names:
+        if name not in TORCHVISION_DETECTORS:
+            raise UserError(f"{name}: unknown detector ({', '.join(TORCHVISION_DETECTORS)})")
+        _, coco, backbone = TORCHVISION_DETECTORS[name]
+        for weights in (coco, backbone) if args.backbone else (coco,):
+            try:
+                weights.get_state_dict(progress=True)
+            except OSError as e:
+                raise UserError(f"{weights.url}: download failed ({e})") from None
+            print(f"{name}: {cached_weights_path(weights)}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,177 @@
+"""Training and evaluation loops shared by Mask R-CNN, the diffusion restorer and GenISP."""
+import contextlib
+import math
+
+import torch
+
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.utils import MetricLogger, reduce_mean
+
+
+class NonFiniteLossError(UserError):
+    """Training diverged: reported as one line, and no checkpoint of the broken model is written."""
+
+
+def detection_losses(model, batch, device):
+    """Loss dict of a torchvision detector on a (images, targets) batch."""
+    images, targets = batch
+    images = [image.to(device, non_blocking=True) for image in images]
+    targets = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+                for k, v in t.items()} for t in targets]
+    return model(images, targets)
+
+
+def autocast(device, enabled):
+    """Mixed precision on CUDA when enabled; a no-op context otherwise."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=detection_losses,
+                    scaler=None, amp=False, warmup_iters=0, max_grad_norm=None, log_path=None,
+                    after_step=None, desc=None):
+    """One pass over `data_loader`; returns the mean of each loss.
+
+    The learning rate ramps linearly from 1/1000 to its value over the first `warmup_iters`
+    iterations of epoch 0. A non-finite loss stops training with NonFiniteLossError before the
+    optimizer step, so the weights stay finite. `after_step()` runs after every optimizer step
+    (EMA updates).
+    """
+    model.train()
+    warmup = None
+    if epoch == 0 and warmup_iters > 0:
+        iters = min(warmup_iters, len(data_loader))
+        warmup = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda i: 1.0 if i >= iters else 1e-3 + (1 - 1e-3) * i / iters)
+    logger = MetricLogger(log_path, desc=desc or f"epoch {epoch}", total=len(data_loader))
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for iteration, batch in enumerate(data_loader):
+        with autocast(device, amp):
+            losses = loss_fn(model, batch, device)
+        loss = sum(losses.values())
+        if not math.isfinite(loss.item()):
+            logger.close()
+            detail = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+            raise NonFiniteLossError(
+                f"loss became {loss.item()} at epoch {epoch}, iteration {iteration} ({detail}): "
+                f"lower --lr or set gradient clipping; no checkpoint was written from this state")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            if max_grad_norm:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+        if after_step is not None:
+            after_step()
+        if warmup is not None:
+            warmup.step()
+        logged = reduce_mean({k: v.detach() for k, v in losses.items()})
+        logger.update({"epoch": epoch, "iteration": iteration, "lr": optimizer.param_groups[0]["lr"]},
+                      loss=loss.detach(), **logged)
+    return logger.close()
+
+
+@torch.no_grad()
+def predict(model, data_loader, device, amp=False, desc="evaluating"):
+    """Run `model(images)` over the loader; yields (targets, outputs on CPU) per batch."""
+    model.eval()
+    logger = MetricLogger(desc=desc, total=len(data_loader))
+    for images, targets in data_loader:
+        images = [image.to(device, non_blocking=True) for image in images]
+        with autocast(device, amp):
+            outputs = model(images)
+        outputs = [{k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in o.items()}
+                   for o in outputs]
+        logger.update()
+        yield targets, outputs
+    logger.close()
+
+
+def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
+             results_path=None, amp=False):
+    """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
+
+    Under torchrun each process predicts its shard; results are gathered before scoring.
+    `results_path` (a prefix) dumps the detections in COCO results format per IoU type.
+    """
+    from torch_utils_lib.coco_eval import CocoEvaluator
+    dataset = data_loader.dataset
+    dataset = getattr(dataset, "dataset", dataset)  # a Subset of a CocoDetection
+    evaluator = CocoEvaluator(dataset, iou_types, backend=backend)
+    for targets, outputs in predict(model, data_loader, device, amp):
+        evaluator.update(targets, outputs)
+    stats = evaluator.summarize()
+    if results_path:
+        evaluator.dump(results_path)
+    return stats
+
+
+def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint_dir, config,
+        start_epoch=0, loss_fn=detection_losses, scaler=None, amp=False, warmup_iters=0,
+        max_grad_norm=None, checkpoint_every=0, on_epoch_end=None, after_step=None, ema=None):
+    """Train from `start_epoch` to `epochs`, checkpointing after every epoch.
+
+    `checkpoint_dir/last.pth` is rewritten atomically after each epoch (what --resume reads);
+    `epoch_N.pth` is kept every `checkpoint_every` epochs. `on_epoch_end(epoch)` may return a
+    dict of metrics (validation AP, sample figures) that is logged with the epoch's losses.
+    Losses go to `train_log.jsonl`; the loss-curve PNG is redrawn after each epoch.
+    Returns the list of per-epoch records.
+    """
+    import os
+
+    from torch_utils_lib.checkpoint import save_checkpoint
+    from torch_utils_lib.data import set_loader_epoch
+    from torch_utils_lib.plots import plot_loss_curves
+    from torch_utils_lib.runinfo import atomic_write_json
+    from torch_utils_lib.utils import is_main_process, read_jsonl
+
+    log_path = os.path.join(checkpoint_dir, "train_log.jsonl")
+    history_path = os.path.join(checkpoint_dir, "history.json")
+    history = []
+    if start_epoch > 0 and os.path.isfile(history_path):
+        import json
+        with open(history_path) as f:
+            history = [h for h in json.load(f) if h["epoch"] < start_epoch]
+        if is_main_process() and os.path.isfile(log_path):  # drop steps of an unfinished epoch
+            kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
+            atomic_write_json_lines(log_path, kept)
+    for epoch in range(start_epoch, epochs):
+        set_loader_epoch(train_loader, epoch)
+        losses = train_one_epoch(model, optimizer, train_loader, device, epoch, loss_fn=loss_fn,
+                                 scaler=scaler, amp=amp, warmup_iters=warmup_iters,
+                                 max_grad_norm=max_grad_norm,
+                                 log_path=log_path, after_step=after_step,
+                                 desc=f"epoch {epoch + 1}/{epochs}")
+        if scheduler is not None:
+            scheduler.step()
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in losses.items()}}
+        if on_epoch_end is not None:
+            record.update(on_epoch_end(epoch) or {})
+        history.append(record)
+        if is_main_process():
+            state = dict(optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch, ema=ema)
+            save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), model, config, **state)
+            if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
+                save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), model,
+                                config, **state)
+            atomic_write_json(history_path, history)
+            plot_loss_curves(log_path, os.path.join(checkpoint_dir, "loss_curve.png"))
+        if is_main_process():
+            print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in record.items() if not isinstance(v, dict)))
+    return history
+
+
+def atomic_write_json_lines(path, records):
+    import json
+
+    from torch_utils_lib.runinfo import atomic_write_text
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
