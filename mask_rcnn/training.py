@@ -12,7 +12,7 @@ from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detecto
 from torch_utils_lib.engine import evaluate, fit
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_amp, seed_everything,
-                                   unwrap)
+                                   sync_buffers, unwrap)
 
 
 def categories_match_coco(categories):
@@ -110,6 +110,7 @@ def train(args):
             return None
         if (epoch + 1) % args.eval_every and epoch + 1 != args.epoch:
             return None
+        sync_buffers(model)
         stats = evaluate(unwrap(model), val_loader, dist.device, amp=amp, backend=args.coco_backend)
         last_stats.clear()
         last_stats.update(stats)

@@ -133,6 +133,7 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
     from torch_utils_lib.runinfo import atomic_write_json
     from torch_utils_lib.utils import is_main_process, read_jsonl
 
+    os.makedirs(checkpoint_dir, exist_ok=True)
     log_path = os.path.join(checkpoint_dir, "train_log.jsonl")
     history_path = os.path.join(checkpoint_dir, "history.json")
     history = []

@@ -123,7 +123,7 @@ def crop_target(target, top, left, height, width):
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
     if "masks" in target:
         masks = target["masks"][:, top:top + height, left:left + width]
-        present = masks.flatten(1).any(1) if masks.numel() else torch.zeros(0, dtype=torch.bool)
+        present = masks.flatten(1).bool().any(1) if masks.numel() else torch.zeros(len(boxes), dtype=torch.bool)
         for i in torch.nonzero(present).flatten().tolist():
             ys, xs = torch.nonzero(masks[i], as_tuple=True)
             boxes[i] = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1],

@@ -136,6 +136,17 @@ def reduce_mean(values):
     return dict(zip(keys, stacked))
 
 
+def sync_buffers(model):
+    """Copy rank 0's buffers (BatchNorm statistics) to every process.
+
+    DDP broadcasts buffers before each forward, so after the last training step each process
+    holds its own update; evaluation must use the statistics that rank 0 saves.
+    """
+    if is_dist():
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer.data, src=0)
+
+
 def cleanup_distributed():
     if is_dist():
         dist.destroy_process_group()

@@ -1,0 +1,36 @@
+"""Shared fixtures: paths, a script runner, and one light detector trained once per session."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.helpers import REPO, SHARED_DATA, run_script  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def repo():
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not os.path.isdir(SHARED_DATA):
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+# The light Mask R-CNN on the normal-light sample set: AdamW 1e-3, batch 4, warm-up, clipping.
+DETECTOR_EPOCHS = 8
+
+
+@pytest.fixture(scope="session")
+def trained_sample_detector(tmp_path_factory):
+    """Checkpoint directory of maskrcnn_resnet18_fpn trained from scratch on data/sample/train."""
+    out = tmp_path_factory.mktemp("detector")
+    result = run_script("mask_rcnn/train.py", "--checkpoint_dir", out, "--epoch", DETECTOR_EPOCHS,
+                        "--eval_every", DETECTOR_EPOCHS, "--lr_step_size", 6, "--device", "cpu",
+                        "--seed", 0)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

@@ -1,0 +1,43 @@
+"""Every script has --help and runs from the repo root and from inside its folder."""
+import glob
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.helpers import REPO, run_script
+
+FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "torch_utils_lib", "bench")
+
+
+def scripts():
+    found = []
+    for folder in FOLDERS:
+        for path in sorted(glob.glob(os.path.join(REPO, folder, "*.py"))):
+            with open(path) as f:
+                if 'if __name__ == "__main__"' in f.read():
+                    found.append(path)
+    return found
+
+
+def test_model_folders_have_the_three_scripts():
+    for folder in ("mask_rcnn", "diffusion_model", "genisp"):
+        for name in ("train.py", "evaluate.py", "inference.py"):
+            assert os.path.isfile(os.path.join(REPO, folder, name)), f"{folder}/{name}"
+
+
+def test_every_script_has_help_from_root_and_from_its_folder():
+    paths = scripts()
+    assert len(paths) >= 12
+    jobs = [(p, REPO) for p in paths] + [(os.path.basename(p), os.path.dirname(p)) for p in paths]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda job: (job, run_script(job[0], "--help", cwd=job[1], env={"PYTHONPATH": ""})), jobs))
+    for (script, cwd), result in results:
+        assert result.returncode == 0, f"{script} in {cwd}: {result.stderr[-800:]}"
+        assert "usage:" in result.stdout, script
+
+
+def test_ci_runs_the_readme_test_command():
+    with open(os.path.join(REPO, ".ci", "run")) as f:
+        assert "make test" in f.read()
+    with open(os.path.join(REPO, "README.md")) as f:
+        head = f.read(3000)
+    assert "make demo" in head and "make test" in head
