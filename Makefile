@@ -14,7 +14,8 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(PY) dataset/make_sample.py
-	$(PY) dataset/data_preprocessing.py --input_dir data/sample/val --annotation data/sample/annotations/instances_val.json --output_dir data/sample/low_light/gamma_noise/val --method gamma_noise
+	$(PY) dataset/data_preprocessing.py --sample --method gamma_noise
+	$(PY) dataset/data_preprocessing.py --sample --method physics --save_raw
 	$(PY) mask_rcnn/train.py --checkpoint_dir runs/demo/mask_rcnn --epoch 8 --eval_every 4 --lr_step_size 6
 	$(PY) mask_rcnn/evaluate.py --weight_path runs/demo/mask_rcnn/last.pth --output_dir runs/demo/eval
 

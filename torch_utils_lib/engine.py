@@ -131,7 +131,8 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
     from torch_utils_lib.data import set_loader_epoch
     from torch_utils_lib.plots import plot_loss_curves
     from torch_utils_lib.runinfo import atomic_write_json
-    from torch_utils_lib.utils import is_main_process, read_jsonl
+    from torch_utils_lib.runinfo import read_jsonl
+    from torch_utils_lib.utils import is_main_process
 
     os.makedirs(checkpoint_dir, exist_ok=True)
     log_path = os.path.join(checkpoint_dir, "train_log.jsonl")

@@ -2,8 +2,10 @@
 
 `read_rgb` is the one place where images enter the toolkit: grayscale, RGBA, palette, CMYK and
 16-bit files become 8-bit RGB, EXIF orientation is applied, and an unreadable or truncated file
-raises a UserError naming it.
+raises a UserError naming it. Complete 8-bit grey/colour JPEGs take a faster OpenCV path that
+gives the same pixels as PIL (both use libjpeg-turbo); everything else goes through PIL.
 """
+import io
 import os
 
 import cv2
@@ -33,16 +35,62 @@ def _to_uint8(array):
     return np.clip(np.rint(array.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
+def _jpeg_components(data):
+    """Colour components of a complete baseline/progressive JPEG, or None to use the slow path.
+
+    Complete means the file ends with the EOI marker: a truncated JPEG is left to PIL, which
+    refuses it (OpenCV would fill the missing rows with grey and only warn).
+    """
+    if data[:2] != b"\xff\xd8" or data.rstrip(b"\x00\r\n")[-2:] != b"\xff\xd9":
+        return None
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):  # baseline, extended, progressive Huffman
+            return data[pos + 9] if pos + 10 <= end else None
+        if 0xC3 <= marker <= 0xCF or marker == 0xDA:  # lossless/arithmetic, or scan before SOF
+            return None
+        pos += 2 + length
+    return None
+
+
+def _decode_jpeg_fast(data):
+    """OpenCV decode of an 8-bit grey or YCbCr/RGB JPEG: the same pixels as PIL, about 2x faster.
+
+    OpenCV applies the EXIF orientation itself; grey becomes RGB by replication as in PIL.
+    """
+    if _jpeg_components(data) not in (1, 3):
+        return None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def read_rgb(path):
     """Read `path` as an HxWx3 uint8 RGB array, orientation applied; UserError if unreadable."""
     try:
-        with Image.open(path) as img:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read image ({e.strerror or e})") from None
+    rgb = _decode_jpeg_fast(data)
+    if rgb is not None:
+        return rgb
+    try:
+        with Image.open(io.BytesIO(data)) as img:
             img.load()  # decodes fully: a truncated file fails here, not later
             img = ImageOps.exif_transpose(img)
             if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 gray = _to_uint8(np.asarray(img))
                 return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-            rgb = np.array(img.convert("RGB"))
+            rgb = np.asarray(img.convert("RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: cannot read image ({e})") from None
     return np.ascontiguousarray(rgb)

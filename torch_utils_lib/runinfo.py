@@ -18,6 +18,15 @@ _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "opencv-python-headless"
              "faster-coco-eval", "rawpy", "tifffile")
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write_bytes(path, data):
     """Write `data` to `path` through a temporary file and a rename: readers never see half."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -26,6 +35,7 @@ def atomic_write_bytes(path, data):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -41,6 +51,12 @@ def atomic_write_json(path, obj):
 def atomic_write_text(path, text):
     """Write a text file atomically."""
     atomic_write_bytes(path, text.encode())
+
+
+def read_jsonl(path):
+    """Records of a JSON-lines log."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def git_commit():

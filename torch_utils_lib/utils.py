@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.runinfo import read_jsonl  # noqa: F401 (re-exported)
 
 
 # ---------------------------------------------------------------- seeding and devices
@@ -192,9 +193,3 @@ class MetricLogger:
     def close(self):
         self.bar.close()
         return self.means()
-
-
-def read_jsonl(path):
-    """Records of a JSON-lines log."""
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]

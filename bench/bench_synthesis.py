@@ -1,0 +1,212 @@
+"""Benchmark the low-light synthesis against the codec floor and the seed's pipeline.
+
+Makes N 640x480 JPEG photos (random crops of scikit-image's bundled photographs) in a temporary
+folder, then times, in this one process and run:
+  floor        decode + re-encode every image (cv2, JPEG quality 95), files read and written
+  seed         the seed's way: skimage adjust_gamma, write, re-read, random_noise, write
+  gamma_noise  dataset/synthesis.py, --workers 1 (PSNR and SSIM recorded, the default)
+  physics      dataset/synthesis.py, --workers 1
+  ... both methods with --workers 2, and with --metrics psnr (no SSIM)
+and prints ratios of wall time (and of CPU time, which a shared machine disturbs less) to the floor.
+The goals of issue 3: gamma_noise <= 3x floor, physics <= 10x floor, --workers 2 >= 1.7x faster.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from dataset.synthesis import run_synthesis
+from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.paths import REPO_ROOT, RUNS_DIR
+from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json, write_run_metadata
+
+PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+          "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png")
+SIZE = (640, 480)
+
+
+def make_inputs(folder, count, seed=0):
+    """`count` 640x480 JPEGs (quality 90) cut from scikit-image's photographs."""
+    try:
+        import skimage
+    except ImportError:
+        raise UserError("scikit-image is not installed: pip install -r requirements.txt") from None
+    data_dir = os.path.join(os.path.dirname(skimage.__file__), "data")
+    photos = [cv2.imread(os.path.join(data_dir, n), cv2.IMREAD_COLOR) for n in PHOTOS]
+    photos = [p for p in photos if p is not None]
+    if not photos:
+        raise UserError(f"{data_dir}: no bundled photographs found")
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for k in range(count):
+        photo = photos[k % len(photos)]
+        h, w = photo.shape[:2]
+        scale = rng.uniform(0.6, 1.0)
+        ch, cw = int(h * scale), int(min(w, h * scale * 4 / 3))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = cv2.resize(photo[y:y + ch, x:x + cw], SIZE, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(os.path.join(folder, f"{k:04d}.jpg"), crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return sorted(os.listdir(folder))
+
+
+def codec_floor(folder, names, out_dir):
+    """Read, decode, encode and write every image: the least any pipeline has to do."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as f:
+            image = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(buf.tobytes())
+
+
+def seed_pipeline(folder, names, out_dir, seed=0):
+    """The seed's method as it was written: darken, save, re-read, add noise, save again."""
+    from PIL import Image
+    from skimage import exposure, util
+    rng = np.random.default_rng(seed)
+    dark_dir = os.path.join(out_dir, "dark")
+    os.makedirs(dark_dir, exist_ok=True)
+    for name in names:
+        image = np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
+        dark = exposure.adjust_gamma(image, rng.uniform(3, 8))
+        Image.fromarray(dark).save(os.path.join(dark_dir, name), quality=95)
+        again = np.asarray(Image.open(os.path.join(dark_dir, name)))
+        noisy = util.random_noise(again, mode="gaussian", var=rng.uniform(0.001, 0.01),
+                                  rng=int(rng.integers(2**31)))
+        Image.fromarray(util.img_as_ubyte(noisy)).save(os.path.join(out_dir, name), quality=95)
+
+
+def timed(fn, *args, **kwargs):
+    """(wall seconds, CPU seconds of this process and its finished children)."""
+    cpu = lambda t: t.user + t.system + t.children_user + t.children_system
+    start, start_cpu = time.perf_counter(), cpu(os.times())
+    fn(*args, **kwargs)
+    return time.perf_counter() - start, cpu(os.times()) - start_cpu
+
+
+def cli_seconds(input_dir, output_dir, *extra):
+    """Wall time of the real CLI, start-up included (no torch to import)."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "dataset", "data_preprocessing.py"),
+                             "--quiet", "--input_dir", input_dir, "--output_dir", output_dir, *extra],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"data_preprocessing.py failed: {result.stderr.strip()[-300:]}")
+    return time.perf_counter() - start
+
+
+def save_figure(x_floor, png_path, title):
+    """Bar chart of every stage's time as a multiple of the codec floor, with the goals."""
+    import io
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    stages = list(x_floor)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.bar(range(len(stages)), [x_floor[s] for s in stages], color="#4c72b0")
+    for goal, label in ((3, "gamma_noise goal"), (10, "physics goal")):
+        ax.axhline(goal, color="#c44e52", linestyle="--", linewidth=1)
+        ax.text(len(stages) - 0.5, goal, label, ha="right", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(stages)))
+    ax.set_xticklabels(stages, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("wall time / codec floor")
+    ax.set_title(title, fontsize=9)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(png_path, buffer.getvalue())
+    return png_path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--num_images", type=int, default=300)
+    p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "bench_synthesis.json"))
+    p.add_argument("--skip_seed", action="store_true", help="do not time the seed's pipeline")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="time every stage this many times and keep the fastest")
+    args = p.parse_args(argv)
+    if args.num_images < 2:
+        raise UserError(f"--num_images {args.num_images}: need at least 2")
+    load_before = os.getloadavg()
+    tmp = tempfile.mkdtemp(prefix="bench_synthesis_")
+    try:
+        inputs = os.path.join(tmp, "inputs")
+        names = make_inputs(inputs, args.num_images)
+        stages = {"floor": lambda out: codec_floor(inputs, names, out)}
+        if not args.skip_seed:
+            stages["seed"] = lambda out: seed_pipeline(inputs, names, out)
+        for method in ("gamma_noise", "physics"):
+            for workers in (1, 2):
+                settings = ({"method": method, "seed": 0, "gamma": [3.0, 8.0], "noise_var": [0.001, 0.01]}
+                            if method == "gamma_noise" else
+                            {"method": method, "seed": 0, "ratio": [10.0, 100.0], "save_raw": False})
+                stages[f"{method} w{workers}"] = (
+                    lambda out, s=settings, w=workers: run_synthesis(inputs, out, s, workers=w,
+                                                                     progress=False))
+        stages["gamma_noise w1 psnr"] = lambda out: run_synthesis(
+            inputs, out, {"method": "gamma_noise", "seed": 0, "gamma": [3.0, 8.0],
+                          "noise_var": [0.001, 0.01]}, progress=False, metrics="psnr")
+        stages["physics w1 psnr"] = lambda out: run_synthesis(
+            inputs, out, {"method": "physics", "seed": 0, "ratio": [10.0, 100.0], "save_raw": False},
+            progress=False, metrics="psnr")
+        seconds, cpu_seconds = {}, {}
+        for repeat in range(args.repeats):
+            for stage, fn in stages.items():
+                out = os.path.join(tmp, f"out_{stage.replace(' ', '_')}_{repeat}")
+                wall, cpu = timed(fn, out)
+                seconds[stage] = min(seconds.get(stage, float("inf")), wall)
+                cpu_seconds[stage] = min(cpu_seconds.get(stage, float("inf")), cpu)
+                shutil.rmtree(out)
+        seconds["gamma_noise CLI w1"] = cli_seconds(inputs, os.path.join(tmp, "cli"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    floor = seconds["floor"]
+    cpu_floor = cpu_seconds["floor"]
+    rows = [(stage, s, 1000 * s / args.num_images, s / floor,
+             cpu_seconds[stage] / cpu_floor if stage in cpu_seconds else float("nan"))
+            for stage, s in seconds.items()]
+    speedups = {m: seconds[f"{m} w1"] / seconds[f"{m} w2"] for m in ("gamma_noise", "physics")}
+    print(f"{args.num_images} JPEG photos 640x480, load average before {load_before[0]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    print(f"{'stage':<22}{'seconds':>9}{'ms/img':>9}{'x floor':>9}{'CPU x floor':>13}")
+    for stage, s, ms, ratio, cpu_ratio in rows:
+        print(f"{stage:<22}{s:>9.2f}{ms:>9.2f}{ratio:>9.2f}{cpu_ratio:>13.2f}")
+    for method, speedup in speedups.items():
+        print(f"{method}: --workers 2 is {speedup:.2f}x faster than --workers 1")
+    if "seed" in seconds:
+        print(f"gamma_noise is {seconds['seed'] / seconds['gamma_noise w1']:.1f}x faster than the seed's pipeline")
+    goals = {"gamma_noise <= 3x floor": seconds["gamma_noise w1"] / floor <= 3,
+             "gamma_noise --metrics psnr <= 3x floor": seconds["gamma_noise w1 psnr"] / floor <= 3,
+             "physics <= 10x floor": seconds["physics w1"] / floor <= 10,
+             "gamma_noise workers 2 >= 1.7x": speedups["gamma_noise"] >= 1.7,
+             "physics workers 2 >= 1.7x": speedups["physics"] >= 1.7}
+    for goal, met in goals.items():
+        print(f"  {'met' if met else 'NOT met'}: {goal}")
+    result = {"num_images": args.num_images, "size": list(SIZE), "seconds": seconds,
+              "cpu_seconds": cpu_seconds,
+              "x_floor": {k: v / floor for k, v in seconds.items()},
+              "workers_speedup": speedups, "goals": goals,
+              "load_average_before": load_before, "load_average_after": os.getloadavg(),
+              "cpus": os.cpu_count(), "torch_imported": "torch" in sys.modules}
+    atomic_write_json(args.output, result)
+    figure = save_figure(result["x_floor"], os.path.splitext(args.output)[0] + ".png",
+                         f"{args.num_images} photos 640x480, load average {load_before[0]:.1f} "
+                         f"on {os.cpu_count()} CPUs")
+    print(f"saved {args.output} and {figure}")
+    write_run_metadata(os.path.dirname(args.output), args, filename="bench_synthesis_run.json")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,113 @@
+"""Synthesize a low-light copy of an image set (and its COCO annotations).
+
+  python dataset/data_preprocessing.py --input_dir data/sample/train \\
+      --annotation data/sample/annotations/instances_train.json --method physics --save_raw
+  python dataset/data_preprocessing.py --sample --method physics --save_raw   # the bundled set
+
+Methods: gamma_noise (the seed's: random gamma, Gaussian noise) and physics (unprocess to RAW,
+Poisson-Gaussian sensor noise, process back); see dataset/gamma_noise.py and dataset/physics.py.
+Writes <output_dir>/<same file names>, synthesis.json (per-image parameters, PSNR/SSIM summary),
+annotations.json with --annotation, raw/<stem>.dng (+ raw/annotations.json) with --save_raw, and
+the run's arguments and versions in run.json (--run_json).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from dataset.gamma_noise import GAMMA_RANGE, NOISE_VAR_RANGE
+from dataset.physics import RATIO_RANGE
+from dataset.synthesis import (METHODS, METRICS, print_summary, run_synthesis,
+                               settings_from_args, write_preview)
+from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.runinfo import write_run_metadata
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--input_dir", default=None,
+                   help=f"normal-light images (default: {os.path.relpath(sample_images('train'))})")
+    p.add_argument("--output_dir", default=None, help="default: <input_dir>_augmented")
+    p.add_argument("--annotation", default=None,
+                   help="COCO annotation file of the input; written as <output_dir>/annotations.json")
+    p.add_argument("--method", choices=METHODS, default="gamma_noise")
+    p.add_argument("--gamma", nargs=2, type=float, default=list(GAMMA_RANGE), metavar=("LOW", "HIGH"),
+                   help="gamma_noise: gamma ~ U(LOW, HIGH)")
+    p.add_argument("--noise_var", nargs=2, type=float, default=list(NOISE_VAR_RANGE),
+                   metavar=("LOW", "HIGH"),
+                   help="gamma_noise: Gaussian noise variance on the [-1, 1] scale ~ U(LOW, HIGH)")
+    p.add_argument("--ratio", nargs=2, type=float, default=list(RATIO_RANGE), metavar=("LOW", "HIGH"),
+                   help="physics: darkening ratio of the RAW signal ~ U(LOW, HIGH)")
+    p.add_argument("--save_raw", action="store_true",
+                   help="physics: also write the noisy RAW as <output_dir>/raw/<stem>.dng")
+    p.add_argument("--seed", type=int, default=0, help="random seed (with the file name, fixes "
+                   "each image's parameters and noise)")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes")
+    p.add_argument("--overwrite", action="store_true", help="redo images that already exist")
+    p.add_argument("--run_json", default=None,
+                   help="where to record arguments, versions and git commit "
+                        "(default: <output_dir>/run.json)")
+    p.add_argument("--metrics", choices=METRICS, default="psnr_ssim",
+                   help="quality against the input recorded per image (SSIM at Wang et al.'s "
+                        "scale costs about twice the image decoding and encoding)")
+    p.add_argument("--preview", default=None, metavar="PNG",
+                   help="also save a montage of the first images: input, low-light, brightened "
+                        "(keep it outside --output_dir, which should hold only the data set)")
+    p.add_argument("--sample", action="store_true",
+                   help="(re)make the bundled low-light sample set: both splits of data/sample "
+                        "into data/sample/low_light/<method>/<split> with annotations; run "
+                        "metadata goes to runs/synthesis/ so the committed files stay stable")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def synthesize(args, input_dir, output_dir, annotation, run_json):
+    """One synthesis run with its run metadata, table and preview; returns the failure count."""
+    settings = settings_from_args(args)
+    summary = run_synthesis(input_dir, output_dir, settings, annotation=annotation,
+                            workers=args.workers, overwrite=args.overwrite,
+                            progress=not args.quiet, metrics=args.metrics)
+    write_run_metadata(os.path.dirname(os.path.abspath(run_json)), args,
+                       filename=os.path.basename(run_json), synthesis_dir=output_dir)
+    print(f"{summary['count']} low-light images ({settings['method']}) in {output_dir}")
+    if args.preview:
+        done = [record["file_name"] for record in summary["images"]]
+        print(f"preview: {write_preview(args.preview, input_dir, output_dir, done)}")
+    print_summary(summary)
+    return len(summary["failed"])
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.save_raw and args.method != "physics":
+        raise UserError("--save_raw: only the physics method makes RAW data (add --method physics)")
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: need at least 1")
+    if args.sample:
+        if args.input_dir or args.output_dir or args.annotation:
+            raise UserError("--sample: makes the bundled set; drop --input_dir, --output_dir "
+                            "and --annotation")
+        for split in ("train", "val"):
+            failed = synthesize(args, sample_images(split), sample_low_light(split, args.method),
+                                sample_annotation(split),
+                                os.path.join(RUNS_DIR, "synthesis", f"{args.method}_{split}.json"))
+            if failed:
+                raise UserError(f"{sample_images(split)}: {failed} image(s) could not be synthesized")
+        return 0
+    input_dir = args.input_dir or sample_images("train")
+    input_dir = input_dir.rstrip("/\\") or input_dir
+    output_dir = args.output_dir or input_dir + "_augmented"
+    failed = synthesize(args, input_dir, output_dir, args.annotation,
+                        args.run_json or os.path.join(output_dir, "run.json"))
+    if failed:
+        raise UserError(f"{input_dir}: {failed} image(s) could not be synthesized (listed above "
+                        "and in synthesis.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

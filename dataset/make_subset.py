@@ -1,0 +1,155 @@
+"""Build a COCO subset: N random images (seeded) or a list of ids, optionally of one exact size.
+
+  python dataset/make_subset.py --annotation instances_val2017.json --image_dir val2017 \\
+      --num_images 500 --size 640x480 --output_dir subsets/val500
+
+Writes <output_dir>/annotations.json (the same categories, ids and file names) and copies the
+chosen images into <output_dir>/images/ (skipped with --no_copy). Re-running with the same
+arguments gives the same subset and skips images already copied. No torch import.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import re
+import shutil
+import tempfile
+
+import numpy as np
+
+from dataset.synthesis import load_annotation
+from torch_utils_lib.cli import UserError, require_dir, run_main
+from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
+from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+
+
+def parse_size(text):
+    """'640x480' -> (640, 480) (width, height)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text or "")
+    if not match:
+        raise UserError(f"--size {text}: expected WIDTHxHEIGHT such as 640x480")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_ids(text):
+    """Image ids from '1,5,9' or from '@file' (ids separated by commas or whitespace)."""
+    if text.startswith("@"):
+        path = text[1:]
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise UserError(f"{path}: cannot read the id list ({e.strerror})") from None
+    tokens = [t for t in re.split(r"[\s,]+", text) if t]
+    try:
+        return [int(t) for t in tokens]
+    except ValueError:
+        bad = next(t for t in tokens if not t.lstrip("-").isdigit())
+        raise UserError(f"--image_ids: {bad!r} is not an integer image id") from None
+
+
+def select_images(dataset, num_images=None, image_ids=None, size=None, seed=0,
+                  require_annotations=False):
+    """The chosen image entries, sorted by id."""
+    images = dataset["images"]
+    if size is not None:
+        images = [i for i in images if (i.get("width"), i.get("height")) == tuple(size)]
+    if require_annotations:
+        annotated = {a.get("image_id") for a in dataset.get("annotations", [])}
+        images = [i for i in images if i["id"] in annotated]
+    if image_ids is not None:
+        by_id = {i["id"]: i for i in images}
+        missing = [i for i in image_ids if i not in by_id]
+        if missing:
+            raise UserError(f"--image_ids: {len(missing)} id(s) not among the eligible images "
+                            f"(first: {missing[0]})")
+        chosen = [by_id[i] for i in dict.fromkeys(image_ids)]
+    else:
+        if num_images > len(images):
+            raise UserError(f"--num_images {num_images}: only {len(images)} image(s) match")
+        candidates = sorted(images, key=lambda i: i["id"])
+        picks = np.random.default_rng(seed).choice(len(candidates), num_images, replace=False)
+        chosen = [candidates[k] for k in picks]
+    return sorted(chosen, key=lambda i: i["id"])
+
+
+def subset(dataset, images):
+    """`dataset` restricted to `images` (and their annotations)."""
+    ids = {i["id"] for i in images}
+    out = {**dataset, "images": list(images)}
+    if isinstance(dataset.get("annotations"), list):
+        out["annotations"] = [a for a in dataset["annotations"] if a.get("image_id") in ids]
+    return out
+
+
+def copy_images(images, image_dir, target_dir):
+    """Copy the files of `images` atomically, skipping those already there with the same size."""
+    from tqdm import tqdm
+    sources = [os.path.join(image_dir, i["file_name"]) for i in images]
+    missing = [s for s in sources if not os.path.isfile(s)]
+    if missing:
+        raise UserError(f"{missing[0]}: image listed in the annotation not found"
+                        + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    os.makedirs(target_dir, exist_ok=True)
+    copied = 0
+    for source in tqdm(sources, desc="copy", unit="img", leave=False):
+        target = os.path.join(target_dir, os.path.basename(source))
+        if os.path.isfile(target) and os.path.getsize(target) == os.path.getsize(source):
+            continue
+        fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        copied += 1
+    return copied
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--annotation", default=sample_annotation("train"), help="full COCO annotation file")
+    p.add_argument("--image_dir", default=sample_images("train"), help="images of the full set")
+    p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "subset"))
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--num_images", type=int, default=16, help="random images to take")
+    choice.add_argument("--image_ids", default=None,
+                        help="exact ids instead: '1,5,9' or @file with one id per line")
+    p.add_argument("--size", default=None, help="keep only images of this size, e.g. 640x480")
+    p.add_argument("--require_annotations", action="store_true",
+                   help="keep only images with at least one annotation")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the selection")
+    p.add_argument("--no_copy", action="store_true", help="write the annotation only")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    dataset = load_annotation(args.annotation)
+    size = parse_size(args.size) if args.size else None
+    ids = parse_ids(args.image_ids) if args.image_ids else None
+    if ids is None and args.num_images < 1:
+        raise UserError(f"--num_images {args.num_images}: need at least 1")
+    images = select_images(dataset, args.num_images, ids, size, args.seed, args.require_annotations)
+    if not args.no_copy:
+        require_dir(args.image_dir, "image directory")
+        if os.path.realpath(args.output_dir) == os.path.realpath(args.image_dir):
+            raise UserError(f"{args.output_dir}: must differ from --image_dir")
+        copied = copy_images(images, args.image_dir, os.path.join(args.output_dir, "images"))
+    result = subset(dataset, images)
+    atomic_write_json(os.path.join(args.output_dir, "annotations.json"), result)
+    write_run_metadata(args.output_dir, args)
+    print(f"{len(images)} images, {len(result.get('annotations', []))} annotations -> "
+          f"{os.path.join(args.output_dir, 'annotations.json')}"
+          + ("" if args.no_copy else f" ({copied} copied into images/)"))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

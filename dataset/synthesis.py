@@ -1,0 +1,373 @@
+"""Turn a normal-light image set into a synthetic low-light one, in parallel and resumable.
+
+Methods: `gamma_noise` (the seed's, dataset/gamma_noise.py) and `physics` (unprocess, sensor
+noise, process; dataset/physics.py). Every image gets its own random stream derived from the
+seed and its file name, so outputs are byte-identical whatever the number of workers or the
+order. Outputs keep the input's file name and format; finished images are skipped on a re-run;
+every file is written atomically. No torch import anywhere on this path.
+"""
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+
+import cv2
+import numpy as np
+
+from dataset import gamma_noise, physics
+from dataset.dng import write_dng
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.image_io import encode_image, list_images, read_rgb
+from torch_utils_lib.image_metrics import psnr, ssim, summarize
+from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json
+
+METHODS = ("gamma_noise", "physics")
+METRICS = ("psnr_ssim", "psnr", "none")
+RECORDS_FILE = ".synthesis_records.jsonl"  # progress of an unfinished run (removed when done)
+SUMMARY_FILE = "synthesis.json"
+SSIM_DOWNSAMPLE = "auto"  # Wang et al.'s rule: full resolution up to 383 px, 2x2 blocks above
+
+def image_rng(seed, file_name):
+    """The numpy Generator of one image: a function of the seed and the file name only."""
+    digest = hashlib.sha256(file_name.encode("utf-8")).digest()
+    words = np.frombuffer(digest[:16], dtype="<u4").tolist()
+    return np.random.default_rng(np.random.SeedSequence(entropy=[int(seed) % 2**64, *words]))
+
+
+def draw_params(settings, file_name):
+    """(params, rng) of one image; params hold everything needed to redo it."""
+    rng = image_rng(settings["seed"], file_name)
+    if settings["method"] == "gamma_noise":
+        return gamma_noise.draw_params(rng, settings["gamma"], settings["noise_var"]), rng
+    return physics.draw_params(rng, settings["ratio"]), rng
+
+
+def synthesize_array(rgb, settings, file_name):
+    """(low-light uint8 RGB, raw mosaic or None, params) for one decoded image."""
+    params, rng = draw_params(settings, file_name)
+    if settings["method"] == "gamma_noise":
+        return gamma_noise.synthesize(rgb, params), None, params
+    out, raw = physics.synthesize(rgb, params, rng)
+    return out, raw, params
+
+
+def raw_name(file_name):
+    return os.path.splitext(file_name)[0] + ".dng"
+
+
+
+def _metrics(low, reference, metrics):
+    """PSNR and SSIM of the low-light image against its input, as chosen by `metrics`."""
+    out = {}
+    if metrics in ("psnr_ssim", "psnr"):
+        out["psnr"] = round(psnr(low, reference), 6)
+    if metrics == "psnr_ssim":  # None for images smaller than SSIM's 11x11 window
+        out["ssim"] = (round(ssim(low, reference, downsample=SSIM_DOWNSAMPLE), 6)
+                       if min(low.shape[:2]) >= 11 else None)
+    return out
+
+
+def process_image(task):
+    """Synthesize one file; returns its record (or a record with "error"). Runs in workers."""
+    name, input_dir, output_dir, settings, expected_size, metrics = task
+    path = os.path.join(input_dir, name)
+    try:
+        rgb = read_rgb(path)
+    except UserError as e:
+        return {"file_name": name, "error": str(e)}
+    height, width = rgb.shape[:2]
+    if expected_size is not None and tuple(expected_size) != (width, height):
+        return {"file_name": name, "error": f"{path}: image is {width}x{height} but the "
+                f"annotation says {expected_size[0]}x{expected_size[1]}"}
+    if settings.get("save_raw") and min(height, width) < 22:
+        return {"file_name": name, "error": f"{path}: {width}x{height} is too small for a DNG "
+                "(LibRaw needs 22 pixels a side)"}
+    low, raw, params = synthesize_array(rgb, settings, name)
+    if raw is not None and settings.get("save_raw"):
+        matrix, neutral = physics.dng_color_matrix(params)
+        write_dng(os.path.join(output_dir, "raw", raw_name(name)), raw, physics.CFA_PATTERN,
+                  physics.BLACK_LEVEL, physics.WHITE_LEVEL, matrix, neutral)
+    # the image is written last: its presence marks the file as finished
+    atomic_write_bytes(os.path.join(output_dir, name), encode_image(low, os.path.splitext(name)[1]))
+    return {"file_name": name, "width": width, "height": height, **_metrics(low, rgb, metrics),
+            "params": params}
+
+
+def is_finished(name, output_dir, settings):
+    done = os.path.isfile(os.path.join(output_dir, name))
+    if done and settings.get("save_raw"):
+        done = os.path.isfile(os.path.join(output_dir, "raw", raw_name(name)))
+    return done
+
+
+def rebuild_record(task):
+    """Record of an image finished by an earlier run that died before logging it.
+
+    Its metrics come from the file as written: for JPEG outputs they can differ slightly from
+    those an uninterrupted run computes on the image before encoding.
+    """
+    name, input_dir, output_dir, settings, _, metrics = task
+    rgb = read_rgb(os.path.join(input_dir, name))
+    low = read_rgb(os.path.join(output_dir, name))
+    params, _ = draw_params(settings, name)
+    return {"file_name": name, "width": rgb.shape[1], "height": rgb.shape[0],
+            **_metrics(low, rgb, metrics), "params": params}
+
+
+# ---------------------------------------------------------------- annotations
+
+def load_annotation(path):
+    """A COCO annotation file as a dict; UserError naming the file if it is not one."""
+    try:
+        with open(path) as f:
+            dataset = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path}: annotation file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable JSON annotation file ({e})") from None
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
+        raise UserError(f"{path}: not a COCO annotation file (no 'images' list)")
+    for image in dataset["images"]:
+        if not isinstance(image, dict) or not {"id", "file_name"} <= set(image):
+            raise UserError(f"{path}: an entry of 'images' lacks 'id' or 'file_name'")
+    return dataset
+
+
+def annotation_sizes(dataset):
+    """file name -> (width, height) as the annotation states them (None where absent)."""
+    sizes = {}
+    for image in dataset["images"]:
+        size = (image.get("width"), image.get("height"))
+        sizes[os.path.basename(image["file_name"])] = size if None not in size else None
+    return sizes
+
+
+def subset_annotation(dataset, kept_names, rename=None):
+    """`dataset` restricted to images named in `kept_names`, file names optionally renamed."""
+    images = []
+    for image in dataset["images"]:
+        name = os.path.basename(image["file_name"])
+        if name in kept_names:
+            images.append({**image, "file_name": rename(name) if rename else image["file_name"]})
+    ids = {image["id"] for image in images}
+    out = {**dataset, "images": images}
+    if isinstance(dataset.get("annotations"), list):
+        out["annotations"] = [a for a in dataset["annotations"] if a.get("image_id") in ids]
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+def settings_from_args(args):
+    settings = {"method": args.method, "seed": int(args.seed)}
+    if args.method == "gamma_noise":
+        settings.update(gamma=list(map(float, args.gamma)), noise_var=list(map(float, args.noise_var)))
+    else:
+        settings.update(ratio=list(map(float, args.ratio)), save_raw=bool(args.save_raw))
+    return settings
+
+
+def check_ranges(settings):
+    for key in ("gamma", "noise_var", "ratio"):
+        if key in settings:
+            low, high = settings[key]
+            if not (0 < low <= high and np.isfinite(high)):
+                raise UserError(f"--{key} {low:g} {high:g}: need 0 < LOW <= HIGH")
+
+
+def check_output_dir(input_dir, output_dir):
+    inp, out = os.path.realpath(input_dir), os.path.realpath(output_dir)
+    if out == inp or out.startswith(inp + os.sep):
+        raise UserError(f"{output_dir}: the output directory must lie outside the input "
+                        f"directory (inputs are never written)")
+
+
+def _parse_line(line):
+    try:  # the last line of a killed run may be cut short
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _load_previous(output_dir, settings, overwrite):
+    """Records of finished images from an earlier run with the same settings."""
+    summary_path = os.path.join(output_dir, SUMMARY_FILE)
+    records_path = os.path.join(output_dir, RECORDS_FILE)
+    previous, records = None, {}
+    if os.path.isfile(records_path):
+        with open(records_path) as f:
+            lines = [record for record in map(_parse_line, f) if record is not None]
+        if lines:
+            previous = lines[0].get("settings")
+            records = {r["file_name"]: r for r in lines[1:] if "file_name" in r}
+    elif os.path.isfile(summary_path):
+        try:
+            with open(summary_path) as f:
+                summary = json.load(f)
+            previous = summary.get("settings")
+            records = {r["file_name"]: r for r in summary.get("images", [])}
+        except (OSError, ValueError):
+            previous = None
+    if overwrite:
+        return {}
+    if previous is not None and previous != settings:
+        raise UserError(f"{output_dir}: holds a synthesis made with other settings "
+                        f"({json.dumps(previous)}); pass --overwrite or another --output_dir")
+    return records
+
+
+def _single_threaded_opencv():
+    # parallelism comes from worker processes: OpenCV's own threads would only compete with
+    # them (and make --workers 1 look faster than one core), and a fork must not copy a pool
+    cv2.setNumThreads(1)
+
+
+def _pool(workers):
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method).Pool(workers, initializer=_single_threaded_opencv)
+
+
+def run_synthesis(input_dir, output_dir, settings, annotation=None, workers=1, overwrite=False,
+                  progress=True, metrics="psnr_ssim"):
+    """Synthesize every image of `input_dir` into `output_dir`; returns the summary dict.
+
+    metrics: "psnr_ssim" (default), "psnr" (SSIM costs about twice the codec time) or "none".
+    Failed images are reported in summary["failed"]; the caller decides the exit code.
+    """
+    if metrics not in METRICS:
+        raise UserError(f"--metrics {metrics}: choose one of {', '.join(METRICS)}")
+    wanted = {"psnr_ssim": ("psnr", "ssim"), "psnr": ("psnr",), "none": ()}[metrics]
+    check_ranges(settings)
+    names = list_images(input_dir)
+    if not names:
+        raise UserError(f"{input_dir}: no images found")
+    check_output_dir(input_dir, output_dir)
+    dataset = load_annotation(annotation) if annotation else None
+    sizes = annotation_sizes(dataset) if dataset else {}
+    if settings.get("save_raw"):
+        stems = [os.path.splitext(n)[0] for n in names]
+        duplicates = sorted({s for s in stems if stems.count(s) > 1})
+        if duplicates:
+            raise UserError(f"{input_dir}: several images share the stem {duplicates[0]!r}; "
+                            "their DNGs would collide")
+    os.makedirs(output_dir, exist_ok=True)
+    records = _load_previous(output_dir, settings, overwrite)
+    opencv_threads = cv2.getNumThreads()
+    _single_threaded_opencv()
+    try:
+        return _run(names, input_dir, output_dir, settings, dataset, sizes, records, workers,
+                    overwrite, progress, metrics, wanted)
+    finally:
+        cv2.setNumThreads(opencv_threads)
+
+
+def _run(names, input_dir, output_dir, settings, dataset, sizes, records, workers, overwrite,
+         progress, metrics, wanted):
+    from tqdm import tqdm
+    records_path = os.path.join(output_dir, RECORDS_FILE)
+    tasks, done = [], {}
+    for name in names:
+        task = (name, input_dir, output_dir, settings, sizes.get(name), metrics)
+        if not overwrite and is_finished(name, output_dir, settings):
+            record = records.get(name)
+            if record is None or any(key not in record for key in wanted):
+                record = rebuild_record(task)
+            done[name] = record
+        else:
+            tasks.append(task)
+    with open(records_path, "w") as log:  # rewritten: the finished records, then new ones
+        for line in [{"settings": settings}, *done.values()]:
+            log.write(json.dumps(line) + "\n")
+    failed = []
+    bar = tqdm(total=len(names), initial=len(done), desc=f"{settings['method']}",
+               unit="img", disable=not progress, dynamic_ncols=True)
+    try:
+        if workers > 1 and len(tasks) > 1:
+            with _pool(min(workers, len(tasks))) as pool:
+                chunk = max(1, min(16, len(tasks) // (4 * workers)))
+                results = pool.imap_unordered(process_image, tasks, chunksize=chunk)
+                failed = _collect(results, done, records_path, bar)
+        else:
+            failed = _collect(map(process_image, tasks), done, records_path, bar)
+    finally:
+        bar.close()
+
+    images = [done[n] for n in names if n in done]
+    summary = {
+        "method": settings["method"],
+        "seed": settings["seed"],
+        "settings": settings,
+        "model": (physics.default_ranges() if settings["method"] == "physics"
+                  else {"noise_std_0_255": "sqrt(noise_var) * 127.5"}),
+        "count": len(images),
+        "failed": sorted(failed, key=lambda r: r["file_name"]),
+        "metrics": {key: summarize(r[key] for r in images) for key in wanted},
+        "metrics_info": {"against": "the input image",
+                         "ssim_downsample": "f = max(1, round(min(H, W) / 256)) (Wang et al.)"},
+        "images": images,
+    }
+    if dataset is not None:
+        kept, present = {r["file_name"] for r in images}, set(names)
+        summary["annotation"] = {
+            "images_without_file": len([n for n in sizes if n not in present]),
+            "files_without_annotation": len([n for n in names if n not in sizes])}
+        atomic_write_json(os.path.join(output_dir, "annotations.json"),
+                          subset_annotation(dataset, kept))
+        if settings.get("save_raw"):
+            atomic_write_json(os.path.join(output_dir, "raw", "annotations.json"),
+                              subset_annotation(dataset, kept, rename=raw_name))
+    atomic_write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
+    os.unlink(records_path)
+    return summary
+
+
+def _collect(results, done, records_path, bar):
+    failed = []
+    with open(records_path, "a") as log:
+        for record in results:
+            if "error" in record:
+                failed.append(record)
+                bar.write(f"error: {record['error']}", file=sys.stderr)
+            else:
+                done[record["file_name"]] = record
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            bar.update(1)
+    return failed
+
+
+def write_preview(path, input_dir, output_dir, names, count=6, tile=160):
+    """A PNG montage: per row the input, the low-light image, and the latter brightened.
+
+    Brightening scales the low-light image to the input's mean (the GT-mean alignment of
+    image_metrics), which shows the noise and colour the darkness hides.
+    """
+    from torch_utils_lib.image_io import write_image
+    from torch_utils_lib.image_metrics import gt_mean_align
+    rows = []
+    for name in names[:count]:
+        source, low = read_rgb(os.path.join(input_dir, name)), read_rgb(os.path.join(output_dir, name))
+        bright = np.rint(gt_mean_align(low, source)).astype(np.uint8)
+        scale = tile / max(source.shape[:2])
+        size = (max(1, round(source.shape[1] * scale)), max(1, round(source.shape[0] * scale)))
+        cells = [cv2.resize(image, size, interpolation=cv2.INTER_AREA) for image in (source, low, bright)]
+        cells = [cv2.copyMakeBorder(c, 2, tile + 2 - c.shape[0], 2, tile + 2 - c.shape[1],
+                                    cv2.BORDER_CONSTANT, value=(255, 255, 255)) for c in cells]
+        rows.append(np.concatenate(cells, axis=1))
+    if rows:
+        write_image(path, np.concatenate(rows, axis=0))
+    return path
+
+
+def print_summary(summary):
+    """The PSNR/SSIM table of a run."""
+    rows = [("metric", "mean", "min", "max", "std", "count")]
+    for key, s in summary["metrics"].items():
+        if s["count"]:
+            rows.append((key.upper(), *(f"{s[k]:.4f}" for k in ("mean", "min", "max", "std")),
+                         str(s["count"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
