@@ -22,26 +22,43 @@ def save_figure(fig, path):
     return path
 
 
-def plot_loss_curves(log_path, png_path, smooth=20):
-    """Plot every loss column of a JSON-lines training log against the global iteration."""
+def draw_loss_curves(ax, log_path, smooth=20, title=None):
+    """Every loss column of a JSON-lines training log against the iteration, on `ax`."""
     records = [r for r in read_jsonl(log_path) if "loss" in r]
-    if not records:
-        return None
-    plt = _pyplot()
-    keys = [k for k in records[0] if k.startswith("loss")]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    steps = range(len(records))
+    keys = [k for k in records[0] if k.startswith("loss")] if records else []
     for key in keys:
         values = [r.get(key, float("nan")) for r in records]
         window = max(1, min(smooth, len(values) // 10))
         smoothed = [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
                     for i in range(len(values))]
-        ax.plot(steps, smoothed, label=key, linewidth=1.5 if key == "loss" else 1)
+        ax.plot(range(len(values)), smoothed, label=key, linewidth=1.5 if key == "loss" else 1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss (moving average)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax.set_title(os.path.basename(os.path.dirname(os.path.abspath(log_path))) or "training")
+    if records and min(min(r[k] for r in records) for k in keys) > 0:
+        ax.set_yscale("log")
+    if keys:
+        ax.legend(fontsize=7)
+    ax.set_title(title or os.path.basename(os.path.dirname(os.path.abspath(log_path))) or "training")
+    return bool(records)
+
+
+def plot_loss_curves(log_path, png_path, smooth=20):
+    """PNG of one training log's loss curves (None when the log has no losses yet)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if not draw_loss_curves(ax, log_path, smooth):
+        plt.close(fig)
+        return None
+    return save_figure(fig, png_path)
+
+
+def plot_loss_grid(logs, png_path, smooth=20):
+    """PNG with one panel per {title: JSON-lines log}."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, max(1, len(logs)), figsize=(4.5 * max(1, len(logs)), 3.6), squeeze=False)
+    for ax, (title, path) in zip(axes[0], logs.items()):
+        draw_loss_curves(ax, path, smooth, title)
+    fig.tight_layout()
     return save_figure(fig, png_path)
 
 
