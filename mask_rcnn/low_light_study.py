@@ -168,7 +168,8 @@ def run_study(args):
     study.run("train diffusion", "diffusion_model/train.py", "--input_image_dir", a.train_image_dir,
               "--conditional_image_dir", low[remedy]["train"], "--checkpoint_dir", diffusion,
               "--epoch", a.diffusion_epochs, "--image_size", a.diffusion_image_size,
-              "--batch_size", a.diffusion_batch_size, "--sample_every", 0, "--device", a.device,
+              "--batch_size", a.diffusion_batch_size, "--dim", a.diffusion_dim, "--dim_mults",
+              a.diffusion_dim_mults, "--lr", a.diffusion_lr, "--sample_every", 0, "--device", a.device,
               "--seed", a.seed, "--resume")
     restored = study.path("diffusion", "restored_val")
     study.run("restore", "diffusion_model/inference.py", "--conditional_image_dir", low[remedy]["val"],
@@ -220,7 +221,8 @@ def run_study(args):
     figures = make_figures(study, rows, normal_model, finetuned, sets, remedy, raw_val, a)
     notes = [f"detector: {a.model} ({a.weights} init), {a.epochs} epochs on normal light; "
              f"fine-tuned {a.finetune_epochs} epochs on {remedy} low light",
-             f"diffusion: {a.diffusion_epochs} epochs on {a.diffusion_image_size}px crops, "
+             f"diffusion: UNet width {a.diffusion_dim} x ({a.diffusion_dim_mults}), "
+             f"{a.diffusion_epochs} epochs on {a.diffusion_image_size}px crops, "
              f"DDIM {a.diffusion_steps} steps",
              f"GenISP: {a.genisp_epochs} epochs through the frozen normal-light detector; "
              f"its rows are box AP only",

@@ -73,9 +73,9 @@ def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=det
             after_step()
         if warmup is not None:
             warmup.step()
-        logged = reduce_mean({k: v.detach() for k, v in losses.items()})
+        logged = {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items() if k != "loss"}}
         logger.update({"epoch": epoch, "iteration": iteration, "lr": optimizer.param_groups[0]["lr"]},
-                      loss=loss.detach(), **logged)
+                      **reduce_mean(logged))
     return logger.close()
 
 

@@ -1,0 +1,110 @@
+"""Paired low-light / normal-light images: which pairs to use, and the same crop and flip on both.
+
+A pair list comes from `--annotation`: the seed's `{"filename": [...]}` JSON, a COCO json (its
+`images[].file_name`), or, when omitted, every image file name present in both folders.
+"""
+import json
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from torch_utils_lib import transforms as T
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.image_io import list_images, read_rgb
+
+
+def annotation_file_names(path):
+    """File names listed by a `{"filename": [...]}` JSON, a COCO json, or a JSON list of names."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: annotation file not found")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: not a readable JSON file ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("images"), list):
+        names = [image.get("file_name") if isinstance(image, dict) else None
+                 for image in data["images"]]
+    elif isinstance(data, dict) and isinstance(data.get("filename"), list):
+        names = data["filename"]
+    elif isinstance(data, list):
+        names = data
+    else:
+        raise UserError(f"{path}: expected a COCO json, {{\"filename\": [...]}} or a list of names")
+    if not all(isinstance(n, str) and n for n in names):
+        raise UserError(f"{path}: every listed image needs a file name string")
+    if not names:
+        raise UserError(f"{path}: lists no images")
+    return names
+
+
+def resolve_names(image_dirs, annotation=None):
+    """File names to use: the annotation's (each must exist in every dir) or those common to all."""
+    for directory in image_dirs:
+        if not os.path.isdir(directory):
+            raise UserError(f"{directory}: image directory not found")
+    if annotation:
+        names = annotation_file_names(annotation)
+        for directory in image_dirs:
+            for name in names:
+                if not os.path.isfile(os.path.join(directory, name)):
+                    raise UserError(f"{os.path.join(directory, name)}: listed in {annotation} "
+                                    f"but not found")
+        return names
+    common = set(list_images(image_dirs[0]))
+    for directory in image_dirs[1:]:
+        common &= set(list_images(directory))
+    if not common:
+        raise UserError(f"{image_dirs[-1]}: no image file names in common with "
+                        f"{', '.join(image_dirs[:-1])}" if len(image_dirs) > 1
+                        else f"{image_dirs[0]}: no images found")
+    return sorted(common)
+
+
+def to_model_range(rgb):
+    """HxWx3 uint8 to a 3xHxW float tensor in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(127.5).sub_(1)
+
+
+def to_uint8(tensor):
+    """3xHxW tensor in [-1, 1] to HxWx3 uint8 (rounded to nearest)."""
+    array = ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return array.permute(1, 2, 0).numpy()
+
+
+def read_pair(target_path, cond_path):
+    """The normal-light and low-light images of a pair, which must have the same size."""
+    target, cond = read_rgb(target_path), read_rgb(cond_path)
+    if target.shape != cond.shape:
+        raise UserError(f"{cond_path}: size {cond.shape[1]}x{cond.shape[0]} differs from "
+                        f"{target_path} ({target.shape[1]}x{target.shape[0]})")
+    return target, cond
+
+
+class PairedImageDataset(Dataset):
+    """(x0, cond) pairs in [-1, 1]: normal light is x0, low light the condition.
+
+    image_size: random square crop (the same window for both images; smaller images are padded);
+    None keeps full images. flip: the same random horizontal flip for both.
+    """
+
+    def __init__(self, input_dir, cond_dir, names, image_size=None, flip=True):
+        self.input_dir, self.cond_dir, self.names = input_dir, cond_dir, list(names)
+        steps = [T.ToTensor()]
+        if image_size:
+            steps.append(T.RandomCrop(image_size))
+        if flip:
+            steps.append(T.RandomHorizontalFlip(0.5))
+        self.transform = T.Compose(steps)
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, index):
+        name = self.names[index]
+        target, cond = read_pair(os.path.join(self.input_dir, name), os.path.join(self.cond_dir, name))
+        pair, _ = self.transform(np.concatenate((target, cond), axis=2))
+        pair = pair * 2 - 1
+        return pair[:3], pair[3:]

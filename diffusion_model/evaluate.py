@@ -1,0 +1,98 @@
+"""Score restored images: PSNR/SSIM against normal light, and the two-stage Mask R-CNN AP table.
+
+PSNR and SSIM (scikit-image's definitions) are reported as mean and per image for the restored
+images and, as the baseline, for the low-light inputs; the "GT-mean" columns are the variant the
+low-light literature reports (each image scaled to the reference's mean brightness first).
+With --maskrcnn_weight_path, Mask R-CNN's bbox/segm AP on the normal-light, low-light and
+restored images (--coco_annotation) gives the two-stage table: how much AP restoration wins back.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+
+DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--restored_image_dir", default=DEFAULT_RESTORED,
+                   help="restored images (diffusion_model/inference.py --output_image_dir)")
+    p.add_argument("--input_image_dir", default=sample_images("val"),
+                   help="normal-light reference images")
+    p.add_argument("--conditional_image_dir", "--conditional_img_dir", dest="conditional_image_dir",
+                   default=sample_low_light("val", "gamma_noise"),
+                   help="low-light inputs, scored as the baseline ('' to skip)")
+    p.add_argument("--annotation", default=None,
+                   help='{"filename": [...]} JSON or COCO json naming the images '
+                        "(default: every file name present in all folders)")
+    p.add_argument("--output_dir", default=None,
+                   help="where metrics.json goes (default: RESTORED_IMAGE_DIR_eval)")
+    p.add_argument("--maskrcnn_weight_path", default=None,
+                   help="mask_rcnn/train.py checkpoint: adds the two-stage AP table")
+    p.add_argument("--coco_annotation", default=sample_annotation("val"),
+                   help="COCO instance annotations of these images, for the AP table")
+    p.add_argument("--batch_size", type=int, default=4, help="Mask R-CNN batch size")
+    from torch_utils_lib.utils import default_device
+    p.add_argument("--device", default=default_device(), help="device for Mask R-CNN")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from diffusion_model.data import resolve_names
+    from diffusion_model.quality import quality_table, score_sets, two_stage_table
+    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+
+    image_dirs = {"restored": args.restored_image_dir}
+    if args.conditional_image_dir:
+        image_dirs = {"low_light": args.conditional_image_dir, **image_dirs}
+    if not os.path.isdir(args.restored_image_dir):
+        hint = (" (restore first: python diffusion_model/inference.py)"
+                if os.path.abspath(args.restored_image_dir) == DEFAULT_RESTORED else "")
+        raise UserError(f"{args.restored_image_dir}: image directory not found{hint}")
+    if args.maskrcnn_weight_path and not os.path.isfile(args.maskrcnn_weight_path):
+        raise UserError(f"{args.maskrcnn_weight_path}: checkpoint not found")
+    if args.maskrcnn_weight_path and not os.path.isfile(args.coco_annotation):
+        raise UserError(f"{args.coco_annotation}: annotation file not found")
+    names = resolve_names([args.input_image_dir, *image_dirs.values()], args.annotation)
+    output_dir = args.output_dir or args.restored_image_dir.rstrip("/\\") + "_eval"
+
+    summary, per_image = score_sets(names, args.input_image_dir, image_dirs)
+    print(f"image quality against {args.input_image_dir} ({len(names)} images; "
+          f"GT-mean: scaled to the reference's mean brightness first)")
+    print(quality_table(summary))
+    results = {"images": len(names), "quality": summary, "per_image": per_image}
+
+    if args.maskrcnn_weight_path:
+        import torch
+
+        from mask_rcnn.evaluation import evaluate_image_sets
+        from torch_utils_lib.utils import init_distributed
+        device = init_distributed(args.device).device
+        with torch.no_grad():
+            ap = evaluate_image_sets(args.maskrcnn_weight_path, args.coco_annotation,
+                                     {"normal": args.input_image_dir, **image_dirs}, device,
+                                     args.batch_size)
+        print(f"\ntwo-stage: Mask R-CNN ({args.maskrcnn_weight_path}) on each image set")
+        print(two_stage_table(ap))
+        results["two_stage_ap"] = ap
+        from torch_utils_lib.plots import plot_bars
+        bars = {f"{iou} {stat}": {s: ap[s][iou][stat] for s in ap}
+                for iou in ("bbox", "segm") for stat in ("AP", "AP50") if iou in ap["normal"]}
+        plot_bars(bars, os.path.join(output_dir, "two_stage_ap.png"), title="Mask R-CNN AP")
+
+    os.makedirs(output_dir, exist_ok=True)
+    atomic_write_json(os.path.join(output_dir, "metrics.json"), results)
+    write_run_metadata(output_dir, args)
+    print(f"metrics: {os.path.join(output_dir, 'metrics.json')}")
+
+
+if __name__ == "__main__":
+    run_main(main)

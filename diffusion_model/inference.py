@@ -1,0 +1,110 @@
+"""Restore low-light images at full resolution with a trained diffusion model (DDIM or DDPM).
+
+Outputs keep the input file names, so --output_image_dir can be passed directly as
+--low_light_img_dir to mask_rcnn/evaluate.py. Images already restored there are skipped (rerun
+the same command to continue an interrupted run). With --input_image_dir, a comparison figure
+(low light | restored | normal light) is saved beside the output folder.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
+
+DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "diffusion", "last.pth")
+DEFAULT_OUTPUT = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
+SETTINGS_FILE = "restore_settings.json"
+
+
+def build_parser():
+    from torch_utils_lib.utils import add_common_args
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--conditional_image_dir", "--conditional_img_dir", dest="conditional_image_dir",
+                   default=sample_low_light("val", "gamma_noise"), help="low-light images to restore")
+    p.add_argument("--input_image_dir", default=sample_images("val"),
+                   help="normal-light images, only for the comparison figure ('' to skip it)")
+    p.add_argument("--output_image_dir", default=DEFAULT_OUTPUT,
+                   help="where restored images go (same file names)")
+    p.add_argument("--annotation", default=None,
+                   help='{"filename": [...]} JSON or COCO json naming the images (default: all)')
+    p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
+    p.add_argument("--batch_size", type=int, default=4, help="images per batch (same-size images)")
+    p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses all)")
+    p.add_argument("--eta", type=float, default=0.0,
+                   help="DDIM noise: 0 deterministic, 1 as stochastic as DDPM")
+    p.add_argument("--overwrite", action="store_true",
+                   help="restore every image again instead of skipping those already written")
+    p.add_argument("--figure_images", type=int, default=4, help="rows of the comparison figure")
+    add_common_args(p)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.batch_size <= 0:
+        raise UserError(f"--batch_size {args.batch_size}: must be positive")
+    if args.eta < 0:
+        raise UserError(f"--eta {args.eta}: must not be negative")
+    if not os.path.isfile(args.weight_path):
+        hint = (" (train one first: python diffusion_model/train.py)"
+                if os.path.abspath(args.weight_path) == DEFAULT_WEIGHTS else "")
+        raise UserError(f"{args.weight_path}: checkpoint not found{hint}")
+
+    import json
+
+    from diffusion_model.data import resolve_names
+    from diffusion_model.restore import restore_directory
+    from diffusion_model.trainer import load_diffusion
+    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+    from torch_utils_lib.utils import init_distributed, resolve_amp, seed_everything
+
+    device = init_distributed(args.device).device
+    amp = resolve_amp(args.amp, device)
+    seed_everything(args.seed)
+    names = resolve_names([args.conditional_image_dir], args.annotation)
+    diffusion, state = load_diffusion(args.weight_path, device)
+    if args.sampler == "ddim" and not 1 <= args.steps <= diffusion.timesteps:
+        raise UserError(f"--steps {args.steps}: must be between 1 and the model's "
+                        f"{diffusion.timesteps} timesteps")
+
+    # outputs made with other weights or settings must not be mixed with these ones
+    settings = {"weight_path": os.path.abspath(args.weight_path), "epoch": state.get("epoch"),
+                "sampler": args.sampler, "steps": args.steps if args.sampler == "ddim" else None,
+                "eta": args.eta if args.sampler == "ddim" else None, "seed": args.seed}
+    settings_path = os.path.join(args.output_image_dir, SETTINGS_FILE)
+    if os.path.isfile(settings_path) and not args.overwrite:
+        with open(settings_path) as f:
+            previous = json.load(f)
+        if previous != settings:
+            raise UserError(f"{settings_path}: {args.output_image_dir} holds restorations made with "
+                            f"other settings ({previous}); pass --overwrite or another "
+                            f"--output_image_dir")
+    os.makedirs(args.output_image_dir, exist_ok=True)
+    atomic_write_json(settings_path, settings)
+    write_run_metadata(args.output_image_dir, args, filename="restore_run.json", settings=settings)
+
+    stats = restore_directory(diffusion, args.conditional_image_dir, names, args.output_image_dir,
+                              device, args.sampler, args.steps, args.eta, args.seed,
+                              args.batch_size, amp, skip_existing=not args.overwrite)
+    per_image = stats["seconds_per_image"]
+    print(f"{'images':<10}{'restored':>10}{'skipped':>10}{'s/image':>10}")
+    print(f"{len(names):<10}{stats['restored']:>10}{stats['skipped']:>10}"
+          f"{(f'{per_image:.3f}' if per_image is not None else '-'):>10}")
+    print(f"restored images: {args.output_image_dir}")
+
+    if args.input_image_dir and args.figure_images > 0:
+        from diffusion_model.preview import save_comparison
+        figure = args.output_image_dir.rstrip("/\\") + "_comparison.png"
+        save_comparison(figure, names[:args.figure_images], args.conditional_image_dir,
+                        args.output_image_dir, args.input_image_dir)
+        print(f"comparison figure: {figure}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,63 @@
+"""Image quality of restorations against the normal-light references, and the two-stage AP table."""
+import os
+
+from torch_utils_lib.image_io import read_rgb
+from torch_utils_lib.image_metrics import psnr, psnr_gt_mean, ssim, ssim_gt_mean, summarize
+
+METRICS = {"psnr": psnr, "ssim": ssim, "psnr_gt_mean": psnr_gt_mean, "ssim_gt_mean": ssim_gt_mean}
+LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "psnr_gt_mean": "PSNR GT-mean (dB)",
+          "ssim_gt_mean": "SSIM GT-mean"}
+
+
+def score_sets(names, reference_dir, image_dirs, progress=True):
+    """Per-image metrics of each folder in `image_dirs` ({set: dir}) against `reference_dir`.
+
+    Returns ({set: {metric: summary}}, [{"file_name", set: {metric: value}} per image]).
+    GT-mean variants scale each image to the reference's mean brightness before scoring.
+    """
+    from tqdm import tqdm
+
+    from torch_utils_lib.cli import UserError
+    per_image = []
+    for name in tqdm(names, desc="scoring", disable=not progress, leave=False, dynamic_ncols=True):
+        reference = read_rgb(os.path.join(reference_dir, name))
+        record = {"file_name": name}
+        for set_name, directory in image_dirs.items():
+            path = os.path.join(directory, name)
+            image = read_rgb(path)
+            if image.shape != reference.shape:
+                raise UserError(f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the "
+                                f"reference {os.path.join(reference_dir, name)} "
+                                f"({reference.shape[1]}x{reference.shape[0]})")
+            try:
+                record[set_name] = {metric: fn(image, reference) for metric, fn in METRICS.items()}
+            except ValueError as e:  # e.g. smaller than SSIM's 7x7 window
+                raise UserError(f"{path}: {e}") from None
+        per_image.append(record)
+    summary = {set_name: {metric: summarize([r[set_name][metric] for r in per_image])
+                          for metric in METRICS} for set_name in image_dirs}
+    return summary, per_image
+
+
+def quality_table(summary):
+    """Text table: one row per image set, mean of each metric."""
+    header = f"{'images':<12}" + "".join(f"{LABELS[m]:>20}" for m in METRICS)
+    lines = [header, "-" * len(header)]
+    for set_name, metrics in summary.items():
+        cells = "".join(f"{metrics[m]['mean']:>20.4f}" if metrics[m]["mean"] is not None
+                        else f"{'-':>20}" for m in METRICS)
+        lines.append(f"{set_name:<12}{cells}")
+    return "\n".join(lines)
+
+
+def two_stage_table(ap):
+    """Text table of Mask R-CNN AP on each image set ({set: {iou: stats}})."""
+    columns = [(iou, stat) for iou in ("bbox", "segm") for stat in ("AP", "AP50", "AP75")
+               if any(iou in sets for sets in ap.values())]
+    header = f"{'images':<12}" + "".join(f"{f'{iou} {stat}':>12}" for iou, stat in columns)
+    lines = [header, "-" * len(header)]
+    for set_name, sets in ap.items():
+        cells = "".join(f"{sets[iou][stat]:>12.4f}" if iou in sets else f"{'-':>12}"
+                        for iou, stat in columns)
+        lines.append(f"{set_name:<12}{cells}")
+    return "\n".join(lines)
