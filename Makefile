@@ -13,11 +13,7 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) dataset/make_sample.py
-	$(PY) dataset/data_preprocessing.py --sample --method gamma_noise
-	$(PY) dataset/data_preprocessing.py --sample --method physics --save_raw
-	$(PY) mask_rcnn/train.py --checkpoint_dir runs/demo/mask_rcnn --epoch 8 --eval_every 4 --lr_step_size 6
-	$(PY) mask_rcnn/evaluate.py --weight_path runs/demo/mask_rcnn/last.pth --output_dir runs/demo/eval
+	$(PY) mask_rcnn/study.py --output_dir runs/demo
 
 test: setup
 	$(PY) -m pytest -q -ra tests

@@ -187,7 +187,9 @@ def run_study(args):
     study.run("train GenISP", "genisp/train.py", "--raw_dir", raw_train,
               *(["--annotation", a.raw_train_annotation] if a.raw_train_annotation else []),
               "--checkpoint_dir", genisp, "--detector", normal_model, "--epochs", a.genisp_epochs,
-              "--batch_size", a.batch_size, "--resize", *a.genisp_resize, "--device", a.device,
+              "--lr_steps", max(1, int(a.genisp_epochs * 0.7)), "--parameter_size",
+              a.genisp_parameter_size, "--batch_size", a.genisp_batch_size, "--resize",
+              *a.genisp_resize, "--device", a.device,
               "--seed", a.seed, "--resume")
     genisp_eval = study.path("genisp", "eval")
     study.run("evaluate GenISP", "genisp/evaluate.py", "--raw_dir", raw_val,

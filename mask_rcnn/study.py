@@ -14,7 +14,8 @@ On COCO (GPU; the RAW rows use COCO-derived physics RAW):
       --val_image_dir coco/val2017 --val_annotation coco/annotations/instances_val2017.json \\
       --epochs 12 --finetune_epochs 6 --diffusion_epochs 100 --diffusion_image_size 128 \\
       --diffusion_dim 32 --diffusion_dim_mults 1,2,4,8 --diffusion_lr 2e-4 --diffusion_steps 50 \\
-      --genisp_epochs 15 --genisp_resize 1333 800 --min_size 800 --workers 16
+      --genisp_epochs 15 --genisp_resize 1333 800 --genisp_parameter_size 256 --min_size 800 \\
+      --workers 16
 With RAW-NOD for the GenISP rows (real night RAW):
   ... --raw_train_dir RAW-NOD/Sony --raw_train_annotation rawnod/Sony/raw_new_Sony_RX100m7_train.json \\
       --raw_val_dir RAW-NOD/Sony --raw_val_annotation rawnod/Sony/raw_new_Sony_RX100m7_val.json
@@ -61,7 +62,10 @@ def build_parser():
     scale.add_argument("--diffusion_dim_mults", default="1,2,4", help="UNet width multipliers")
     scale.add_argument("--diffusion_lr", type=float, default=2e-3)
     scale.add_argument("--diffusion_steps", type=int, default=10, help="DDIM steps when restoring")
-    scale.add_argument("--genisp_epochs", type=int, default=6)
+    scale.add_argument("--genisp_epochs", type=int, default=4)
+    scale.add_argument("--genisp_batch_size", type=int, default=8)
+    scale.add_argument("--genisp_parameter_size", type=int, default=64,
+                       help="ConvWB/ConvCC thumbnail side (the paper: 256)")
     scale.add_argument("--genisp_resize", type=int, nargs=2, default=[0, 0], metavar=("LONG", "SHORT"),
                        help="GenISP input size (0 0: the packed RAW size; the paper: 1333 800)")
     p.add_argument("--figure_images", type=int, default=4)

@@ -103,7 +103,7 @@ def replace_heads(model, num_classes):
 
 
 def build_detector(name, num_classes, weights="none", trainable_backbone_layers=None,
-                   min_size=None, max_size=None):
+                   min_size=None, max_size=None, flag="--weights"):
     """A detector `name` for `num_classes` (background included), initialised from `weights`."""
     if name not in DETECTOR_NAMES:
         raise UserError(f"--model {name}: unknown detector; choose one of {', '.join(DETECTOR_NAMES)}")
@@ -112,9 +112,9 @@ def build_detector(name, num_classes, weights="none", trainable_backbone_layers=
     file_state = load_state_file(weights) if weights not in ("none", "coco", "imagenet") else None
     if name in LIGHT_DETECTORS:
         if weights == "coco":
-            raise UserError(f"--weights coco: no COCO weights exist for {name}; use none, "
+            raise UserError(f"{flag} coco: no COCO weights exist for {name}; use none, "
                             f"imagenet or a file")
-        backbone = (load_pretrained_state(torchvision.models.ResNet18_Weights.IMAGENET1K_V1, name)
+        backbone = (load_pretrained_state(torchvision.models.ResNet18_Weights.IMAGENET1K_V1, name, flag)
                     if weights == "imagenet" else None)
         model = light_maskrcnn(num_classes, sizes["min_size"], sizes["max_size"],
                                pretrained_backbone=backbone)
@@ -125,7 +125,7 @@ def build_detector(name, num_classes, weights="none", trainable_backbone_layers=
             kwargs["trainable_backbone_layers"] = trainable_backbone_layers
         if weights == "coco":
             model = builder(num_classes=len(COCO_CATEGORY_NAMES), **kwargs)
-            state = load_pretrained_state(coco_weights, name)
+            state = load_pretrained_state(coco_weights, name, flag)
             if not any(k.startswith("backbone.body") and k.endswith("num_batches_tracked") for k in state):
                 freeze_batchnorm(model.backbone.body)  # v1 models were trained with frozen BN
             model.load_state_dict(state)
@@ -138,7 +138,7 @@ def build_detector(name, num_classes, weights="none", trainable_backbone_layers=
             body = model.backbone.body
             if "v2" not in name:
                 freeze_batchnorm(body)
-            missing = body.load_state_dict(load_pretrained_state(backbone_weights, name), strict=False)
+            missing = body.load_state_dict(load_pretrained_state(backbone_weights, name, flag), strict=False)
             if [k for k in missing.missing_keys if "num_batches" not in k]:
                 raise UserError(f"ImageNet weights do not fit {name}'s backbone")
             _freeze_backbone_layers(model, trainable_backbone_layers)
@@ -190,10 +190,11 @@ def detector_config(name, categories, min_size=None, max_size=None, category_ids
             "min_size": min_size or default_min, "max_size": max_size or default_max}
 
 
-def load_detector(spec, device="cpu", weights="coco"):
+def load_detector(spec, device="cpu", weights="coco", flag="--weights"):
     """(model in eval mode, config) from a checkpoint path or a torchvision detector name.
 
-    A name loads `weights` ('coco' from the hub cache, or a file) in COCO's 91-label space.
+    A name loads `weights` ('coco' from the hub cache, or a file) in COCO's 91-label space;
+    `flag` is the option named in the advice when the weights are missing.
     """
     if os.path.isfile(spec):
         state = load_checkpoint(spec)
@@ -204,7 +205,7 @@ def load_detector(spec, device="cpu", weights="coco"):
                                min_size=config.get("min_size"), max_size=config.get("max_size"))
         model.load_state_dict(state["model"])
     elif spec in TORCHVISION_DETECTORS:
-        model = build_detector(spec, len(COCO_CATEGORY_NAMES), weights)
+        model = build_detector(spec, len(COCO_CATEGORY_NAMES), weights, flag=flag)
         config = detector_config(spec, COCO_CATEGORY_NAMES,
                                  category_ids=range(len(COCO_CATEGORY_NAMES)))
         config["min_size"], config["max_size"] = model.transform.min_size[0], model.transform.max_size

@@ -1,0 +1,271 @@
+"""Benchmark GenISP: batching, its cost beside the frozen detector, and the RAW cache.
+
+All timings are taken in this one process and run, and reported as ratios (shared machines are
+noisy). Parts:
+  batched   our batched GenISP vs the student reproduction's per-image loop (its code, copied
+            below), forward + backward, --batch images of --size (issue 6: on CUDA >= 3x)
+  share     GenISP forward + backward vs the frozen RetinaNet R50-FPN v2's forward + backward
+            (losses, gradients to its input only) on the same batch of 2 at 512x512 (goal <= 15%)
+  cache     reading a RAW training set for an epoch: decoding every file (no cache) vs from the
+            on-disk cache (goal >= 5x), on synthetic DNGs of --raw_size written with dataset/dng.py
+  memory    CUDA only: peak GPU memory of a GenISP training step at 1333x800, batch 8, with and
+            without AMP
+Writes runs/bench/genisp.json. Detector weights do not change timings: none are loaded.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import tempfile
+import time
+from copy import deepcopy
+
+import numpy as np
+import torch
+from torch import nn
+
+from genisp.model import GenISP, GenISPDetector
+from torch_utils_lib.cli import run_main
+from torch_utils_lib.paths import RUNS_DIR
+from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+
+
+# ---------------------------------------------------------------- the student's GenISP (baseline)
+
+class _Diagonalize(nn.Module):
+    def forward(self, x):
+        return torch.diag_embed(x)
+
+
+class StudentGenISP(nn.Module):
+    """The student reproduction's model as published (per-image loop), for timing only."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.transforms import Resize
+        image_to_parameter = nn.Sequential(
+            nn.Conv2d(3, 16, 7, padding=3), nn.LeakyReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.LeakyReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 128, 3, padding=1), nn.LeakyReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.conv_wb = nn.Sequential(Resize((256, 256), antialias=True), deepcopy(image_to_parameter),
+                                     nn.Linear(128, 3), _Diagonalize())
+        self.conv_cc = nn.Sequential(Resize((256, 256), antialias=True), deepcopy(image_to_parameter),
+                                     nn.Linear(128, 9), nn.Unflatten(1, (3, 3)))
+        self.shallow_conv_net = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.InstanceNorm2d(16), nn.LeakyReLU(),
+            nn.Conv2d(16, 64, 3, padding=1), nn.InstanceNorm2d(64), nn.LeakyReLU(),
+            nn.Conv2d(64, 3, 1))
+
+    def forward(self, batch):
+        output = []
+        for image in batch:
+            wb = self.conv_wb(image)
+            image = torch.matmul(image.permute(0, 2, 3, 1), wb).permute(0, 3, 1, 2)
+            cc = self.conv_cc(image)
+            image = torch.matmul(image.permute(0, 2, 3, 1), cc).permute(0, 3, 1, 2)
+            output.append(self.shallow_conv_net(image).squeeze(0))
+        return output
+
+
+# ---------------------------------------------------------------- timing helpers
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fns, device, repeats, warmup=1):
+    """Median wall seconds of each function in `fns`, run in turn `repeats` times after a warm-up.
+
+    Interleaving puts every candidate under the same background load (shared machines).
+    """
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, record in zip(fns, times):
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            record.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
+
+
+def bench_batched(device, batch, size, repeats):
+    torch.manual_seed(0)
+    ours, student = GenISP().to(device), StudentGenISP().to(device)
+    h, w = size
+    images = torch.rand(batch, 3, h, w, device=device)
+
+    def step_ours():
+        ours.zero_grad(set_to_none=True)
+        ours(images).sum().backward()
+
+    def step_student():
+        student.zero_grad(set_to_none=True)
+        sum(o.sum() for o in student([img[None] for img in images])).backward()
+
+    t_student, t_ours = timed([step_student, step_ours], device, repeats)
+    return {"batch": batch, "size": list(size), "student_loop_s": t_student,
+            "batched_s": t_ours, "speedup": t_student / t_ours}
+
+
+def _frozen_retinanet(device, size):
+    from torch_utils_lib.detection_models import build_detector
+    detector = build_detector("retinanet_resnet50_fpn_v2", 91, "none", min_size=size, max_size=size)
+    return detector
+
+
+def bench_share(device, repeats, size=512, batch=2):
+    torch.manual_seed(0)
+    model = GenISPDetector(GenISP(), _frozen_retinanet(device, size)).to(device).train()
+    student = StudentGenISP().to(device)
+    images = torch.rand(batch, 3, size, size, device=device)
+    targets = [{"boxes": torch.tensor([[40.0, 60.0, 200.0, 300.0]], device=device),
+                "labels": torch.tensor([1], device=device)} for _ in range(batch)]
+
+    def detector_step():
+        x = images.clone().requires_grad_(True)  # as GenISP's output: gradients flow back to it
+        losses = model.detector(list(x), targets)
+        sum(losses.values()).backward()
+
+    def genisp_step():
+        model.genisp.zero_grad(set_to_none=True)
+        model.genisp(images).sum().backward()
+
+    def student_step():
+        student.zero_grad(set_to_none=True)
+        sum(o.sum() for o in student([img[None] for img in images])).backward()
+
+    t_detector, t_genisp, t_student = timed([detector_step, genisp_step, student_step], device,
+                                            repeats)
+    return {"batch": batch, "size": size, "detector_fwd_bwd_s": t_detector,
+            "genisp_fwd_bwd_s": t_genisp, "student_fwd_bwd_s": t_student,
+            "genisp_share": t_genisp / t_detector, "student_share": t_student / t_detector}
+
+
+def bench_cache(count, raw_size, resize, seed=0):
+    from dataset.dng import write_dng
+    from genisp.raw import RawLoader
+    rng = np.random.default_rng(seed)
+    h, w = raw_size
+    xyz_to_cam = np.array([[0.902, -0.289, -0.0715], [-0.4535, 1.2436, 0.2348],
+                           [-0.0934, 0.1919, 0.7086]])
+    with tempfile.TemporaryDirectory(prefix="bench_genisp_") as folder:
+        paths = []
+        for k in range(count):
+            bayer = (600 + rng.gamma(2.0, 60.0, (h, w))).clip(0, 15520).astype(np.uint16)
+            path = os.path.join(folder, f"{k:03d}.dng")
+            write_dng(path, bayer, "RGGB", 600, 15520, xyz_to_cam, [0.5, 1.0, 0.7])
+            paths.append(path)
+        cache = os.path.join(folder, "cache")
+
+        def epoch(loader):
+            start = time.perf_counter()
+            for path in paths:
+                loader(path)
+            return time.perf_counter() - start
+
+        uncached = epoch(RawLoader(None, resize))
+        first = epoch(RawLoader(cache, resize))                  # decodes and fills the cache
+        cached = epoch(RawLoader(cache, resize))                 # a new run: hashes, then reads
+        loader = RawLoader(cache, resize)
+        epoch(loader)
+        cached_same_process = epoch(loader)                      # later epochs of one run
+    return {"files": count, "raw_size": list(raw_size), "resize": list(resize),
+            "uncached_epoch_s": uncached, "first_cached_epoch_s": first,
+            "cached_epoch_new_process_s": cached, "cached_epoch_s": cached_same_process,
+            "speedup": uncached / cached_same_process, "speedup_new_process": uncached / cached}
+
+
+def bench_memory(device, batch=8, size=(800, 1333)):
+    from torch_utils_lib.engine import autocast
+    results = {}
+    for amp in (False, True):
+        torch.manual_seed(0)
+        model = GenISPDetector(GenISP(), _frozen_retinanet(device, 800)).to(device).train()
+        images = [torch.rand(3, *size, device=device) for _ in range(batch)]
+        targets = [{"boxes": torch.tensor([[100.0, 100.0, 500.0, 400.0]], device=device),
+                    "labels": torch.tensor([1], device=device)} for _ in range(batch)]
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        optimizer = torch.optim.Adam(model.genisp.parameters(), lr=1e-2)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        start = time.perf_counter()
+        for _ in range(2):
+            with autocast(device, amp):
+                loss = sum(model(images, targets).values())
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        torch.cuda.synchronize(device)
+        results["amp" if amp else "fp32"] = {
+            "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,
+            "step_s": (time.perf_counter() - start) / 2}
+        del model, images, optimizer
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", default=["batched", "share", "cache", "memory"],
+                        choices=["batched", "share", "cache", "memory"])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, nargs=2, default=[400, 600], metavar=("H", "W"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--raw_files", type=int, default=8)
+    parser.add_argument("--raw_size", type=int, nargs=2, default=[2000, 3000], metavar=("H", "W"),
+                        help="sensor size of the synthetic DNGs of the cache part")
+    parser.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "genisp.json"))
+    args = parser.parse_args()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    results = {}
+    rows = []
+    if "batched" in args.parts:
+        for device in devices:
+            r = results[f"batched_{device.type}"] = bench_batched(device, args.batch, args.size,
+                                                                  args.repeats)
+            goal = ">= 3x" if device.type == "cuda" else "(no goal on CPU)"
+            rows.append((f"batched vs per-image loop, {device.type}, {args.batch}x{args.size[0]}x"
+                         f"{args.size[1]}", f"{r['student_loop_s']:.3f} s / {r['batched_s']:.3f} s",
+                         f"{r['speedup']:.2f}x", goal))
+    if "share" in args.parts:
+        for device in devices:
+            r = results[f"share_{device.type}"] = bench_share(device, args.repeats)
+            rows.append((f"GenISP / frozen RetinaNet fwd+bwd, {device.type}, 2x512x512",
+                         f"{r['genisp_fwd_bwd_s']:.3f} s / {r['detector_fwd_bwd_s']:.3f} s",
+                         f"{100 * r['genisp_share']:.1f}% (student {100 * r['student_share']:.1f}%)",
+                         "<= 15%"))
+    if "cache" in args.parts:
+        r = results["cache"] = bench_cache(args.raw_files, tuple(args.raw_size), (1333, 800))
+        rows.append((f"RAW epoch uncached / cached, {args.raw_files} files "
+                     f"{args.raw_size[1]}x{args.raw_size[0]}",
+                     f"{r['uncached_epoch_s']:.3f} s / {r['cached_epoch_s']:.3f} s",
+                     f"{r['speedup']:.1f}x (new process {r['speedup_new_process']:.1f}x)", ">= 5x"))
+    if "memory" in args.parts and torch.cuda.is_available():
+        r = results["memory_cuda"] = bench_memory(torch.device("cuda"))
+        for mode in ("fp32", "amp"):
+            rows.append((f"peak GPU memory, training step 8x1333x800, {mode}",
+                         f"{r[mode]['step_s']:.3f} s/step", f"{r[mode]['peak_gib']:.2f} GiB", ""))
+    elif "memory" in args.parts:
+        results["memory_cuda"] = "skipped: no CUDA device"
+        rows.append(("peak GPU memory at 1333x800, batch 8", "-", "skipped (no CUDA)", ""))
+    widths = [max(len(r[i]) for r in rows + [("part", "times", "result", "goal")]) for i in range(4)]
+    for row in [("part", "times", "result", "goal")] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    atomic_write_json(args.output, results)
+    write_run_metadata(os.path.dirname(args.output), args, filename="genisp_run.json",
+                       torch_threads=torch.get_num_threads())
+    print(f"results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,92 @@
+"""The frozen detector's side of GenISP: loading it, mapping labels by name, scoring COCO AP on RAW."""
+import torch
+
+from genisp.data import RawCocoDetection, make_loader, unscale_outputs
+from genisp.model import GenISP
+from torch_utils_lib.checkpoint import load_checkpoint
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.detection_models import load_detector
+from torch_utils_lib.engine import autocast
+from torch_utils_lib.utils import MetricLogger
+
+GENISP_CONFIG_NAME = "genisp"
+
+
+def present_categories(coco_dict):
+    """The categories that at least one annotation uses (RAW-NOD lists 80, uses 3)."""
+    used = {a["category_id"] for a in coco_dict["annotations"]}
+    return [c for c in coco_dict["categories"] if c["id"] in used]
+
+
+def label_map_for(annotation_file, detector_categories):
+    """Dataset category id -> detector label, by class name, for the categories in use."""
+    from torch_utils_lib.coco_utils import load_coco_json
+    categories = present_categories(load_coco_json(annotation_file))
+    index = {name: label for label, name in enumerate(detector_categories)}
+    missing = [c["name"] for c in categories if c["name"] not in index]
+    if missing:
+        raise UserError(f"{annotation_file}: categories {missing} are not among the detector's "
+                        f"classes ({', '.join(n for n in detector_categories[1:5])}, ...); use a "
+                        f"detector trained on them (--detector <mask_rcnn checkpoint>)")
+    return {c["id"]: index[c["name"]] for c in categories}
+
+
+def load_frozen_detector(spec, weights, device):
+    """(detector in eval mode, its config) from a torchvision name or a checkpoint path.
+
+    config["categories"][label] is the class name of each label (0: background).
+    """
+    return load_detector(spec, device, weights=weights, flag="--detector_weights")
+
+
+def raw_dataset(raw_dir, annotation_file, detector_categories, pipeline="minimal", cache_dir=None,
+                resize=None, train=False):
+    """A RawCocoDetection whose labels are the detector's (matched by class name)."""
+    label_map = label_map_for(annotation_file, detector_categories)
+    used_ids = set(label_map)
+    dataset = RawCocoDetection(raw_dir, annotation_file, make_loader(pipeline, cache_dir, resize),
+                               train=train, label_map=label_map)
+    # Categories listed but never used (RAW-NOD's 77 spare COCO classes) do not take part.
+    dataset.coco_dict = {**dataset.coco_dict,
+                         "categories": [c for c in dataset.coco_dict["categories"]
+                                        if c["id"] in used_ids]}
+    return dataset
+
+
+def load_genisp(path, device="cpu"):
+    """(GenISP in eval mode, config) from a train.py checkpoint."""
+    state = load_checkpoint(path)
+    config = state.get("config") or {}
+    if config.get("model") != GENISP_CONFIG_NAME:
+        raise UserError(f"{path}: not a GenISP checkpoint (config model is {config.get('model')!r})")
+    genisp = GenISP(config.get("parameter_size", 256))
+    genisp.load_state_dict(state["model"])
+    return genisp.to(device).eval(), config
+
+
+def keep_labels(outputs, labels):
+    """Drop detections of classes the dataset does not annotate (a COCO detector sees 80)."""
+    allowed = torch.tensor(sorted(labels))
+    kept = []
+    for output in outputs:
+        mask = torch.isin(output["labels"], allowed)
+        kept.append({k: v[mask] for k, v in output.items()})
+    return kept
+
+
+@torch.no_grad()
+def predict_raw(model, data_loader, device, amp=False, desc="detecting"):
+    """Yield (targets, detections in the annotation's pixel frame) per batch, in eval mode."""
+    model.eval()
+    dataset = getattr(data_loader.dataset, "dataset", data_loader.dataset)
+    labels = set(dataset.label_map.values())
+    logger = MetricLogger(desc=desc, total=len(data_loader))
+    for images, targets in data_loader:
+        images = [image.to(device, non_blocking=True) for image in images]
+        with autocast(device, amp):
+            outputs = model(images)
+        outputs = [{k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in o.items()}
+                   for o in outputs]
+        logger.update()
+        yield targets, keep_labels(unscale_outputs(targets, outputs), labels)
+    logger.close()

@@ -1,0 +1,177 @@
+"""COCO AP of a frozen detector on a RAW split through three pipelines, in one table.
+
+  genisp   our minimal pipeline (pack, average greens, camera -> XYZ) followed by trained GenISP
+  minimal  the minimal pipeline alone (what GenISP starts from)
+  rawpy    rawpy's default processing (LibRaw's demosaic, camera white balance off, sRGB)
+
+Only the categories the annotations use count; when the split mixes cameras (file types, e.g.
+RAW-NOD's .ARW and .NEF) each camera also gets its own rows. Writes results.json, results.md and
+ap.png to --output_dir; finished pipelines are not run again (delete their detections to redo).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.paths import RUNS_DIR, sample_raw
+
+PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
+    parser.add_argument("--annotation", default=None,
+                        help="COCO boxes of the RAW files (default: <raw_dir>/annotations.json)")
+    parser.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "genisp", "last.pth"),
+                        help="GenISP checkpoint from genisp/train.py")
+    parser.add_argument("--detector", default=None,
+                        help="frozen detector (default: the one GenISP was trained with)")
+    parser.add_argument("--detector_weights", default=None,
+                        help="weights of a named detector: 'coco' or a file (default: as trained)")
+    parser.add_argument("--pipelines", nargs="+", default=list(PIPELINE_CHOICES),
+                        choices=PIPELINE_CHOICES)
+    parser.add_argument("--resize", type=int, nargs=2, default=None, metavar=("LONG", "SHORT"),
+                        help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--cache_dir", default=os.path.join(RUNS_DIR, "cache", "genisp_raw"),
+                        help="cache of pre-processed RAW arrays ('none' to decode every time)")
+    parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_eval"))
+    parser.add_argument("--coco_backend", default="pycocotools",
+                        choices=("pycocotools", "faster_coco_eval"))
+    from torch_utils_lib.utils import add_common_args
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    if args.annotation is None:
+        args.annotation = os.path.join(args.raw_dir, "annotations.json")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from genisp.detection import load_frozen_detector, load_genisp
+    from genisp.model import BoxDetector, GenISPDetector
+    from torch_utils_lib.runinfo import write_run_metadata
+    from torch_utils_lib.utils import init_distributed, resolve_amp, seed_everything
+
+    device = init_distributed(args.device).device
+    amp = resolve_amp(args.amp, device)
+    seed_everything(args.seed)
+    genisp, genisp_config = None, {}
+    if "genisp" in args.pipelines:
+        if not os.path.isfile(args.weight_path):
+            raise UserError(f"{args.weight_path}: GenISP checkpoint not found; train one with "
+                            f"genisp/train.py or pass --pipelines minimal rawpy")
+        genisp, genisp_config = load_genisp(args.weight_path, device)
+    detector_spec = args.detector or genisp_config.get("detector") or "retinanet_resnet50_fpn_v2"
+    weights = args.detector_weights or genisp_config.get("detector_weights") or "coco"
+    if args.resize is not None:
+        resize = tuple(args.resize) if all(args.resize) else None
+    elif genisp_config:  # as GenISP was trained
+        resize = tuple(genisp_config["resize"]) if genisp_config.get("resize") else None
+    else:
+        resize = (1333, 800)
+    detector, detector_config = load_frozen_detector(detector_spec, weights, device)
+    cache_dir = None if args.cache_dir.lower() == "none" else args.cache_dir
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_run_metadata(args.output_dir, args, detector=detector_spec, resize=resize)
+
+    models = {"genisp": GenISPDetector(genisp, detector).to(device) if genisp else None,
+              "minimal": BoxDetector(detector), "rawpy": BoxDetector(detector)}
+    table = evaluate_pipelines(models, args.pipelines, args.raw_dir, args.annotation,
+                               detector_config["categories"], cache_dir, resize, device, amp,
+                               args.batch_size, args.workers, args.output_dir, args.coco_backend,
+                               settings=_identity(args, genisp is not None, detector_spec, weights))
+    print(format_table(table))
+    return 0
+
+
+def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categories, cache_dir,
+                       resize, device, amp, batch_size, workers, output_dir, backend, settings):
+    """{row name: 12 stats} for each pipeline (and each camera when there are several); saved."""
+    import json
+
+    from genisp.detection import predict_raw, raw_dataset
+    from torch_utils_lib.coco_eval import coco_stats, detections_to_coco
+    from torch_utils_lib.data import detection_loader
+    from torch_utils_lib.plots import plot_bars
+    from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text
+
+    table = {}
+    for pipeline in pipelines:
+        dataset = raw_dataset(raw_dir, annotation, detector_categories,
+                              "rawpy" if pipeline == "rawpy" else "minimal", cache_dir, resize)
+        detections_path = os.path.join(output_dir, f"detections_{pipeline}.json")
+        record_settings = json.loads(json.dumps({  # as it reads back from JSON (lists, not tuples)
+            **settings, "pipeline": pipeline, "resize": resize,
+            "annotation": os.path.abspath(annotation)}))
+        results = _finished(detections_path, record_settings)
+        if results is None:
+            loader = detection_loader(dataset, batch_size, train=False, workers=workers)
+            results = []
+            for targets, outputs in predict_raw(models[pipeline], loader, device, amp,
+                                                desc=f"evaluating {pipeline}"):
+                for target, output in zip(targets, outputs):
+                    results += detections_to_coco(int(target["image_id"]), output,
+                                                  dataset.category_of_label, "bbox")
+            atomic_write_json(detections_path, {"settings": record_settings, "results": results})
+        cameras = sorted({dataset.camera_of(i) for i in range(len(dataset))})
+        table[pipeline] = coco_stats(dataset.coco_dict, results, "bbox", backend)
+        if len(cameras) > 1:
+            for camera in cameras:
+                ids = {dataset.image_ids[i] for i in range(len(dataset))
+                       if dataset.camera_of(i) == camera}
+                subset = _subset(dataset.coco_dict, ids)
+                table[f"{pipeline} ({camera})"] = coco_stats(
+                    subset, [r for r in results if r["image_id"] in ids], "bbox", backend)
+    atomic_write_json(os.path.join(output_dir, "results.json"), table)
+    atomic_write_text(os.path.join(output_dir, "results.md"), format_table(table) + "\n")
+    plot_bars({row: {k: v for k, v in stats.items() if k in ("AP", "AP50", "AP75")}
+               for row, stats in table.items()}, os.path.join(output_dir, "ap.png"),
+              title="frozen detector on RAW")
+    return table
+
+
+def _identity(args, with_genisp, detector_spec, weights):
+    """What the saved detections depend on, checkpoints by content: a retrained model reruns."""
+    from genisp.raw import file_digest
+    files = {"genisp_sha256": args.weight_path if with_genisp else None,
+             "detector_sha256": detector_spec if os.path.isfile(detector_spec) else None,
+             "detector_weights_sha256": weights if os.path.isfile(weights) else None}
+    return {"raw_dir": os.path.abspath(args.raw_dir), "detector": detector_spec,
+            "weights": weights, **{k: file_digest(v) if v else None for k, v in files.items()}}
+
+
+def _finished(path, settings):
+    """The saved detections of a pipeline run with the same settings, or None."""
+    import json
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return saved["results"] if saved.get("settings") == settings else None
+
+
+def _subset(coco_dict, image_ids):
+    return {**coco_dict, "images": [i for i in coco_dict["images"] if i["id"] in image_ids],
+            "annotations": [a for a in coco_dict["annotations"] if a["image_id"] in image_ids]}
+
+
+def format_table(table):
+    """Markdown table: one row per pipeline (and camera), the 12 COCO stats as columns."""
+    from torch_utils_lib.coco_eval import STAT_NAMES
+    lines = ["| pipeline | " + " | ".join(STAT_NAMES) + " |", "|---|" + "---|" * len(STAT_NAMES)]
+    for name, stats in table.items():
+        lines.append(f"| {name} | " + " | ".join(f"{stats[s]:.3f}" for s in STAT_NAMES) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,156 @@
+"""Turn a folder of camera RAW into GenISP-enhanced PNGs; with --detect, also detect objects.
+
+Writes <output_dir>/<name>.png for every RAW file and, with --detect, <name>_detections.png
+overlays and detections.json in COCO results format (boxes in the RAW's pixel frame, image ids
+from --annotation when given, else file names without extension). Files already written are
+skipped, so an interrupted run continues where it stopped.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.paths import RUNS_DIR, sample_raw
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
+    parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_inference"))
+    parser.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "genisp", "last.pth"),
+                        help="GenISP checkpoint from genisp/train.py")
+    parser.add_argument("--resize", type=int, nargs=2, default=None, metavar=("LONG", "SHORT"),
+                        help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--detect", action="store_true",
+                        help="also run the frozen detector: overlays and detections.json")
+    parser.add_argument("--detector", default=None,
+                        help="detector (default: the one GenISP was trained with)")
+    parser.add_argument("--detector_weights", default=None,
+                        help="weights of a named detector: 'coco' or a file (default: as trained)")
+    parser.add_argument("--annotation", default=None,
+                        help="COCO file whose image ids the detections should use (optional)")
+    parser.add_argument("--score_threshold", type=float, default=0.5,
+                        help="smallest score drawn on the overlays (detections.json keeps all)")
+    from torch_utils_lib.utils import add_common_args
+    add_common_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import json
+
+    import numpy as np
+    import torch
+
+    from genisp.detection import load_frozen_detector, load_genisp
+    from genisp.model import boxes_only
+    from genisp.raw import RawLoader, list_raw_files
+    from torch_utils_lib.image_io import write_image
+    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+    from torch_utils_lib.utils import MetricLogger, init_distributed, seed_everything
+
+    device = init_distributed(args.device).device
+    seed_everything(args.seed)
+    names = list_raw_files(args.raw_dir)
+    if not names:
+        raise UserError(f"{args.raw_dir}: no RAW files (by extension) in this folder")
+    genisp, config = load_genisp(args.weight_path, device)
+    if args.resize is not None:
+        resize = tuple(args.resize) if all(args.resize) else None
+    else:
+        resize = tuple(config["resize"]) if config.get("resize") else None
+    detector = category_ids = categories = None
+    if args.detect:
+        detector, detector_config = load_frozen_detector(
+            args.detector or config.get("detector", "retinanet_resnet50_fpn_v2"),
+            args.detector_weights or config.get("detector_weights", "coco"), device)
+        categories = detector_config["categories"]
+        category_ids = detector_config.get("category_ids") or list(range(len(categories)))
+    image_ids = _image_ids(args.annotation, names)
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_run_metadata(args.output_dir, args, resize=resize)
+    partial_dir = os.path.join(args.output_dir, "detections_per_image")
+
+    def outputs_of(name):
+        stem = os.path.splitext(name)[0]
+        paths = [os.path.join(args.output_dir, stem + ".png")]
+        if args.detect:
+            paths += [os.path.join(args.output_dir, stem + "_detections.png"),
+                      os.path.join(partial_dir, stem + ".json")]
+        return paths
+
+    todo = [n for n in names if not all(os.path.isfile(p) for p in outputs_of(n))]
+    loader = RawLoader(None, resize)
+    logger = MetricLogger(desc="GenISP inference", total=-(-len(todo) // args.batch_size))
+    with torch.no_grad():
+        for start in range(0, len(todo), args.batch_size):
+            batch = todo[start:start + args.batch_size]
+            loaded = [loader.load(os.path.join(args.raw_dir, n)) for n in batch]
+            images = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device)
+                      for a, _ in loaded]
+            enhanced = genisp(images)
+            detections = None
+            if detector is not None:
+                with boxes_only(detector):
+                    detections = detector(list(enhanced))
+            for i, name in enumerate(batch):
+                stem = os.path.splitext(name)[0]
+                rgb = to_uint8(enhanced[i])
+                write_image(os.path.join(args.output_dir, stem + ".png"), rgb)
+                if detections is None:
+                    continue
+                det = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
+                       for k, v in detections[i].items()}
+                from torch_utils_lib.visualize import draw_instances
+                keep = det["scores"] >= args.score_threshold
+                overlay = draw_instances(rgb, det["boxes"][keep].tolist(),
+                                         [categories[int(l)] for l in det["labels"][keep]],
+                                         det["scores"][keep].tolist())
+                write_image(os.path.join(args.output_dir, stem + "_detections.png"), overlay)
+                raw_h, raw_w = loaded[i][1]["raw_size"]
+                sx, sy = rgb.shape[1] / raw_w, rgb.shape[0] / raw_h
+                boxes = det["boxes"] / torch.tensor([sx, sy, sx, sy])
+                atomic_write_json(os.path.join(partial_dir, stem + ".json"), [
+                    {"image_id": image_ids[name], "category_id": int(category_ids[int(label)]),
+                     "bbox": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
+                     "score": round(float(score), 5)}
+                    for (x0, y0, x1, y1), label, score in zip(boxes.tolist(), det["labels"],
+                                                              det["scores"])])
+            logger.update()
+    logger.close()
+    print(f"{len(names) - len(todo)} already done, {len(todo)} processed: {args.output_dir}")
+    if args.detect:
+        results = []
+        for name in names:
+            with open(os.path.join(partial_dir, os.path.splitext(name)[0] + ".json")) as f:
+                results += json.load(f)
+        atomic_write_json(os.path.join(args.output_dir, "detections.json"), results)
+        print(f"{len(results)} detections: {os.path.join(args.output_dir, 'detections.json')}")
+    return 0
+
+
+def to_uint8(image):
+    """CxHxW float tensor in [0, 1] (values outside are clipped) -> HxWx3 uint8."""
+    return (image.detach().float().clamp(0, 1).mul(255).round().byte()
+            .permute(1, 2, 0).cpu().numpy())
+
+
+def _image_ids(annotation, names):
+    """File name -> image id: from the annotation file when given, else the name's stem."""
+    ids = {name: os.path.splitext(name)[0] for name in names}
+    if annotation:
+        from torch_utils_lib.coco_utils import load_coco_json
+        by_file = {os.path.basename(i["file_name"]): i["id"]
+                   for i in load_coco_json(annotation)["images"]}
+        ids.update({name: by_file[name] for name in names if name in by_file})
+    return ids
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,156 @@
+"""GenISP (Morawski et al., CVPRW 2022): a neural ISP trained through a frozen detector.
+
+XYZ image -> ConvWB (3 gains) -> ConvCC (3x3 matrix) -> shallow ConvNet -> detector. ConvWB and
+ConvCC each look at a 256x256 resize of their input through an image-to-parameter network. A
+whole batch goes through at once; a list of differently sized images is grouped by size.
+"""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ImageToParameter(nn.Module):
+    """Conv 7x7/16, 5x5/32, 3x3/128 with LeakyReLU and max-pooling, global average, linear."""
+
+    def __init__(self, num_outputs, initial_output):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 7, padding=3), nn.LeakyReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.LeakyReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 128, 3, padding=1), nn.LeakyReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.head = nn.Linear(128, num_outputs)
+        # Start as the identity transform (gains 1, matrix I): training begins from the minimal
+        # pipeline's colours rather than from a random colour cast (the paper does not say).
+        nn.init.zeros_(self.head.weight)
+        with torch.no_grad():
+            self.head.bias.copy_(torch.as_tensor(initial_output, dtype=torch.float32).ravel())
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class GenISP(nn.Module):
+    """The trainable ISP. forward(images) takes an NxCxHxW tensor or a list of CxHxW tensors."""
+
+    def __init__(self, parameter_size=256):
+        super().__init__()
+        self.parameter_size = parameter_size
+        self.conv_wb = ImageToParameter(3, torch.ones(3))
+        self.conv_cc = ImageToParameter(9, torch.eye(3))
+        self.enhance = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.InstanceNorm2d(16), nn.LeakyReLU(),
+            nn.Conv2d(16, 64, 3, padding=1), nn.InstanceNorm2d(64), nn.LeakyReLU(),
+            nn.Conv2d(64, 3, 1))
+
+    def _thumbnail(self, x):
+        size = (self.parameter_size, self.parameter_size)
+        if x.shape[-2:] == size:
+            return x
+        shrink = x.shape[-2] > size[0] and x.shape[-1] > size[1]
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+    def forward_batch(self, x):
+        """NxCxHxW -> NxCxHxW, every image at once.
+
+        Resizing is linear per channel, so ConvCC's thumbnail is the white-balanced thumbnail of
+        the input: one full-resolution resize and one full-resolution colour transform
+        (matrix @ diag(gains)) per image instead of two of each.
+        """
+        thumbnail = self._thumbnail(x)
+        gains = self.conv_wb(thumbnail)                                # N x 3
+        matrix = self.conv_cc(thumbnail * gains[:, :, None, None]).view(-1, 3, 3)
+        colour = matrix * gains[:, None, :]                            # M @ diag(gains)
+        return self.enhance(torch.einsum("nij,njhw->nihw", colour, x))
+
+    def forward(self, images):
+        if torch.is_tensor(images):
+            return self.forward_batch(images)
+        images = list(images)
+        outputs = [None] * len(images)
+        groups = {}
+        for i, image in enumerate(images):
+            groups.setdefault(tuple(image.shape), []).append(i)
+        for indices in groups.values():
+            batch = self.forward_batch(torch.stack([images[i] for i in indices]))
+            for i, out in zip(indices, batch):
+                outputs[i] = out
+        return outputs
+
+
+def gray_world_loss(images):
+    """The paper's optional colour term (equation 4): squared differences of channel means."""
+    means = torch.stack([image.float().mean(dim=(-2, -1)) for image in images])  # N x 3
+    r, g, b = means.unbind(-1)
+    return ((r - g) ** 2 + (r - b) ** 2 + (g - b) ** 2).mean()
+
+
+@contextlib.contextmanager
+def boxes_only(detector):
+    """Skip a Mask R-CNN's mask branch: GenISP's data and losses are boxes only."""
+    heads = getattr(detector, "roi_heads", None)
+    pool = getattr(heads, "mask_roi_pool", None)
+    if pool is None:
+        yield
+        return
+    heads.mask_roi_pool = None
+    try:
+        yield
+    finally:
+        heads.mask_roi_pool = pool
+
+
+def freeze_detector(detector):
+    """No gradients for the detector; switch RetinaNet to the paper's smooth-L1 box loss."""
+    detector.requires_grad_(False)
+    regression = getattr(getattr(detector, "head", None), "regression_head", None)
+    if regression is not None and hasattr(regression, "_loss_type"):
+        regression._loss_type = "smooth_l1"
+    return detector
+
+
+class BoxDetector(nn.Module):
+    """A detector's boxes alone (a Mask R-CNN's mask branch skipped): the baselines' model."""
+
+    def __init__(self, detector):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, images, targets=None):
+        with boxes_only(self.detector):
+            return self.detector(list(images), targets)
+
+
+class GenISPDetector(nn.Module):
+    """GenISP followed by a frozen detector, one module for the training and evaluation engines.
+
+    In training mode the detector returns its losses, which torchvision computes only in train()
+    mode; every BatchNorm and Dropout inside it stays in eval mode so the frozen detector's
+    statistics never move. forward(images, targets) -> losses (training) or detections.
+    """
+
+    def __init__(self, genisp, detector, color_loss_weight=0.0):
+        super().__init__()
+        self.genisp = genisp
+        self.detector = freeze_detector(detector)
+        self.color_loss_weight = color_loss_weight
+
+    def train(self, mode=True):
+        super().train(mode)
+        for module in self.detector.modules():
+            if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout2d)):
+                module.eval()
+        return self
+
+    def forward(self, images, targets=None):
+        enhanced = self.genisp(images)
+        enhanced = list(enhanced)
+        with boxes_only(self.detector):
+            if not self.training:
+                return self.detector(enhanced)
+            losses = dict(self.detector(enhanced, targets))
+        if self.color_loss_weight:
+            losses["color"] = self.color_loss_weight * gray_world_loss(enhanced)
+        return losses
