@@ -9,7 +9,7 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
 
 def run_script(script, *args, cwd=REPO, timeout=900, env=None):
     """Run a repo script with the test interpreter; returns the CompletedProcess."""
-    path = script if os.path.isabs(script) else os.path.join(REPO, script)
+    path = script if os.path.isabs(script) else os.path.join(cwd, script)
     return subprocess.run([sys.executable, path, *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
