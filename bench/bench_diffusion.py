@@ -45,7 +45,6 @@ def build_parser():
 
 def train_small_model(output_dir, device, seed):
     """A 0.3 M-parameter UNet on 16x16 crops of the sample pairs (+4 dB PSNR after 150 epochs)."""
-    from diffusion_model import train
     checkpoint_dir = os.path.join(output_dir, "model")
     args = ["--checkpoint_dir", checkpoint_dir, "--image_size", "16", "--batch_size", "32",
             "--dim", "8", "--dim_mults", "1,2,4", "--lr", "3e-3", "--sample_every", "0",

@@ -6,8 +6,7 @@ from genisp.model import GenISP
 from torch_utils_lib.checkpoint import load_checkpoint
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.detection_models import load_detector
-from torch_utils_lib.engine import autocast
-from torch_utils_lib.utils import MetricLogger
+from torch_utils_lib.engine import predict
 
 GENISP_CONFIG_NAME = "genisp"
 
@@ -74,19 +73,9 @@ def keep_labels(outputs, labels):
     return kept
 
 
-@torch.no_grad()
 def predict_raw(model, data_loader, device, amp=False, desc="detecting"):
     """Yield (targets, detections in the annotation's pixel frame) per batch, in eval mode."""
-    model.eval()
     dataset = getattr(data_loader.dataset, "dataset", data_loader.dataset)
     labels = set(dataset.label_map.values())
-    logger = MetricLogger(desc=desc, total=len(data_loader))
-    for images, targets in data_loader:
-        images = [image.to(device, non_blocking=True) for image in images]
-        with autocast(device, amp):
-            outputs = model(images)
-        outputs = [{k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in o.items()}
-                   for o in outputs]
-        logger.update()
+    for targets, outputs in predict(model, data_loader, device, amp, desc):
         yield targets, keep_labels(unscale_outputs(targets, outputs), labels)
-    logger.close()

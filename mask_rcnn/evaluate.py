@@ -39,11 +39,8 @@ def build_parser():
 
 
 def main():
-    import torch
-
     from mask_rcnn.evaluation import (categories_in_coco, drop_table, evaluate_model_on_sets,
                                       markdown_table, pretrained_available, save_comparisons)
-    from torch_utils_lib.cli import UserError
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text, write_run_metadata
     from torch_utils_lib.utils import cleanup_distributed, init_distributed, is_main_process, resolve_amp

@@ -1,7 +1,6 @@
 """How much AP Mask R-CNN loses on low light: evaluation over image sets, tables and figures."""
 import os
 
-import numpy as np
 import torch
 
 from torch_utils_lib.cli import UserError
@@ -9,7 +8,7 @@ from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, cached_weights_path, label_map_by_name,
                                               load_detector, TORCHVISION_DETECTORS)
-from torch_utils_lib.engine import evaluate, predict
+from torch_utils_lib.engine import evaluate
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.visualize import draw_instances, side_by_side
 

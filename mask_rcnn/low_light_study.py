@@ -236,7 +236,7 @@ def run_study(args):
 
 def make_figures(study, rows, normal_model, finetuned, sets, remedy, raw_val, a):
     """Examples through every remedy, training loss curves, AP bars; returns {name: png}."""
-    from mask_rcnn.evaluation import instance_panel, dataset_for
+    from mask_rcnn.evaluation import instance_panel
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.image_io import read_rgb, write_image
     from torch_utils_lib.plots import plot_bars, plot_loss_grid

@@ -5,7 +5,6 @@ pycocotools is the reference backend; `faster_coco_eval` computes the same 12 st
 import contextlib
 import copy
 import io
-import os
 
 import numpy as np
 from pycocotools import mask as mask_utils

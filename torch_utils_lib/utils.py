@@ -11,7 +11,6 @@ import torch
 import torch.distributed as dist
 
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.runinfo import read_jsonl  # noqa: F401 (re-exported)
 
 
 # ---------------------------------------------------------------- seeding and devices

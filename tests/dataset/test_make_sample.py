@@ -1,5 +1,4 @@
 """The bundled sample set is exactly what dataset/make_sample.py builds (byte for byte)."""
-import json
 import os
 
 import numpy as np

@@ -25,14 +25,6 @@ TINY = ["--dim", "8", "--dim_mults", "1,2,4", "--image_size", "16", "--batch_siz
         "--timesteps", "50", "--sample_every", "0", "--checkpoint_epoch", "0", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def subset(tmp_path):
     """The seed's annotation format naming 8 training pairs."""

@@ -2,22 +2,11 @@
 import json
 import os
 
-import pytest
-import torch
 
 from diffusion_model import evaluate, inference, train
-from torch_utils_lib.paths import sample_images, sample_low_light
+from torch_utils_lib.paths import sample_images
 
 VAL_IMAGES = 12
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """On a shared 2-core machine two threads per process stall each other (3x slower measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_ddim_restorations_beat_low_light_input_by_3db(tmp_path):

@@ -7,15 +7,6 @@ from diffusion_model.model import ConditionalDiffusion, UNet, build_diffusion, m
 from diffusion_model.model.diffusion import gaussian_noise
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The machine is shared: one thread avoids oversubscription stalls (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_unet(**kw):
     return UNet(dim=8, dim_mults=(1, 2, 4), **kw)
 

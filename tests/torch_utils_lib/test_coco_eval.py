@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 

@@ -1,5 +1,4 @@
 """COCO loading: masks equal pycocotools' annToMask, id and label mapping, bad images and paths."""
-import io
 import json
 import os
 
@@ -10,7 +9,6 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from tests.helpers import SHARED_DATA
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_utils import CocoDetection, load_coco_json, normalize_coco
 from torch_utils_lib.image_io import read_rgb
