@@ -51,7 +51,7 @@ def build_parser():
     scale.add_argument("--model", default="maskrcnn_resnet18_fpn")
     scale.add_argument("--weights", default="none", help="Mask R-CNN init: none, imagenet, coco or a file")
     scale.add_argument("--min_size", type=int, default=None, help="Mask R-CNN input short side")
-    scale.add_argument("--epochs", type=int, default=8, help="Mask R-CNN epochs on normal light")
+    scale.add_argument("--epochs", type=int, default=16, help="Mask R-CNN epochs on normal light")
     scale.add_argument("--finetune_epochs", type=int, default=4)
     scale.add_argument("--finetune_lr", type=float, default=5e-4)
     scale.add_argument("--batch_size", type=int, default=4)

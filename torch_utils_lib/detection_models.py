@@ -12,7 +12,6 @@ import torchvision
 from torch import nn
 from torchvision.models.detection import (MaskRCNN, RetinaNet, faster_rcnn, mask_rcnn,
                                           retinanet)
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
@@ -76,10 +75,8 @@ def light_maskrcnn(num_classes, min_size, max_size, fpn_channels=64, pretrained_
         body.load_state_dict(pretrained_backbone)
     backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
                                [64, 128, 256, 512], fpn_channels, extra_blocks=LastLevelMaxPool())
-    # anchors one octave smaller than torchvision's: objects in small images are small
-    anchors = AnchorGenerator(((16,), (32,), (64,), (128,), (256,)), ((0.5, 1.0, 2.0),) * 5)
     return MaskRCNN(
-        backbone, None, min_size=min_size, max_size=max_size, rpn_anchor_generator=anchors,
+        backbone, None, min_size=min_size, max_size=max_size,
         box_head=faster_rcnn.TwoMLPHead(fpn_channels * 7 * 7, 256),
         box_predictor=faster_rcnn.FastRCNNPredictor(256, num_classes),
         mask_head=mask_rcnn.MaskRCNNHeads(fpn_channels, [fpn_channels] * 4, 1),
