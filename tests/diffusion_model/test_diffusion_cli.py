@@ -18,7 +18,7 @@ from torch_utils_lib.checkpoint import load_checkpoint, save_checkpoint
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
-from torch_utils_lib.utils import read_jsonl
+from torch_utils_lib.runinfo import read_jsonl
 
 TRAIN, LOW_TRAIN = sample_images("train"), sample_low_light("train", "gamma_noise")
 TINY = ["--dim", "8", "--dim_mults", "1,2,4", "--image_size", "16", "--batch_size", "4",
