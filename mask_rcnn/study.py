@@ -6,7 +6,7 @@ and restores, trains GenISP on the RAW set, evaluates everything, and writes
 OUTPUT_DIR/report.md (+ report.json, examples.png, loss_curves.png, ap_bars.png).
 Rerun the same command to continue an interrupted study.
 
-On the bundled sample set (CPU, about 15 minutes):
+On the bundled sample set (CPU, roughly 15 minutes):
   python mask_rcnn/study.py
 On COCO (GPU; the RAW rows use COCO-derived physics RAW):
   python mask_rcnn/study.py --output_dir runs/coco_study --model maskrcnn_resnet50_fpn --weights coco \\
