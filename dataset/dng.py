@@ -123,16 +123,22 @@ def write_dng(path, bayer, cfa_pattern, black_level, white_level, color_matrix1,
     return path
 
 
-def read_dng_color_matrix(path):
-    """ColorMatrix1 (XYZ -> camera) of a DNG as a 3x3 float64 array; UserError if absent."""
+def _read_rational_tag(path, tag_id, name):
+    """Raw values of a DNG tag as a flat float64 array; UserError if absent or unreadable."""
     try:
         with tifffile.TiffFile(path) as tif:
-            tag = tif.pages[0].tags.get(50721)
+            tag = tif.pages[0].tags.get(tag_id)
             if tag is None:
-                raise UserError(f"{path}: DNG has no ColorMatrix1 tag")
+                raise UserError(f"{path}: DNG has no {name} tag")
             value = np.asarray(tag.value, np.float64).ravel()
     except (OSError, ValueError, tifffile.TiffFileError) as e:
         raise UserError(f"{path}: cannot read DNG ({e})") from None
+    return value
+
+
+def read_dng_color_matrix(path):
+    """ColorMatrix1 (XYZ -> camera) of a DNG as a 3x3 float64 array; UserError if absent."""
+    value = _read_rational_tag(path, 50721, "ColorMatrix1")
     if value.size == 18:  # (numerator, denominator) pairs
         value = value[0::2] / value[1::2]
     if value.size != 9:
@@ -142,14 +148,7 @@ def read_dng_color_matrix(path):
 
 def read_dng_as_shot_neutral(path):
     """AsShotNeutral of a DNG as three floats; UserError if absent."""
-    try:
-        with tifffile.TiffFile(path) as tif:
-            tag = tif.pages[0].tags.get(50728)
-            if tag is None:
-                raise UserError(f"{path}: DNG has no AsShotNeutral tag")
-            value = np.asarray(tag.value, np.float64).ravel()
-    except (OSError, ValueError, tifffile.TiffFileError) as e:
-        raise UserError(f"{path}: cannot read DNG ({e})") from None
-    if value.size == 6:
+    value = _read_rational_tag(path, 50728, "AsShotNeutral")
+    if value.size == 6:  # (numerator, denominator) pairs
         value = value[0::2] / value[1::2]
     return value

@@ -90,7 +90,7 @@ def read_rgb(path):
             if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 gray = _to_uint8(np.asarray(img))
                 return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-            rgb = np.asarray(img.convert("RGB"))
+            rgb = np.array(img.convert("RGB"))  # writable: torch.from_numpy warns on read-only
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f"{path}: cannot read image ({e})") from None
     return np.ascontiguousarray(rgb)
