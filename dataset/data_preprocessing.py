@@ -52,8 +52,8 @@ def build_parser():
                    help="where to record arguments, versions and git commit "
                         "(default: <output_dir>/run.json)")
     p.add_argument("--metrics", choices=METRICS, default="psnr_ssim",
-                   help="quality against the input recorded per image (SSIM at Wang et al.'s "
-                        "scale costs about twice the image decoding and encoding)")
+                   help="quality against the input recorded per image: PSNR on RGB, SSIM on "
+                        "luma at Wang et al.'s scale")
     p.add_argument("--preview", default=None, metavar="PNG",
                    help="also save a montage of the first images: input, low-light, brightened "
                         "(keep it outside --output_dir, which should hold only the data set)")

@@ -116,6 +116,20 @@ def ssim(a, b, data_range=255, downsample=1):
     return float(np.mean(cv2.mean(inner)[:inner.shape[2] if inner.ndim == 3 else 1]))
 
 
+def luma(image):
+    """ITU-R BT.601 luma of an RGB image (0.299 R + 0.587 G + 0.114 B), as MATLAB's rgb2gray.
+
+    uint8 in, uint8 out (rounded, as rgb2gray does); other types give float32. Wang et al.'s
+    reference SSIM code scores this grey image.
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.dtype == np.uint8:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2GRAY)
+
+
 def gt_mean_align(restored, reference, data_range=255):
     """`restored` (float64) scaled so its mean luma equals `reference`'s, clipped to the range."""
     restored, reference = _check_pair(restored, reference)

@@ -17,6 +17,7 @@ from dataset.dng import cfa_index_pattern
 from dataset.synthesis import draw_params, synthesize_array
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.image_io import read_rgb
+from torch_utils_lib.image_metrics import luma, psnr, ssim
 from torch_utils_lib.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
 
 SCRIPT = os.path.join(REPO_ROOT, "dataset", "data_preprocessing.py")
@@ -168,6 +169,11 @@ def test_annotations_round_trip(small_set, tmp_path):
     assert summary["metrics"]["psnr"]["count"] == 8
     assert 3 < summary["metrics"]["psnr"]["mean"] < 25
     assert {"gamma", "noise_var", "noise_seed"} == set(summary["images"][0]["params"])
+    # the recorded statistics are those of the written images (PNG: lossless) against the inputs
+    for record in summary["images"]:
+        low, source = read_rgb(str(out / record["file_name"])), read_rgb(os.path.join(folder, record["file_name"]))
+        assert record["psnr"] == pytest.approx(psnr(low, source), abs=1e-6)
+        assert record["ssim"] == pytest.approx(ssim(luma(low), luma(source), downsample="auto"), abs=1e-6)
 
 
 def test_annotation_keeps_only_synthesized_images_and_checks_sizes(small_set, tmp_path):

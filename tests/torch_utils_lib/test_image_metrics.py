@@ -6,7 +6,7 @@ import pytest
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from torch_utils_lib.image_metrics import (gt_mean_align, mse, psnr, psnr_gt_mean, ssim,
+from torch_utils_lib.image_metrics import (gt_mean_align, luma, mse, psnr, psnr_gt_mean, ssim,
                                            ssim_gt_mean, summarize)
 
 
@@ -99,3 +99,16 @@ def test_ssim_auto_downsampling_is_block_averaging():
     assert ssim(big_a, big_b, downsample="auto") == pytest.approx(ssim(a, b), abs=1e-6)
     float_a, float_b = big_a / 255.0, big_b / 255.0
     assert ssim(float_a, float_b, 1.0, downsample=2) == pytest.approx(ssim(a, b), abs=1e-6)
+
+
+def test_luma_is_bt601_as_matlab_rgb2gray():
+    a, _ = _pair((64, 70, 3))
+    expected = a.astype(np.float64) @ np.array([0.298936, 0.587043, 0.114021])  # rgb2gray's
+    y = luma(a)
+    assert y.dtype == np.uint8 and y.shape == (64, 70)
+    assert np.abs(y - np.rint(expected)).max() <= 1  # OpenCV's fixed point vs MATLAB's rounding
+    assert np.allclose(luma(a / 255.0), expected / 255.0, atol=1e-5)
+    assert luma(y) is y
+    # SSIM on luma scores the grey images, as skimage does for 2-D inputs
+    a, b = _pair((96, 80, 3))
+    assert ssim(luma(a), luma(b)) == pytest.approx(_skimage_ssim(luma(a), luma(b), 255), abs=1e-5)
