@@ -1,0 +1,107 @@
+"""Benchmark Mask R-CNN training throughput: images/s of full training steps.
+
+Models: the light maskrcnn_resnet18_fpn at 128x128, batch 4 (the sample set's size, what CPU
+tests and the study train) and torchvision's maskrcnn_resnet50_fpn at 512x512, batch 2; each on
+CPU, and on CUDA with and without AMP when a GPU is present. A step is forward (losses), backward
+and an AdamW update on synthetic images with three boxes and masks each; weights are random
+(throughput does not depend on them). Steps of all settings are interleaved so that background
+load falls on every one alike; the median step is reported. Writes runs/bench/maskrcnn.json.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from torch_utils_lib.cli import run_main
+from torch_utils_lib.detection_models import build_detector
+from torch_utils_lib.engine import autocast
+from torch_utils_lib.paths import RUNS_DIR
+from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+
+SETTINGS = (("maskrcnn_resnet18_fpn", 128, 4), ("maskrcnn_resnet50_fpn", 512, 2))
+
+
+def synthetic_batch(size, batch, device, generator):
+    """`batch` random images of size x size, each with three boxes and their filled masks."""
+    images, targets = [], []
+    for _ in range(batch):
+        images.append(torch.rand(3, size, size, generator=generator).to(device))
+        corners = torch.randint(0, size // 2, (3, 2), generator=generator)
+        sides = torch.randint(size // 8, size // 2, (3, 2), generator=generator)
+        boxes = torch.cat([corners, corners + sides], 1).float()
+        masks = torch.zeros(3, size, size, dtype=torch.uint8)
+        for m, (x0, y0, x1, y1) in zip(masks, boxes.int().tolist()):
+            m[y0:y1, x0:x1] = 1
+        targets.append({"boxes": boxes.to(device), "labels": torch.tensor([1, 2, 3], device=device),
+                        "masks": masks.to(device)})
+    return images, targets
+
+
+def make_step(name, size, batch, device, amp):
+    torch.manual_seed(0)
+    model = build_detector(name, 4, min_size=size, max_size=size).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    images, targets = synthetic_batch(size, batch, device, torch.Generator().manual_seed(0))
+
+    def step():
+        with autocast(device, amp):
+            loss = sum(model(images, targets).values())
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return step
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=5, help="timed steps per setting (after 1 warm-up)")
+    p.add_argument("--models", nargs="+", default=[name for name, _, _ in SETTINGS],
+                   choices=[name for name, _, _ in SETTINGS])
+    p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "maskrcnn.json"))
+    args = p.parse_args()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    cases = []
+    for device in devices:
+        for amp in ((False, True) if device.type == "cuda" else (False,)):
+            for name, size, batch in SETTINGS:
+                if name in args.models:
+                    cases.append((name, size, batch, device, amp))
+    steps = [make_step(*case) for case in cases]
+    times = [[] for _ in cases]
+    for step in steps:
+        step()  # warm-up
+    for _ in range(args.steps):
+        for step, record, (_, _, _, device, _) in zip(steps, times, cases):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            record.append(time.perf_counter() - start)
+    rows = []
+    print(f"{'model':<24}{'size':>6}{'batch':>7}{'device':>8}{'amp':>5}{'s/step':>9}{'images/s':>10}")
+    for (name, size, batch, device, amp), record in zip(cases, times):
+        seconds = float(np.median(record))
+        rows.append({"model": name, "size": size, "batch": batch, "device": device.type, "amp": amp,
+                     "seconds_per_step": seconds, "images_per_second": batch / seconds})
+        print(f"{name:<24}{size:>6}{batch:>7}{device.type:>8}{'on' if amp else 'off':>5}"
+              f"{seconds:>9.3f}{batch / seconds:>10.2f}")
+    result = {"rows": rows, "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+              "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    atomic_write_json(args.output, result)
+    write_run_metadata(os.path.dirname(args.output), args, filename="bench_maskrcnn_run.json")
+    print(f"saved {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
