@@ -3,11 +3,10 @@
 Per image: gamma ~ U(3, 8) (`--gamma`), out = 255 * (x / 255) ** gamma; then Gaussian noise of
 variance ~ U(0.001, 0.01) (`--noise_var`) on the [-1, 1] scale the seed normalised to, i.e. a
 standard deviation of sqrt(var) * 127.5 on the 0..255 scale (4.0 to 12.7 levels); then rounding
-and clipping to uint8. As in the seed, the darkened image is rounded to 8 bits before the noise
-is added (the seed saved it to disk and read it back); here it stays in memory: one pass, no
-intermediate file.
+and clipping to uint8. Unlike the seed, the darkened image is not rounded to 8 bits and re-read
+before the noise is added: one pass, no intermediate file.
 
-Fast path: the gamma curve is a 256-entry uint8 lookup table, the noise comes from OpenCV's
+Fast path: the gamma curve is a 256-entry lookup table, the noise comes from OpenCV's
 generator (seeded per image, so results do not depend on worker processes), and one saturating
 cv2.add does the sum, rounding and clipping. No torch import.
 """
@@ -29,8 +28,8 @@ def draw_params(rng, gamma_range=GAMMA_RANGE, noise_var_range=NOISE_VAR_RANGE):
 
 
 def gamma_lut(gamma):
-    """256-entry uint8 table of 255 * (x / 255) ** gamma, rounded."""
-    return np.rint(255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.uint8)
+    """256-entry float32 table of 255 * (x / 255) ** gamma."""
+    return (255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.float32)
 
 
 _scratch = np.empty(0, np.float32)
