@@ -184,7 +184,7 @@ def bench_cache(count, raw_size, resize, seed=0):
 
 
 def bench_memory(device, batch=8, size=(800, 1333)):
-    from torch_utils_lib.engine import autocast
+    from torch_utils_lib.engine import autocast, optimizer_step
     results = {}
     for amp in (False, True):
         torch.manual_seed(0)
@@ -200,10 +200,7 @@ def bench_memory(device, batch=8, size=(800, 1333)):
         for _ in range(2):
             with autocast(device, amp):
                 loss = sum(model(images, targets).values())
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer_step(loss, optimizer, scaler)
         torch.cuda.synchronize(device)
         results["amp" if amp else "fp32"] = {
             "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30,

@@ -20,7 +20,7 @@ import torch
 
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.detection_models import build_detector
-from torch_utils_lib.engine import autocast
+from torch_utils_lib.engine import autocast, optimizer_step
 from torch_utils_lib.paths import RUNS_DIR
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 
@@ -53,10 +53,7 @@ def make_step(name, size, batch, device, amp):
     def step():
         with autocast(device, amp):
             loss = sum(model(images, targets).values())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer_step(loss, optimizer, scaler)
     return step
 
 

@@ -134,7 +134,8 @@ def train_detector(study, name, image_dir, annotation, epochs, *extra):
               annotation, "--checkpoint_dir", out, "--epoch", epochs, "--model", a.model,
               "--weights", a.weights, "--batch_size", a.batch_size, "--eval_every", 0,
               "--lr_step_size", max(1, int(epochs * 0.75)), "--device", a.device, "--seed", a.seed,
-              "--resume", *(["--min_size", a.min_size] if a.min_size else []), *extra)
+              "--augment", a.augment, "--resume", *(["--min_size", a.min_size] if a.min_size else []),
+              *extra)
     return os.path.join(out, "last.pth")
 
 
@@ -153,6 +154,8 @@ def run_study(args):
         a.train_image_dir, a.val_image_dir = os.path.join(sample, "train"), os.path.join(sample, "val")
         a.train_annotation = os.path.join(sample, "annotations", "instances_train.json")
         a.val_annotation = os.path.join(sample, "annotations", "instances_val.json")
+        a.augment = a.augment or "dihedral"
+    a.augment = a.augment or "hflip"
     low = {m: {split: synthesize(study, m, split, image_dir, ann)
                for split, image_dir, ann in (("train", a.train_image_dir, a.train_annotation),
                                              ("val", a.val_image_dir, a.val_annotation))}
@@ -221,7 +224,8 @@ def run_study(args):
     rows["GenISP on RAW (physics)"] = row_from_stats({"bbox": genisp_stats["genisp"]}, None,
                                                      s.get("train GenISP"))
     figures = make_figures(study, rows, normal_model, finetuned, sets, remedy, raw_val, a)
-    notes = [f"detector: {a.model} ({a.weights} init), {a.epochs} epochs on normal light; "
+    notes = [f"detector: {a.model} ({a.weights} init, {a.augment} augmentation), {a.epochs} epochs "
+             f"on normal light; "
              f"fine-tuned {a.finetune_epochs} epochs on {remedy} low light",
              f"diffusion: UNet width {a.diffusion_dim} x ({a.diffusion_dim_mults}), "
              f"{a.diffusion_epochs} epochs on {a.diffusion_image_size}px crops, "

@@ -32,6 +32,7 @@ from torch_utils_lib.paths import RUNS_DIR
 
 
 def build_parser():
+    from torch_utils_lib.transforms import AUGMENTATIONS
     from torch_utils_lib.utils import default_device
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"))
@@ -51,11 +52,14 @@ def build_parser():
     scale.add_argument("--model", default="maskrcnn_resnet18_fpn")
     scale.add_argument("--weights", default="none", help="Mask R-CNN init: none, imagenet, coco or a file")
     scale.add_argument("--min_size", type=int, default=None, help="Mask R-CNN input short side")
-    scale.add_argument("--epochs", type=int, default=16, help="Mask R-CNN epochs on normal light")
+    scale.add_argument("--augment", default=None, choices=tuple(AUGMENTATIONS),
+                       help="Mask R-CNN training augmentation (default: dihedral on the sample set, "
+                            "whose shapes have no up; hflip on user data)")
+    scale.add_argument("--epochs", type=int, default=40, help="Mask R-CNN epochs on normal light")
     scale.add_argument("--finetune_epochs", type=int, default=4)
     scale.add_argument("--finetune_lr", type=float, default=5e-4)
     scale.add_argument("--batch_size", type=int, default=4)
-    scale.add_argument("--diffusion_epochs", type=int, default=75)
+    scale.add_argument("--diffusion_epochs", type=int, default=200)
     scale.add_argument("--diffusion_image_size", type=int, default=16, help="training crop")
     scale.add_argument("--diffusion_batch_size", type=int, default=32)
     scale.add_argument("--diffusion_dim", type=int, default=16, help="UNet base width")

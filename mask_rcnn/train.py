@@ -18,6 +18,7 @@ from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.coco_eval import BACKENDS
 from torch_utils_lib.detection_models import DETECTOR_NAMES
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
+from torch_utils_lib.transforms import AUGMENTATIONS
 from torch_utils_lib.utils import add_common_args, cleanup_distributed
 
 
@@ -47,6 +48,8 @@ def build_parser():
     p.add_argument("--clip_grad_norm", type=float, default=10.0, help="0 disables clipping")
     p.add_argument("--checkpoint_epoch", type=int, default=0,
                    help="also keep epoch_N.pth every N epochs (last.pth is always written)")
+    p.add_argument("--augment", default="hflip", choices=tuple(AUGMENTATIONS),
+                   help="; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()))
     p.add_argument("--min_size", type=int, default=None, help="model input short side")
     p.add_argument("--max_size", type=int, default=None, help="model input long side limit")
     p.add_argument("--val_image_dir", default=sample_images("val"))

@@ -65,7 +65,7 @@ def train(args):
     probe = CocoDetection(args.image_dir, args.annotation, with_masks=True)
     label_map, names, category_ids = label_space(probe.categories, args.weights, init_config)
     train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
-                              transforms=T.Compose([T.ToTensor(), T.RandomHorizontalFlip(0.5)]))
+                              transforms=T.training_augmentation(args.augment))
     num_classes = args.num_classes or len(names)
     if num_classes < len(names):
         raise UserError(f"--num_classes {num_classes}: the annotation needs {len(names)} "

@@ -28,6 +28,27 @@ def autocast(device, enabled):
     return contextlib.nullcontext()
 
 
+def optimizer_params(optimizer):
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def optimizer_step(loss, optimizer, scaler=None, max_grad_norm=None, params=None):
+    """Backward and step: loss scaling when `scaler` is enabled (AMP), optional norm clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        if max_grad_norm:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(params or optimizer_params(optimizer), max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params or optimizer_params(optimizer), max_grad_norm)
+        optimizer.step()
+
+
 def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=detection_losses,
                     scaler=None, amp=False, warmup_iters=0, max_grad_norm=None, log_path=None,
                     after_step=None, desc=None):
@@ -45,7 +66,7 @@ def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=det
         warmup = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda i: 1.0 if i >= iters else 1e-3 + (1 - 1e-3) * i / iters)
     logger = MetricLogger(log_path, desc=desc or f"epoch {epoch}", total=len(data_loader))
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    params = optimizer_params(optimizer)
     for iteration, batch in enumerate(data_loader):
         with autocast(device, amp):
             losses = loss_fn(model, batch, device)
@@ -56,19 +77,7 @@ def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=det
             raise NonFiniteLossError(
                 f"loss became {loss.item()} at epoch {epoch}, iteration {iteration} ({detail}): "
                 f"lower --lr or set gradient clipping; no checkpoint was written from this state")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss).backward()
-            if max_grad_norm:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            optimizer.step()
+        optimizer_step(loss, optimizer, scaler, max_grad_norm, params)
         if after_step is not None:
             after_step()
         if warmup is not None:
@@ -114,6 +123,9 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     return stats
 
 
+PLOT_INTERVAL_S = 60
+
+
 def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint_dir, config,
         start_epoch=0, loss_fn=detection_losses, scaler=None, amp=False, warmup_iters=0,
         max_grad_norm=None, checkpoint_every=0, on_epoch_end=None, after_step=None, ema=None):
@@ -122,10 +134,12 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
     `checkpoint_dir/last.pth` is rewritten atomically after each epoch (what --resume reads);
     `epoch_N.pth` is kept every `checkpoint_every` epochs. `on_epoch_end(epoch)` may return a
     dict of metrics (validation AP, sample figures) that is logged with the epoch's losses.
-    Losses go to `train_log.jsonl`; the loss-curve PNG is redrawn after each epoch.
+    Losses go to `train_log.jsonl`; the loss-curve PNG is redrawn at the end and at most once
+    every PLOT_INTERVAL_S seconds before (drawing it costs ~1 s, more than a short epoch).
     Returns the list of per-epoch records.
     """
     import os
+    import time
 
     from torch_utils_lib.checkpoint import save_checkpoint
     from torch_utils_lib.data import set_loader_epoch
@@ -145,6 +159,7 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
         if is_main_process() and os.path.isfile(log_path):  # drop steps of an unfinished epoch
             kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
             atomic_write_json_lines(log_path, kept)
+    last_plot = time.monotonic()
     for epoch in range(start_epoch, epochs):
         set_loader_epoch(train_loader, epoch)
         losses = train_one_epoch(model, optimizer, train_loader, device, epoch, loss_fn=loss_fn,
@@ -165,7 +180,9 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
                 save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), model,
                                 config, **state)
             atomic_write_json(history_path, history)
-            plot_loss_curves(log_path, os.path.join(checkpoint_dir, "loss_curve.png"))
+            if epoch + 1 == epochs or time.monotonic() - last_plot > PLOT_INTERVAL_S:
+                plot_loss_curves(log_path, os.path.join(checkpoint_dir, "loss_curve.png"))
+                last_plot = time.monotonic()
         if is_main_process():
             print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in record.items() if not isinstance(v, dict)))

@@ -50,6 +50,47 @@ class RandomHorizontalFlip:
         return image, target
 
 
+class RandomQuarterTurn:
+    """Rotate by 0, 90, 180 or 270 degrees at random; with a horizontal flip, all 8 symmetries
+    of the square. Only for data that has no "up" (the sample's shapes, aerial or microscope
+    images), never for COCO photographs."""
+
+    def __call__(self, image, target=None):
+        for _ in range(int(torch.randint(0, 4, (1,)))):
+            image, target = quarter_turn(image, target)
+        return image, target
+
+
+def quarter_turn(image, target=None):
+    """Rotate a CxHxW image and its target 90 degrees counter-clockwise (as torch.rot90)."""
+    width = image.shape[-1]
+    image = torch.rot90(image, 1, (-2, -1))
+    if target is not None:
+        target = dict(target)
+        if "boxes" in target:
+            x0, y0, x1, y1 = target["boxes"].unbind(-1)
+            # pixel (row r, col c) moves to (row W-1-c, col r)
+            target["boxes"] = torch.stack([y0, width - x1, y1, width - x0], -1)
+        if "masks" in target:
+            target["masks"] = torch.rot90(target["masks"], 1, (-2, -1))
+    return image, target
+
+
+AUGMENTATIONS = {"hflip": "random horizontal flip (torchvision's detection recipe)",
+                 "dihedral": "random flip and quarter turn (data with no up, e.g. the sample shapes)",
+                 "none": "no augmentation"}
+
+
+def training_augmentation(name):
+    """The paired train-time transform for an --augment choice (images from arrays to tensors)."""
+    steps = [ToTensor()]
+    if name in ("hflip", "dihedral"):
+        steps.append(RandomHorizontalFlip(0.5))
+    if name == "dihedral":
+        steps.append(RandomQuarterTurn())
+    return Compose(steps)
+
+
 def resize_target(target, old_size, new_size):
     """Scale boxes, masks and areas of `target` from old (h, w) to new (h, w)."""
     if target is None:

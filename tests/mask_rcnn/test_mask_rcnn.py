@@ -21,8 +21,8 @@ def test_light_model_learns_on_the_sample_set(trained_sample_detector):
     with open(trained_sample_detector / "val_stats.json") as f:
         stats = json.load(f)
     print("val stats after training:", {t: round(s["AP50"], 3) for t, s in stats.items()})
-    assert stats["bbox"]["AP50"] >= 0.45
-    assert stats["segm"]["AP50"] >= 0.45
+    assert stats["bbox"]["AP50"] >= 0.5
+    assert stats["segm"]["AP50"] >= 0.5
     assert (trained_sample_detector / "loss_curve.png").stat().st_size > 1000
     with open(trained_sample_detector / "run.json") as f:
         assert json.load(f)["args"]["epoch"] > 0

@@ -28,6 +28,34 @@ def test_flip_moves_boxes_with_masks_and_twice_is_identity():
     assert torch.equal(back, image) and torch.equal(bt["boxes"], target["boxes"])
 
 
+def test_quarter_turn_moves_boxes_with_masks_and_four_turns_are_identity():
+    image = torch.rand(3, 20, 30)
+    masks = torch.zeros(2, 20, 30, dtype=torch.uint8)
+    masks[0, 2:7, 3:12] = 1
+    masks[1, 10:19, 25:30] = 1
+    target = {"boxes": tight_boxes(masks), "masks": masks, "labels": torch.tensor([1, 2])}
+    turned, tt = T.quarter_turn(image, target)
+    assert turned.shape == (3, 30, 20) and torch.equal(turned[:, 0, 0], image[:, 0, 29])
+    assert torch.equal(turned[:, 29, 0], image[:, 0, 0])
+    assert torch.equal(tt["boxes"], tight_boxes(tt["masks"]))
+    for _ in range(3):
+        turned, tt = T.quarter_turn(turned, tt)
+    assert torch.equal(turned, image) and torch.equal(tt["boxes"], target["boxes"])
+    assert torch.equal(tt["masks"], masks)
+
+
+def test_dihedral_augmentation_reaches_all_eight_symmetries_of_a_sample_image():
+    torch.manual_seed(0)
+    image, target = sample_item(3)
+    augment = T.training_augmentation("dihedral")
+    seen = set()
+    for _ in range(64):
+        out, ot = augment(image.permute(1, 2, 0).contiguous().numpy(), target)
+        assert torch.allclose(ot["boxes"], tight_boxes(ot["masks"]))
+        seen.add(out.numpy().tobytes())
+    assert len(seen) == 8
+
+
 def test_random_crop_keeps_boxes_equal_to_visible_masks():
     torch.manual_seed(0)
     crop = T.RandomCrop(64)
