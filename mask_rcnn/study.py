@@ -55,7 +55,7 @@ def build_parser():
     scale.add_argument("--augment", default=None, choices=tuple(AUGMENTATIONS),
                        help="Mask R-CNN training augmentation (default: dihedral on the sample set, "
                             "whose shapes have no up; hflip on user data)")
-    scale.add_argument("--epochs", type=int, default=40, help="Mask R-CNN epochs on normal light")
+    scale.add_argument("--epochs", type=int, default=32, help="Mask R-CNN epochs on normal light")
     scale.add_argument("--finetune_epochs", type=int, default=4)
     scale.add_argument("--finetune_lr", type=float, default=5e-4)
     scale.add_argument("--batch_size", type=int, default=4)
@@ -65,7 +65,10 @@ def build_parser():
     scale.add_argument("--diffusion_dim", type=int, default=16, help="UNet base width")
     scale.add_argument("--diffusion_dim_mults", default="1,2,4", help="UNet width multipliers")
     scale.add_argument("--diffusion_lr", type=float, default=2e-3)
-    scale.add_argument("--diffusion_steps", type=int, default=10, help="DDIM steps when restoring")
+    scale.add_argument("--diffusion_steps", type=int, default=2,
+                       help="DDIM steps when restoring. A briefly trained restorer does best with few: "
+                            "they stay near the conditional mean (smooth), more steps add its colour "
+                            "noise (sample study, val bbox AP50: 0.36 at 2 steps, 0.23 at 10)")
     scale.add_argument("--genisp_epochs", type=int, default=4)
     scale.add_argument("--genisp_batch_size", type=int, default=8)
     scale.add_argument("--genisp_parameter_size", type=int, default=64,

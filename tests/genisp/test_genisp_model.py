@@ -38,6 +38,21 @@ def test_colour_stages_start_as_identity_and_match_the_two_step_definition():
         torch.testing.assert_close(genisp(x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_enhancement_normalises_each_image_and_channel_as_instance_norm():
+    torch.manual_seed(2)
+    genisp = GenISP(parameter_size=32)
+    x = torch.rand(2, 3, 24, 20) * torch.tensor([1.0, 5.0])[:, None, None, None]
+    expected = x
+    for layer in genisp.enhance:
+        if isinstance(layer, torch.nn.GroupNorm):
+            layer = torch.nn.InstanceNorm2d(layer.num_channels)
+        expected = layer(expected)
+    torch.testing.assert_close(genisp.enhance(x), expected, atol=1e-5, rtol=1e-5)
+    assert sum(isinstance(m, torch.nn.GroupNorm) for m in genisp.enhance) == 2
+    assert not genisp.enhance.state_dict().keys() - {"0.weight", "0.bias", "3.weight", "3.bias",
+                                                     "6.weight", "6.bias"}
+
+
 def test_gray_world_loss():
     image = torch.zeros(1, 3, 4, 4)
     image[0, 0] = 0.5
