@@ -1,6 +1,5 @@
 """bench/bench_maskrcnn.py times real training steps and reports images/s per setting."""
 import json
-import os
 import subprocess
 import sys
 
