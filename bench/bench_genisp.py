@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.timing import timed
 from genisp.model import GenISP, GenISPDetector
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.paths import RUNS_DIR
@@ -70,32 +71,6 @@ class StudentGenISP(nn.Module):
         return output
 
 
-# ---------------------------------------------------------------- timing helpers
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fns, device, repeats, warmup=1):
-    """Median wall seconds of each function in `fns`, run in turn `repeats` times after a warm-up.
-
-    Interleaving puts every candidate under the same background load (shared machines).
-    """
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, record in zip(fns, times):
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            record.append(time.perf_counter() - start)
-    return [float(np.median(t)) for t in times]
-
-
 def bench_batched(device, batch, size, repeats):
     torch.manual_seed(0)
     ours, student = GenISP().to(device), StudentGenISP().to(device)
@@ -110,7 +85,7 @@ def bench_batched(device, batch, size, repeats):
         student.zero_grad(set_to_none=True)
         sum(o.sum() for o in student([img[None] for img in images])).backward()
 
-    t_student, t_ours = timed([step_student, step_ours], device, repeats)
+    t_student, t_ours = timed([step_student, step_ours], repeats)
     return {"batch": batch, "size": list(size), "student_loop_s": t_student,
             "batched_s": t_ours, "speedup": t_student / t_ours}
 
@@ -142,7 +117,7 @@ def bench_share(device, repeats, size=512, batch=2):
         student.zero_grad(set_to_none=True)
         sum(o.sum() for o in student([img[None] for img in images])).backward()
 
-    t_detector, t_genisp, t_student = timed([detector_step, genisp_step, student_step], device,
+    t_detector, t_genisp, t_student = timed([detector_step, genisp_step, student_step],
                                             repeats)
     return {"batch": batch, "size": size, "detector_fwd_bwd_s": t_detector,
             "genisp_fwd_bwd_s": t_genisp, "student_fwd_bwd_s": t_student,

@@ -13,11 +13,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
-import time
 
-import numpy as np
 import torch
 
+from bench.timing import timed
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.detection_models import build_detector
 from torch_utils_lib.engine import autocast, optimizer_step
@@ -71,23 +70,10 @@ def main():
             for name, size, batch in SETTINGS:
                 if name in args.models:
                     cases.append((name, size, batch, device, amp))
-    steps = [make_step(*case) for case in cases]
-    times = [[] for _ in cases]
-    for step in steps:
-        step()  # warm-up
-    for _ in range(args.steps):
-        for step, record, (_, _, _, device, _) in zip(steps, times, cases):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            record.append(time.perf_counter() - start)
+    seconds_per_step = timed([make_step(*case) for case in cases], args.steps)
     rows = []
     print(f"{'model':<24}{'size':>6}{'batch':>7}{'device':>8}{'amp':>5}{'s/step':>9}{'images/s':>10}")
-    for (name, size, batch, device, amp), record in zip(cases, times):
-        seconds = float(np.median(record))
+    for (name, size, batch, device, amp), seconds in zip(cases, seconds_per_step):
         rows.append({"model": name, "size": size, "batch": batch, "device": device.type, "amp": amp,
                      "seconds_per_step": seconds, "images_per_second": batch / seconds})
         print(f"{name:<24}{size:>6}{batch:>7}{device.type:>8}{'on' if amp else 'off':>5}"
