@@ -35,7 +35,11 @@ def test_study_writes_every_row_figure_and_command_and_resumes(tmp_path):
     text = (out / "report.md").read_text()
     assert "| normal light |" in text and "mask_rcnn/train.py" in text and "--augment hflip" in text
     # A second run finds every step done and only rewrites the report.
+    detector = out / "mask_rcnn" / "normal" / "last.pth"
+    trained_at = detector.stat().st_mtime_ns
     again = run_script("mask_rcnn/study.py", *args)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "[study] synthesis gamma_noise: reusing" in again.stdout
+    assert detector.stat().st_mtime_ns == trained_at
     with open(out / "report.json") as f:
         assert json.load(f)["rows"].keys() == rows.keys()
