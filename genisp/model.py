@@ -17,9 +17,9 @@ class ImageToParameter(nn.Module):
     def __init__(self, num_outputs, initial_output):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 7, padding=3), nn.LeakyReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 5, padding=2), nn.LeakyReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 128, 3, padding=1), nn.LeakyReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(3, 16, 7, padding=3), nn.LeakyReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.LeakyReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 128, 3, padding=1), nn.LeakyReLU(inplace=True), nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         self.head = nn.Linear(128, num_outputs)
         # Start as the identity transform (gains 1, matrix I): training begins from the minimal
@@ -36,6 +36,23 @@ def instance_norm(channels):
     return nn.GroupNorm(channels, channels, affine=False)
 
 
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 convolution computed as a batched matrix product (the same weights and numbers).
+
+    On CPU, oneDNN's 1x1 convolution from 64 channels to 3 took 4x longer (forward and
+    backward) than this product at 2x512x512: 15% of GenISP's training step.
+    """
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        weight = self.weight.view(1, self.out_channels, c).expand(n, -1, -1)
+        out = torch.bmm(weight, x.reshape(n, c, h * w)).view(n, self.out_channels, h, w)
+        return out + self.bias.view(1, -1, 1, 1)
+
+
 class GenISP(nn.Module):
     """The trainable ISP. forward(images) takes an NxCxHxW tensor or a list of CxHxW tensors."""
 
@@ -45,11 +62,13 @@ class GenISP(nn.Module):
         self.conv_wb = ImageToParameter(3, torch.ones(3))
         self.conv_cc = ImageToParameter(9, torch.eye(3))
         # Instance normalisation written as GroupNorm with one channel per group: the same
-        # numbers (no parameters either way) from a kernel that is faster on CPU.
+        # numbers (no parameters either way) from a kernel that is faster on CPU. The
+        # activations work in place: GroupNorm's backward needs its input, not its output, and
+        # the full-resolution 64-channel tensors are what a step's time goes to.
         self.enhance = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), instance_norm(16), nn.LeakyReLU(),
-            nn.Conv2d(16, 64, 3, padding=1), instance_norm(64), nn.LeakyReLU(),
-            nn.Conv2d(64, 3, 1))
+            nn.Conv2d(3, 16, 3, padding=1), instance_norm(16), nn.LeakyReLU(inplace=True),
+            nn.Conv2d(16, 64, 3, padding=1), instance_norm(64), nn.LeakyReLU(inplace=True),
+            PointwiseConv(64, 3))
 
     def _thumbnail(self, x):
         size = (self.parameter_size, self.parameter_size)

@@ -38,16 +38,30 @@ def test_colour_stages_start_as_identity_and_match_the_two_step_definition():
         torch.testing.assert_close(genisp(x), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_enhancement_normalises_each_image_and_channel_as_instance_norm():
+def test_enhancement_is_the_papers_convnet_with_instance_norm():
+    """The shallow ConvNet equals 3x3/16, InstanceNorm, LeakyReLU, 3x3/64, InstanceNorm,
+    LeakyReLU, 1x1/3 written with the plain layers, forward and backward."""
     torch.manual_seed(2)
     genisp = GenISP(parameter_size=32)
     x = torch.rand(2, 3, 24, 20) * torch.tensor([1.0, 5.0])[:, None, None, None]
+    x.requires_grad_(True)
     expected = x
     for layer in genisp.enhance:
         if isinstance(layer, torch.nn.GroupNorm):
-            layer = torch.nn.InstanceNorm2d(layer.num_channels)
-        expected = layer(expected)
-    torch.testing.assert_close(genisp.enhance(x), expected, atol=1e-5, rtol=1e-5)
+            expected = torch.nn.functional.instance_norm(expected)
+        elif isinstance(layer, torch.nn.LeakyReLU):
+            expected = torch.nn.functional.leaky_relu(expected)
+        else:  # the 1x1 layer as the convolution it stands for
+            expected = torch.nn.functional.conv2d(expected, layer.weight, layer.bias,
+                                                  padding=layer.padding)
+    out = genisp.enhance(x)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    weight = torch.rand_like(out)
+    ours = torch.autograd.grad((out * weight).sum(), [x, *genisp.enhance.parameters()])
+    theirs = torch.autograd.grad((expected * weight).sum(), [x, *genisp.enhance.parameters()])
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert isinstance(genisp.enhance[-1], torch.nn.Conv2d) and genisp.enhance[-1].kernel_size == (1, 1)
     assert sum(isinstance(m, torch.nn.GroupNorm) for m in genisp.enhance) == 2
     assert not genisp.enhance.state_dict().keys() - {"0.weight", "0.bias", "3.weight", "3.bias",
                                                      "6.weight", "6.bias"}
