@@ -17,7 +17,7 @@ import numpy as np
 
 from dataset import gamma_noise, physics
 from dataset.dng import write_dng
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, read_json
 from torch_utils_lib.image_io import encode_image, list_images, read_rgb
 from torch_utils_lib.image_metrics import luma, psnr, ssim, summarize
 from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json
@@ -123,13 +123,7 @@ def rebuild_record(task):
 
 def load_annotation(path):
     """A COCO annotation file as a dict; UserError naming the file if it is not one."""
-    try:
-        with open(path) as f:
-            dataset = json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"{path}: annotation file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: not a readable JSON annotation file ({e})") from None
+    dataset = read_json(path, "annotation file")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
         raise UserError(f"{path}: not a COCO annotation file (no 'images' list)")
     for image in dataset["images"]:

@@ -3,7 +3,6 @@
 A pair list comes from `--annotation`: the seed's `{"filename": [...]}` JSON, a COCO json (its
 `images[].file_name`), or, when omitted, every image file name present in both folders.
 """
-import json
 import os
 
 import numpy as np
@@ -11,19 +10,13 @@ import torch
 from torch.utils.data import Dataset
 
 from torch_utils_lib import transforms as T
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, read_json
 from torch_utils_lib.image_io import list_images, read_rgb
 
 
 def annotation_file_names(path):
     """File names listed by a `{"filename": [...]}` JSON, a COCO json, or a JSON list of names."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: annotation file not found")
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: not a readable JSON file ({e})") from None
+    data = read_json(path, "annotation file")
     if isinstance(data, dict) and isinstance(data.get("images"), list):
         names = [image.get("file_name") if isinstance(image, dict) else None
                  for image in data["images"]]

@@ -28,6 +28,19 @@ def require_file(path, what="file"):
     return path
 
 
+def read_json(path, what="JSON file"):
+    """The parsed JSON file at `path`; a UserError naming it if it is missing or not JSON."""
+    import json
+    require_file(path, what)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read {what} ({e})") from None
+
+
 def require_dir(path, what="directory"):
     """Raise a UserError naming `path` unless it is an existing directory."""
     import os

@@ -6,7 +6,6 @@ category ids start at 0 never collides with the background label.
 """
 import contextlib
 import io
-import json
 import os
 
 import numpy as np
@@ -14,21 +13,13 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, read_json
 from torch_utils_lib.image_io import read_rgb
 
 
 def load_coco_json(path):
     """Read a COCO annotation file and check what the toolkit relies on; UserError otherwise."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: annotation file not found")
-    try:
-        with open(path) as f:
-            coco = json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read annotation file ({e})") from None
+    coco = read_json(path, "annotation file")
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise UserError(f"{path}: not a COCO annotation file (no 'images' list)")
     if not isinstance(coco.get("categories"), list) or not coco["categories"]:

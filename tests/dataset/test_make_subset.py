@@ -62,7 +62,7 @@ def test_parsers_and_errors(tmp_path):
     with pytest.raises(UserError, match="not an integer"):
         parse_ids("1,b")
     (tmp_path / "bad.json").write_text("{")
-    for args, message in ((["--annotation", str(tmp_path / "bad.json")], "not a readable JSON"),
+    for args, message in ((["--annotation", str(tmp_path / "bad.json")], "not valid JSON"),
                           (["--image_ids", "999999"], "not among the eligible"),
                           (["--num_images", "65"], "only 64 image")):
         result = subprocess.run([sys.executable, "dataset/make_subset.py", "--output_dir",

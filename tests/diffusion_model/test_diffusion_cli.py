@@ -93,7 +93,7 @@ def test_annotation_formats(tmp_path):
     with pytest.raises(UserError, match="nope.png: listed in"):
         resolve_names([TRAIN, LOW_TRAIN], str(missing))
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(UserError, match="not a readable JSON"):
+    with pytest.raises(UserError, match="not valid JSON"):
         annotation_file_names(str(tmp_path / "bad.json"))
 
 
