@@ -6,6 +6,7 @@ folder, then times, in this one process and run:
   seed         the seed's way: skimage adjust_gamma, write, re-read, random_noise, write
   gamma_noise  dataset/synthesis.py, --workers 1 (PSNR and SSIM recorded, the default)
   physics      dataset/synthesis.py, --workers 1
+  ... and, for scale, physics's exact Poisson draws alone (numpy), the part no code can skip
   ... both methods with --workers 2, and with --metrics psnr (no SSIM)
 and prints ratios of wall time (and of CPU time, which a shared machine disturbs less) to the floor.
 The goals of issue 3: gamma_noise <= 3x floor, physics <= 10x floor, --workers 2 >= 1.7x faster.
@@ -84,6 +85,28 @@ def seed_pipeline(folder, names, out_dir, seed=0):
         noisy = util.random_noise(again, mode="gaussian", var=rng.uniform(0.001, 0.01),
                                   rng=int(rng.integers(2**31)))
         Image.fromarray(util.img_as_ubyte(noisy)).save(os.path.join(out_dir, name), quality=95)
+
+
+def poisson_draw_seconds(folder, names, seed=0):
+    """Seconds of `physics`'s exact Poisson shot-noise draws alone, over every image.
+
+    Each image's expected electron counts are made as physics.synthesize makes them (untimed);
+    only numpy's Poisson draw is timed: the part of `physics` no implementation can skip.
+    """
+    from dataset import physics
+    from dataset.synthesis import draw_params
+    from torch_utils_lib.image_io import read_rgb
+    settings = {"method": "physics", "seed": seed, "ratio": [10.0, 100.0], "save_raw": False}
+    total = 0.0
+    for name in names:
+        params, rng = draw_params(settings, name)
+        signal = physics.mosaic(physics.unprocess(read_rgb(os.path.join(folder, name)), params))
+        signal *= np.float32((physics.WHITE_LEVEL - physics.BLACK_LEVEL) / params["ratio"])
+        electrons = np.maximum(signal, 0, dtype=np.float64) / params["K"]
+        start = time.perf_counter()
+        rng.poisson(electrons)
+        total += time.perf_counter() - start
+    return total
 
 
 def timed(fn, *args, **kwargs):
@@ -169,6 +192,7 @@ def main(argv=None):
                 cpu_seconds[stage] = min(cpu_seconds.get(stage, float("inf")), cpu)
                 shutil.rmtree(out)
         seconds["gamma_noise CLI w1"] = cli_seconds(inputs, os.path.join(tmp, "cli"))
+        seconds["Poisson draws alone"] = poisson_draw_seconds(inputs, names)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     floor = seconds["floor"]
