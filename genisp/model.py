@@ -50,7 +50,7 @@ class PointwiseConv(nn.Conv2d):
         n, c, h, w = x.shape
         weight = self.weight.view(1, self.out_channels, c).expand(n, -1, -1)
         out = torch.bmm(weight, x.reshape(n, c, h * w)).view(n, self.out_channels, h, w)
-        return out + self.bias.view(1, -1, 1, 1)
+        return out + self.bias.to(out.dtype).view(1, -1, 1, 1)  # fp16 under AMP, as a conv
 
 
 class GenISP(nn.Module):
