@@ -16,9 +16,10 @@ def test_bench_runs_and_reports(tmp_path):
     report = json.loads(out.read_text())
     assert report["num_images"] == 4 and report["size"] == [640, 480]
     for stage in ("floor", "gamma_noise w1", "gamma_noise w2", "physics w1", "physics w2",
-                  "gamma_noise w1 psnr", "gamma_noise CLI w1"):
+                  "gamma_noise w1 psnr", "gamma_noise CLI w1", "Poisson draws alone"):
         assert report["seconds"][stage] > 0
-    assert report["x_floor"]["floor"] == 1.0
+    assert report["x_floor"]["floor"] == 1.0  # every stage against a floor timed beside it
+    assert all(len(r) == 1 for r in report["x_floor_per_repeat"].values())
     # synthesis does strictly more than decoding and encoding
     assert report["cpu_seconds"]["physics w1"] > report["cpu_seconds"]["floor"]
     assert set(report["workers_speedup"]) == {"gamma_noise", "physics"}
