@@ -26,7 +26,7 @@ import time
 import cv2
 import numpy as np
 
-from dataset.synthesis import run_synthesis
+from dataset.synthesis import keep_freed_memory, run_synthesis
 from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.paths import REPO_ROOT, RUNS_DIR
 from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json, write_run_metadata
@@ -163,6 +163,7 @@ def main(argv=None):
     if args.num_images < 2:
         raise UserError(f"--num_images {args.num_images}: need at least 2")
     load_before = os.getloadavg()
+    keep_freed_memory()  # as run_synthesis does: the floor gets the same allocator settings
     tmp = tempfile.mkdtemp(prefix="bench_synthesis_")
     try:
         inputs = os.path.join(tmp, "inputs")
