@@ -91,8 +91,9 @@ def seed_pipeline(folder, names, out_dir, seed=0):
 def poisson_draw_seconds(folder, names, seed=0):
     """Seconds of `physics`'s exact Poisson shot-noise draws alone, over every image.
 
-    Each image's expected electron counts are made as physics.synthesize makes them (untimed);
-    only numpy's Poisson draw is timed: the part of `physics` no implementation can skip.
+    Each image's Poisson rates come from physics.expected_signal and mean_electrons, as in
+    physics.synthesize (untimed); only numpy's Poisson draw is timed: the part of `physics` no
+    implementation can skip.
     """
     from dataset import physics
     from dataset.synthesis import draw_params
@@ -101,9 +102,8 @@ def poisson_draw_seconds(folder, names, seed=0):
     total = 0.0
     for name in names:
         params, rng = draw_params(settings, name)
-        signal = physics.mosaic(physics.unprocess(read_rgb(os.path.join(folder, name)), params))
-        signal *= np.float32((physics.WHITE_LEVEL - physics.BLACK_LEVEL) / params["ratio"])
-        electrons = np.maximum(signal, 0, dtype=np.float64) / params["K"]
+        signal = physics.expected_signal(read_rgb(os.path.join(folder, name)), params)
+        electrons = physics.mean_electrons(signal, params["K"])
         start = time.perf_counter()
         rng.poisson(electrons)
         total += time.perf_counter() - start

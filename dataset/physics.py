@@ -157,6 +157,19 @@ def mosaic(camera, pattern=CFA_PATTERN):
     return bayer
 
 
+def expected_signal(rgb, params, pattern=CFA_PATTERN):
+    """The noise-free mosaic of the darkened scene in DN above black (float32, HxW)."""
+    signal_dn = mosaic(unprocess(rgb, params), pattern)
+    signal_dn *= np.float32((WHITE_LEVEL - BLACK_LEVEL) / params["ratio"])
+    return signal_dn
+
+
+def mean_electrons(signal_dn, k):
+    """The shot noise's Poisson rate: expected photo-electrons per pixel (float64, as numpy's
+    sampler takes it) for a signal in DN and a system gain of k DN per electron."""
+    return np.maximum(signal_dn, 0, dtype=np.float64) / k
+
+
 def add_sensor_noise(signal_dn, params, rng, shot=True, read=True, row=True):
     """Noisy integer RAW (uint16, black level added) from the expected signal in DN above black.
 
@@ -165,7 +178,7 @@ def add_sensor_noise(signal_dn, params, rng, shot=True, read=True, row=True):
     """
     k = params["K"]
     if shot:
-        electrons = rng.poisson(np.maximum(signal_dn, 0, dtype=np.float64) / k)
+        electrons = rng.poisson(mean_electrons(signal_dn, k))
         noisy = np.multiply(electrons, np.float32(k), dtype=np.float32)
     else:
         noisy = signal_dn.astype(np.float32, copy=True)
@@ -198,10 +211,7 @@ def process(raw, params, pattern=CFA_PATTERN):
 
 def synthesize(rgb, params, rng, pattern=CFA_PATTERN):
     """uint8 sRGB image -> (low-light uint8 sRGB, noisy uint16 RAW mosaic)."""
-    camera = unprocess(rgb, params)
-    signal_dn = mosaic(camera, pattern)
-    signal_dn *= np.float32((WHITE_LEVEL - BLACK_LEVEL) / params["ratio"])
-    raw = add_sensor_noise(signal_dn, params, rng)
+    raw = add_sensor_noise(expected_signal(rgb, params, pattern), params, rng)
     return process(raw, params, pattern), raw
 
 
