@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -112,10 +113,17 @@ def poisson_draw_seconds(folder, names, seed=0):
 
 def timed(fn, *args, **kwargs):
     """(wall seconds, CPU seconds of this process and its finished children)."""
-    cpu = lambda t: t.user + t.system + t.children_user + t.children_system
-    start, start_cpu = time.perf_counter(), cpu(os.times())
+    start, start_cpu = time.perf_counter(), cpu_seconds_so_far()
     fn(*args, **kwargs)
-    return time.perf_counter() - start, cpu(os.times()) - start_cpu
+    return time.perf_counter() - start, cpu_seconds_so_far() - start_cpu
+
+
+def cpu_seconds_so_far():
+    """CPU seconds used by this process and its reaped children, to the microsecond.
+
+    os.times() counts in clock ticks (10 ms): a few images' floor can read as 0 CPU seconds."""
+    return sum(usage.ru_utime + usage.ru_stime for usage in
+               (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def cli_seconds(input_dir, output_dir, *extra):
@@ -203,7 +211,7 @@ def main(argv=None):
                 seconds[stage] = min(seconds.get(stage, float("inf")), wall)
                 cpu_seconds[stage] = min(cpu_seconds.get(stage, float("inf")), cpu)
                 ratios.setdefault(stage, []).append(wall / floor_wall)
-                cpu_ratios.setdefault(stage, []).append(cpu / floor_cpu)
+                cpu_ratios.setdefault(stage, []).append(cpu / floor_cpu if floor_cpu > 0 else float("nan"))
                 shutil.rmtree(out, ignore_errors=True)
         for stage, fn in (("gamma_noise CLI w1", lambda: cli_seconds(inputs, os.path.join(tmp, "cli"))),
                           ("Poisson draws alone", lambda: poisson_draw_seconds(inputs, names))):
