@@ -47,8 +47,8 @@ def psnr(a, b, data_range=255):
     return 10.0 * math.log10(data_range * data_range / error)
 
 
-def _filter(x):
-    return cv2.sepFilter2D(x, cv2.CV_32F, _SSIM_KERNEL_32, _SSIM_KERNEL_32,
+def _filter(x, dst=None):
+    return cv2.sepFilter2D(x, cv2.CV_32F, _SSIM_KERNEL_32, _SSIM_KERNEL_32, dst=dst,
                            borderType=cv2.BORDER_REFLECT)
 
 
@@ -66,7 +66,8 @@ def _block_average(image, factor):
     h, w = image.shape[0] // factor, image.shape[1] // factor
     cropped = image[:h * factor, :w * factor]
     if image.dtype == np.uint8 and factor <= 16:
-        scaled = cropped.astype(np.uint16) * np.uint16(factor * factor)
+        scaled = cropped.astype(np.uint16)
+        scaled *= np.uint16(factor * factor)
         return cv2.resize(scaled, (w, h), interpolation=cv2.INTER_AREA), factor * factor
     return cv2.resize(cropped.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA), 1
 
@@ -94,25 +95,27 @@ def ssim(a, b, data_range=255, downsample=1):
         a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         s, d = a + b, a - b
     c1, c2 = 2 * (0.01 * data_range) ** 2, 2 * (0.03 * data_range) ** 2
-    mu_s, mu_d = _filter(s), _filter(d)
-    e_ss, e_dd = _filter(s * s), _filter(d * d)
-    mu_s *= mu_s
-    mu_d *= mu_d
-    # luminance term (2 mu_x mu_y + C1) / (mu_x^2 + mu_y^2 + C1), both sides times 2
-    lum_num = cv2.addWeighted(mu_s, 1.0, mu_d, -1.0, c1)
-    lum_den = cv2.addWeighted(mu_s, 1.0, mu_d, 1.0, c1)
-    # contrast-structure term (2 sigma_xy + C2) / (sigma_x^2 + sigma_y^2 + C2), times 2:
-    # var_s -/+ var_d = (E[s^2] -/+ E[d^2]) - (mu_s^2 -/+ mu_d^2), and mu_s^2 -/+ mu_d^2 = lum - C1
-    cs_num = cv2.addWeighted(e_ss, 1.0, e_dd, -1.0, c1 + c2)
-    cs_num -= lum_num
-    cs_den = cv2.addWeighted(e_ss, 1.0, e_dd, 1.0, c1 + c2)
-    cs_den -= lum_den
-    lum_num *= cs_num
-    lum_den *= cs_den
-    lum_num /= lum_den
+    # five buffers, reused in place: they stay in the CPU cache (fresh ones for every step
+    # cost more than the arithmetic)
+    ss, dd = cv2.multiply(s, s), cv2.multiply(d, d)
+    for m in (s, d, ss, dd):
+        _filter(m, dst=m)
+    cv2.multiply(s, s, dst=s)  # mu_s^2
+    cv2.multiply(d, d, dst=d)  # mu_d^2
+    cv2.subtract(ss, s, dst=ss)  # var_s
+    cv2.subtract(dd, d, dst=dd)  # var_d
+    # (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2)),
+    # numerator and denominator both times 4
+    num = cv2.addWeighted(s, 1.0, d, -1.0, c1)
+    cv2.addWeighted(s, 1.0, d, 1.0, c1, dst=s)
+    cv2.addWeighted(ss, 1.0, dd, -1.0, c2, dst=d)
+    cv2.addWeighted(ss, 1.0, dd, 1.0, c2, dst=ss)
+    cv2.multiply(num, d, dst=num)
+    cv2.multiply(s, ss, dst=s)
+    cv2.divide(num, s, dst=num)
     # skimage averages only where the window lies inside the image
     r = _SSIM_RADIUS
-    inner = lum_num[r:-r, r:-r]
+    inner = num[r:-r, r:-r]
     return float(np.mean(cv2.mean(inner)[:inner.shape[2] if inner.ndim == 3 else 1]))
 
 

@@ -3,6 +3,7 @@
 No torch import here: versions are read from package metadata.
 """
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -24,18 +25,36 @@ def _current_umask():
     return mask
 
 
-_UMASK = _current_umask()
+_UMASK = _current_umask()  # read once: os.umask is process-wide and not thread-safe
+_TEMP_NUMBERS = itertools.count()
+
+
+def _open_temp(directory, base):
+    """(fd, path) of a new hidden temporary file beside the target, mode 0666 less the umask.
+
+    Named by process id and a counter, which is cheaper than mkstemp's random name plus a
+    chmod; mkstemp is the fallback where the name exists (another host on a shared disk).
+    """
+    path = os.path.join(directory, f".{base[:100]}.{os.getpid()}.{next(_TEMP_NUMBERS)}.tmp")
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+    except FileExistsError:
+        fd, path = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+        os.chmod(path, 0o666 & ~_UMASK)
+        return fd, path
 
 
 def atomic_write_bytes(path, data):
     """Write `data` to `path` through a temporary file and a rename: readers never see half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    directory, base = os.path.split(os.path.abspath(path))
+    try:
+        fd, tmp = _open_temp(directory, base)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = _open_temp(directory, base)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
