@@ -9,7 +9,8 @@ folder, then times, in this one process and run:
   ... and, for scale, physics's exact Poisson draws alone (numpy), the part no code can skip
   ... both methods with --workers 2, and with --metrics psnr (no SSIM)
 and prints ratios of wall time (and of CPU time, which a shared machine disturbs less) to the floor,
-each against a floor timed just before it (the machine's speed drifts), median over --repeats.
+each against the mean of the floors timed just before and after it (the machine's speed drifts),
+median over --repeats.
 The goals of issue 3: gamma_noise <= 3x floor, physics <= 10x floor, --workers 2 >= 1.7x faster.
 """
 import os
@@ -193,8 +194,9 @@ def main(argv=None):
         stages["physics w1 psnr"] = lambda out: run_synthesis(
             inputs, out, {"method": "physics", "seed": 0, "ratio": [10.0, 100.0], "save_raw": False},
             progress=False, metrics="psnr")
-        # The machine's speed drifts within seconds: every stage is divided by a floor timed
-        # just before it, and the ratio kept is the median over the repeats.
+        # The machine's speed drifts within seconds: every stage is divided by the mean of the
+        # floors timed just before and just after it, and the ratio kept is the median over the
+        # repeats. The floor after one stage is the floor before the next.
         floor_out = os.path.join(tmp, "out_floor")
 
         def adjacent_floor():
@@ -203,21 +205,31 @@ def main(argv=None):
             return wall, cpu
 
         seconds, cpu_seconds, ratios, cpu_ratios = {}, {}, {}, {}
+        before = adjacent_floor()
         for repeat in range(args.repeats):
             for stage, fn in stages.items():
-                floor_wall, floor_cpu = adjacent_floor()
-                out = os.path.join(tmp, f"out_{stage.replace(' ', '_')}_{repeat}")
-                wall, cpu = timed(fn, out) if stage != "floor" else (floor_wall, floor_cpu)
+                if stage == "floor":
+                    wall, cpu = before
+                    ratio, cpu_ratio = 1.0, 1.0
+                else:
+                    out = os.path.join(tmp, f"out_{stage.replace(' ', '_')}_{repeat}")
+                    wall, cpu = timed(fn, out)
+                    shutil.rmtree(out, ignore_errors=True)
+                    after = adjacent_floor()
+                    floor_wall, floor_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+                    ratio = wall / floor_wall
+                    cpu_ratio = cpu / floor_cpu if floor_cpu > 0 else float("nan")
+                    before = after
                 seconds[stage] = min(seconds.get(stage, float("inf")), wall)
                 cpu_seconds[stage] = min(cpu_seconds.get(stage, float("inf")), cpu)
-                ratios.setdefault(stage, []).append(wall / floor_wall)
-                cpu_ratios.setdefault(stage, []).append(cpu / floor_cpu if floor_cpu > 0 else float("nan"))
-                shutil.rmtree(out, ignore_errors=True)
+                ratios.setdefault(stage, []).append(ratio)
+                cpu_ratios.setdefault(stage, []).append(cpu_ratio)
         for stage, fn in (("gamma_noise CLI w1", lambda: cli_seconds(inputs, os.path.join(tmp, "cli"))),
                           ("Poisson draws alone", lambda: poisson_draw_seconds(inputs, names))):
-            floor_wall, _ = adjacent_floor()
             seconds[stage] = fn()
-            ratios[stage] = [seconds[stage] / floor_wall]
+            after = adjacent_floor()
+            ratios[stage] = [seconds[stage] / ((before[0] + after[0]) / 2)]
+            before = after
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     x_floor = {stage: float(np.median(r)) for stage, r in ratios.items()}
