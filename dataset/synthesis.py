@@ -38,10 +38,14 @@ def image_rng(seed, file_name):
 
 
 def draw_params(settings, file_name):
-    """(params, rng) of one image; params hold everything needed to redo it."""
+    """(params, rng) of one image; params hold everything needed to redo it.
+
+    rng is the Generator to go on drawing from, or None where the method needs no more of it
+    (gamma_noise: OpenCV draws the noise from a seed in params).
+    """
     rng = image_rng(settings["seed"], file_name)
     if settings["method"] == "gamma_noise":
-        return gamma_noise.draw_params(rng, settings["gamma"], settings["noise_var"]), rng
+        return gamma_noise.draw_params(rng, settings["gamma"], settings["noise_var"]), None
     return physics.draw_params(rng, settings["ratio"]), rng
 
 
@@ -116,7 +120,7 @@ def rebuild_record(task):
     Its metrics come from the file as written: for JPEG outputs they can differ slightly from
     those an uninterrupted run computes on the image before encoding.
     """
-    name, input_dir, output_dir, settings, _, metrics = task[:6]
+    name, input_dir, output_dir, settings, _, metrics = task
     rgb = read_rgb(os.path.join(input_dir, name))
     low = read_rgb(os.path.join(output_dir, name))
     params, _ = draw_params(settings, name)
@@ -298,10 +302,8 @@ def _run(names, input_dir, output_dir, settings, dataset, sizes, records, worker
             done[name] = record
         else:
             # drawn here, image after image: between two images' pixel work the caches are
-            # cold and the same draws took 10x longer (0.25 ms per image). gamma_noise is done
-            # with its Generator (OpenCV draws the noise), so that one is not sent to a worker.
-            params, rng = draw_params(settings, name)
-            tasks.append((*task, (params, rng if settings["method"] == "physics" else None)))
+            # cold and the same draws took 10x longer (0.25 ms per image)
+            tasks.append((*task, draw_params(settings, name)))
     with open(records_path, "w") as log:  # rewritten: the finished records, then new ones
         for line in [{"settings": settings}, *done.values()]:
             log.write(json.dumps(line) + "\n")
