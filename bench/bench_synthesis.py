@@ -204,6 +204,9 @@ def main(argv=None):
             shutil.rmtree(floor_out)
             return wall, cpu
 
+        def mean_floor(before, after):
+            return (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+
         seconds, cpu_seconds, ratios, cpu_ratios = {}, {}, {}, {}
         before = adjacent_floor()
         for repeat in range(args.repeats):
@@ -216,7 +219,7 @@ def main(argv=None):
                     wall, cpu = timed(fn, out)
                     shutil.rmtree(out, ignore_errors=True)
                     after = adjacent_floor()
-                    floor_wall, floor_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+                    floor_wall, floor_cpu = mean_floor(before, after)
                     ratio = wall / floor_wall
                     cpu_ratio = cpu / floor_cpu if floor_cpu > 0 else float("nan")
                     before = after
@@ -228,7 +231,7 @@ def main(argv=None):
                           ("Poisson draws alone", lambda: poisson_draw_seconds(inputs, names))):
             seconds[stage] = fn()
             after = adjacent_floor()
-            ratios[stage] = [seconds[stage] / ((before[0] + after[0]) / 2)]
+            ratios[stage] = [seconds[stage] / mean_floor(before, after)[0]]
             before = after
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
