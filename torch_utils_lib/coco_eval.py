@@ -3,7 +3,6 @@
 pycocotools is the reference backend; `faster_coco_eval` computes the same 12 stats faster.
 """
 import contextlib
-import copy
 import io
 
 import numpy as np
@@ -50,28 +49,54 @@ def _backend_modules(backend):
     raise UserError(f"--coco_backend {backend}: choose one of {', '.join(BACKENDS)}")
 
 
+def _ground_truth(COCO, gt_dict):
+    """An indexed COCO object over `gt_dict`; COCOeval rewrites the annotations it reads (RLE masks,
+    ignore flags), so it gets its own shallow copy of each annotation and `gt_dict` stays as it is."""
+    gt = COCO()
+    gt.dataset = {**gt_dict, "annotations": [dict(a) for a in gt_dict["annotations"]]}
+    gt.createIndex()
+    return gt
+
+
+def _detections(COCO, gt, gt_dict, results):
+    if not results:
+        dt = COCO()
+        dt.dataset = {"images": gt_dict["images"], "categories": gt_dict["categories"], "annotations": []}
+        dt.createIndex()
+        return dt
+    return gt.loadRes([dict(r) for r in results])  # loadRes adds id/area/iscrowd to each dict
+
+
+def evaluate_images(gt_dict, results_by_type, backend="pycocotools"):
+    """{iou_type: COCOeval after evaluate()} for {iou_type: COCO results list} against `gt_dict`.
+
+    The ground-truth index is built once for all IoU types; each evaluator holds the per-image
+    matching (`evalImgs`) that accumulate() and the bootstrap (coco_bootstrap) read.
+    """
+    COCO, COCOeval = _backend_modules(backend)
+    evaluators = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = _ground_truth(COCO, gt_dict)
+        for iou_type, results in results_by_type.items():
+            evaluators[iou_type] = COCOeval(gt, _detections(COCO, gt, gt_dict, results), iou_type)
+            evaluators[iou_type].evaluate()
+    return evaluators
+
+
+def summarized_stats(evaluator):
+    """The 12 COCO stats, as a dict, of a COCOeval whose evaluate() has run."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
+
+
 def coco_stats(gt_dict, results, iou_type, backend="pycocotools"):
     """The 12 COCO stats of `results` against the annotation dict `gt_dict`, as a dict.
 
     With no detections at all every stat is computed as COCOeval would for an empty result set.
     """
-    COCO, COCOeval = _backend_modules(backend)
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = copy.deepcopy(gt_dict)
-        gt.createIndex()
-        if results:
-            dt = gt.loadRes(copy.deepcopy(results))
-        else:
-            dt = COCO()
-            dt.dataset = {"images": gt_dict["images"], "categories": gt_dict["categories"],
-                          "annotations": []}
-            dt.createIndex()
-        evaluator = COCOeval(gt, dt, iou_type)
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
+    return summarized_stats(evaluate_images(gt_dict, {iou_type: results}, backend)[iou_type])
 
 
 class CocoEvaluator:
@@ -100,11 +125,11 @@ class CocoEvaluator:
 
     def summarize(self):
         """{iou_type: {stat: value}}; computed on the main process and shared with the rest."""
-        stats = {}
-        for iou_type in self.iou_types:
-            results = self.gathered(iou_type)
-            stats[iou_type] = (coco_stats(self.dataset.coco_dict, results, iou_type, self.backend)
-                               if is_main_process() else None)
+        results = {iou_type: self.gathered(iou_type) for iou_type in self.iou_types}
+        stats = None
+        if is_main_process():
+            evaluators = evaluate_images(self.dataset.coco_dict, results, self.backend)
+            stats = {iou_type: summarized_stats(e) for iou_type, e in evaluators.items()}
         return all_gather_object(stats)[0]
 
     def dump(self, prefix):
@@ -117,14 +142,3 @@ class CocoEvaluator:
                 paths[iou_type] = f"{prefix}_{iou_type}.json"
                 atomic_write_json(paths[iou_type], results)
         return paths
-
-
-def format_stats_table(rows, columns=("AP", "AP50", "AP75")):
-    """Markdown table of {row name: {iou_type: stats}} with one column per (iou type, stat)."""
-    iou_types = [t for t in ("bbox", "segm") if any(t in (r or {}) for r in rows.values())]
-    header = ["model"] + [f"{t} {c}" for t in iou_types for c in columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, stats in rows.items():
-        cells = [f"{stats[t][c]:.3f}" if t in stats else "-" for t in iou_types for c in columns]
-        lines.append("| " + " | ".join([name] + cells) + " |")
-    return "\n".join(lines)
