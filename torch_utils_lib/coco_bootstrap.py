@@ -1,0 +1,195 @@
+"""COCO AP with confidence intervals: weighted COCO stats from one per-image matching, bootstrap.
+
+COCOeval.evaluate() matches detections to ground truth image by image; accumulate() then sorts
+each category's detections by score and integrates precision over recall. Giving each image an
+integer weight w (the image counted w times) changes only the accumulation: every detection and
+ground-truth object counts w times. `ImageMatches.stats(weights)` recomputes the 12 stats for many
+weight vectors at once from one matching: the detections are sorted once per (category, area
+range); each weight vector is a weighted cumulative sum of true and false positives, followed by
+COCO's 101-point interpolated precision exactly as accumulate() computes it. A bootstrap over
+images draws the weights as multinomial counts (images resampled with replacement).
+"""
+import numpy as np
+
+from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
+
+CI_STATS = ("AP", "AP50", "AP75")
+LEVEL = 0.95
+_CHUNK_ELEMENTS = 2_000_000  # resamples x IoU thresholds x detections per step (bounds memory)
+
+
+class ImageMatches:
+    """The per-image matching of one COCOeval, arranged for weighted accumulation.
+
+    Build it with `ImageMatches.from_coco(gt_dict, results, iou_type)` or from a COCOeval
+    (pycocotools) whose evaluate() has run. `image_ids` orders the columns of the weights.
+    """
+
+    def __init__(self, evaluator):
+        p = evaluator.params
+        if list(p.maxDets) != [1, 10, 100] or len(p.areaRng) != 4 or not p.useCats:
+            raise ValueError("ImageMatches needs COCOeval's default params (maxDets 1/10/100, 4 areas)")
+        self.image_ids = list(p.imgIds)
+        self.rec_thrs = np.asarray(p.recThrs, dtype=float)
+        iou_thrs = np.asarray(p.iouThrs)
+        self.t50, self.t75 = int(np.where(iou_thrs == 0.5)[0][0]), int(np.where(iou_thrs == 0.75)[0][0])
+        K, A, I, T = len(p.catIds), len(p.areaRng), len(self.image_ids), len(iou_thrs)
+        self.shape = (K, A, I, T)
+        # ground truth that counts (not crowd, inside the area range) per (category, area, image)
+        self.gt_counts = np.zeros((K, A, I), dtype=np.int64)
+        # true positives per image among its top 1, 10, 100 detections, summed over IoU thresholds
+        self.tp_top = np.zeros((K, A, 3, I), dtype=np.int64)
+        self.curves = {}  # (k, a) -> (image index per detection, tp (T, nd), fp (T, nd)), score order
+        for k in range(K):
+            for a in range(A):
+                scores, images, tps, fps = [], [], [], []
+                for i in range(I):
+                    e = evaluator.evalImgs[(k * A + a) * I + i]
+                    if e is None:
+                        continue
+                    self.gt_counts[k, a, i] = np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)
+                    matched = np.asarray(e["dtMatches"]) > 0
+                    ignored = np.asarray(e["dtIgnore"]).astype(bool)
+                    tp, fp = matched & ~ignored, ~matched & ~ignored
+                    for m, max_det in enumerate((1, 10, 100)):
+                        self.tp_top[k, a, m, i] = tp[:, :max_det].sum()
+                    scores.append(np.asarray(e["dtScores"], dtype=float))
+                    images.append(np.full(len(e["dtScores"]), i))
+                    tps.append(tp), fps.append(fp)
+                if not scores:
+                    continue
+                order = np.argsort(-np.concatenate(scores), kind="mergesort")  # as accumulate()
+                tp = np.concatenate(tps, axis=1)[:, order]
+                fp = np.concatenate(fps, axis=1)[:, order]
+                counted = (tp | fp).any(axis=0)  # detections ignored at every IoU add no point
+                self.curves[k, a] = (np.concatenate(images)[order][counted], tp[:, counted], fp[:, counted])
+
+    @classmethod
+    def from_coco(cls, gt_dict, results, iou_type):
+        """Match `results` (COCO results list) to `gt_dict` once with pycocotools."""
+        return cls(evaluate_images(gt_dict, {iou_type: results}, "pycocotools")[iou_type])
+
+    def stats(self, weights):
+        """(R, 12) COCO stats (STAT_NAMES order) for R integer weight vectors over `image_ids`.
+
+        Weights of all ones give pycocotools' stats; weight k for an image gives the stats of the
+        set in which that image appears k times. A stat with no ground truth is -1 as in COCOeval.
+        """
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.int64))
+        K, A, I, T = self.shape
+        if weights.shape[1] != I or (weights < 0).any():
+            raise ValueError(f"weights must be non-negative, one per image ({I})")
+        R = len(weights)
+        gt = np.einsum("ri,kai->rka", weights, self.gt_counts)  # (R, K, A) weighted ground truth
+        valid = gt > 0
+        precision_sums = np.zeros((R, K, A, T))  # sum over the 101 recall thresholds
+        for (k, a), curve in self.curves.items():
+            precision_sums[:, k, a] = self._precision_sums(weights, gt[:, k, a], *curve)
+        stats = np.empty((R, len(STAT_NAMES)))
+
+        def mean(values, count):  # mean over the valid categories, -1 where there are none
+            n = valid_k.sum(1) * count
+            return np.where(n > 0, (values * valid_k[:, :, None]).sum((1, 2)) / np.maximum(n, 1), -1.0)
+
+        n_rec = len(self.rec_thrs)
+        for column, (a, t) in enumerate([(0, None), (0, self.t50), (0, self.t75), (1, None), (2, None),
+                                         (3, None)]):
+            valid_k = valid[:, :, a]
+            sums = precision_sums[:, :, a] if t is None else precision_sums[:, :, a, t:t + 1]
+            stats[:, column] = mean(sums, sums.shape[2] * n_rec)
+        tp_top = np.einsum("ri,kami->rkam", weights, self.tp_top)
+        recall = tp_top / np.maximum(gt, 1)[:, :, :, None]  # summed over IoU thresholds
+        for column, (a, m) in enumerate([(0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (3, 2)], start=6):
+            valid_k = valid[:, :, a]
+            stats[:, column] = mean(recall[:, :, a, m][:, :, None], T)
+        return stats
+
+    def _precision_sums(self, weights, gt, images, tp, fp):
+        """(R, T): COCO's interpolated precision summed over the recall thresholds, per weight vector."""
+        R, T, nd = len(weights), tp.shape[0], tp.shape[1]
+        sums = np.zeros((R, T))
+        if nd == 0:
+            return sums
+        min_tp = _min_true_positives(gt, self.rec_thrs)  # (R, 101) tp reaching each recall
+        step = max(1, _CHUNK_ELEMENTS // (T * nd))
+        tp_i, fp_i = tp.astype(np.int64), fp.astype(np.int64)
+        for start in range(0, R, step):
+            w = weights[start:start + step, images][:, None, :]  # (r, 1, nd)
+            tp_sum = np.cumsum(w * tp_i, axis=2)
+            fp_sum = np.cumsum(w * fp_i, axis=2)
+            tpf = tp_sum.astype(float)
+            precision = tpf / (fp_sum.astype(float) + tpf + np.spacing(1))
+            precision = np.maximum.accumulate(precision[:, :, ::-1], axis=2)[:, :, ::-1]
+            r = len(w)
+            top = int(tp_sum[:, :, -1].max()) + 1  # tp values < top; a query >= top is never reached
+            rows = np.arange(r * T).reshape(r, T, 1) * (top + 1)
+            queries = np.minimum(min_tp[start:start + r, None, :], top) + rows  # (r, T, 101)
+            first = np.searchsorted((tp_sum + rows).ravel(), queries.ravel()).reshape(r, T, -1)
+            first -= np.arange(r * T).reshape(r, T, 1) * nd
+            reached = first < nd
+            picked = np.take_along_axis(precision, np.minimum(first, nd - 1), axis=2)
+            sums[start:start + r] = np.where(reached, picked, 0.0).sum(2)
+        return sums
+
+
+def _min_true_positives(gt, rec_thrs):
+    """(R, len(rec_thrs)): the least integer tp with float(tp / gt) >= threshold (COCO's recall test)."""
+    gt = np.maximum(np.asarray(gt, dtype=np.int64), 1)[:, None]
+    tp = np.maximum(np.floor(rec_thrs[None] * gt).astype(np.int64) - 1, 0)
+    for _ in range(4):
+        tp = np.where(tp / gt < rec_thrs[None], tp + 1, tp)
+    return tp
+
+
+def bootstrap_weights(n_images, n=1000, seed=0):
+    """(n, n_images) multinomial counts: each row resamples the images with replacement."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=n)
+
+
+def percentile_interval(values, level=LEVEL):
+    """[low, high] percentile interval of bootstrap values (along the first axis)."""
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(np.asarray(values, dtype=float), [tail, 100 - tail], axis=0)
+    return [float(low), float(high)] if np.ndim(low) == 0 else [low, high]
+
+
+def bootstrap_stats(gt_dict, results, iou_type, n=1000, seed=0, names=CI_STATS):
+    """{stat: value, stat_ci: [low, high]} with a 95% bootstrap interval over images, and the raw
+    resampled values under "resamples" ({stat: (n,) array}) for derived quantities."""
+    matches = ImageMatches.from_coco(gt_dict, results, iou_type)
+    full = matches.stats(np.ones((1, len(matches.image_ids)), dtype=np.int64))[0]
+    resampled = matches.stats(bootstrap_weights(len(matches.image_ids), n, seed))
+    out, draws = {}, {}
+    for name in names:
+        j = STAT_NAMES.index(name)
+        out[name] = float(full[j])
+        out[f"{name}_ci"] = percentile_interval(resampled[:, j])
+        draws[name] = resampled[:, j]
+    out["resamples"] = draws
+    return out
+
+
+def paired_difference(gt_dict, results_a, results_b, iou_type, n=1000, seed=0, names=CI_STATS):
+    """{stat: {"delta": A - B, "ci": [low, high], "share_le_0": share of resamples with delta <= 0}}.
+
+    Both detection sets are scored on the same resampled images (a paired bootstrap), so the
+    interval is that of the difference, narrower than the two separate intervals suggest.
+    """
+    a = ImageMatches.from_coco(gt_dict, results_a, iou_type)
+    b = ImageMatches.from_coco(gt_dict, results_b, iou_type)
+    ones = np.ones((1, len(a.image_ids)), dtype=np.int64)
+    weights = bootstrap_weights(len(a.image_ids), n, seed)
+    full = a.stats(ones)[0] - b.stats(ones)[0]
+    deltas = a.stats(weights) - b.stats(weights)
+    out = {}
+    for name in names:
+        j = STAT_NAMES.index(name)
+        out[name] = {"delta": float(full[j]), "ci": percentile_interval(deltas[:, j]),
+                     "share_le_0": float(np.mean(deltas[:, j] <= 0))}
+    return out
+
+
+def format_interval(value, interval, digits=3):
+    """'0.412 [0.388, 0.437]'."""
+    return f"{value:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
