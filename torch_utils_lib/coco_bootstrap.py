@@ -105,40 +105,30 @@ class ImageMatches:
         return stats
 
     def _precision_sums(self, weights, gt, images, tp, fp):
-        """(R, T): COCO's interpolated precision summed over the recall thresholds, per weight vector."""
+        """(R, T): COCO's interpolated precision summed over the recall thresholds, per weight vector.
+
+        accumulate() reads, for each recall threshold, the interpolated precision at the first
+        detection whose recall reaches it; so detection i contributes its interpolated precision
+        times the number of thresholds in (recall[i-1], recall[i]].
+        """
         R, T, nd = len(weights), tp.shape[0], tp.shape[1]
         sums = np.zeros((R, T))
         if nd == 0:
             return sums
-        min_tp = _min_true_positives(gt, self.rec_thrs)  # (R, 101) tp reaching each recall
         step = max(1, _CHUNK_ELEMENTS // (T * nd))
-        tp_i, fp_i = tp.astype(np.int64), fp.astype(np.int64)
+        tp_f, fp_f = tp.astype(float), fp.astype(float)
+        gt = np.maximum(gt, 1).astype(float)
         for start in range(0, R, step):
-            w = weights[start:start + step, images][:, None, :]  # (r, 1, nd)
-            tp_sum = np.cumsum(w * tp_i, axis=2)
-            fp_sum = np.cumsum(w * fp_i, axis=2)
-            tpf = tp_sum.astype(float)
-            precision = tpf / (fp_sum.astype(float) + tpf + np.spacing(1))
+            w = weights[start:start + step, images][:, None, :].astype(float)  # (r, 1, nd)
+            tp_sum = np.cumsum(w * tp_f, axis=2)  # integer counts, exact in float64
+            fp_sum = np.cumsum(w * fp_f, axis=2)
+            precision = tp_sum / (fp_sum + tp_sum + np.spacing(1))
             precision = np.maximum.accumulate(precision[:, :, ::-1], axis=2)[:, :, ::-1]
-            r = len(w)
-            top = int(tp_sum[:, :, -1].max()) + 1  # tp values < top; a query >= top is never reached
-            rows = np.arange(r * T).reshape(r, T, 1) * (top + 1)
-            queries = np.minimum(min_tp[start:start + r, None, :], top) + rows  # (r, T, 101)
-            first = np.searchsorted((tp_sum + rows).ravel(), queries.ravel()).reshape(r, T, -1)
-            first -= np.arange(r * T).reshape(r, T, 1) * nd
-            reached = first < nd
-            picked = np.take_along_axis(precision, np.minimum(first, nd - 1), axis=2)
-            sums[start:start + r] = np.where(reached, picked, 0.0).sum(2)
+            recall = tp_sum / gt[start:start + step, None, None]
+            reached = np.searchsorted(self.rec_thrs, recall.ravel(), side="right").reshape(recall.shape)
+            reached[:, :, 1:] -= reached[:, :, :-1].copy()
+            sums[start:start + step] = np.einsum("rtn,rtn->rt", reached.astype(float), precision)
         return sums
-
-
-def _min_true_positives(gt, rec_thrs):
-    """(R, len(rec_thrs)): the least integer tp with float(tp / gt) >= threshold (COCO's recall test)."""
-    gt = np.maximum(np.asarray(gt, dtype=np.int64), 1)[:, None]
-    tp = np.maximum(np.floor(rec_thrs[None] * gt).astype(np.int64) - 1, 0)
-    for _ in range(4):
-        tp = np.where(tp / gt < rec_thrs[None], tp + 1, tp)
-    return tp
 
 
 def bootstrap_weights(n_images, n=1000, seed=0):
