@@ -116,16 +116,21 @@ class ImageMatches:
         if nd == 0:
             return sums
         step = max(1, _CHUNK_ELEMENTS // (T * nd))
-        tp_f, fp_f = tp.astype(float), fp.astype(float)
+        tp_f, counted = tp.astype(float), (tp | fp).astype(float)
+        if (counted == counted[:1]).all():  # ignore flags agree across IoU thresholds: count once
+            counted = counted[:1]
         gt = np.maximum(gt, 1).astype(float)
+        thresholds = np.append(self.rec_thrs, np.inf)
         for start in range(0, R, step):
             w = weights[start:start + step, images][:, None, :].astype(float)  # (r, 1, nd)
             tp_sum = np.cumsum(w * tp_f, axis=2)  # integer counts, exact in float64
-            fp_sum = np.cumsum(w * fp_f, axis=2)
-            precision = tp_sum / (fp_sum + tp_sum + np.spacing(1))
+            precision = tp_sum / (np.cumsum(w * counted, axis=2) + np.spacing(1))  # tp / (tp + fp)
             precision = np.maximum.accumulate(precision[:, :, ::-1], axis=2)[:, :, ::-1]
             recall = tp_sum / gt[start:start + step, None, None]
-            reached = np.searchsorted(self.rec_thrs, recall.ravel(), side="right").reshape(recall.shape)
+            # thresholds <= recall: searchsorted(rec_thrs, recall, "right") in a few array operations
+            reached = np.minimum((recall * (len(thresholds) - 2)).astype(np.intp) + 1, len(thresholds) - 1)
+            reached -= thresholds[reached - 1] > recall
+            reached += thresholds[reached] <= recall
             reached[:, :, 1:] -= reached[:, :, :-1].copy()
             sums[start:start + step] = np.einsum("rtn,rtn->rt", reached.astype(float), precision)
         return sums
