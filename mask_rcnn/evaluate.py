@@ -34,6 +34,8 @@ def build_parser():
     p.add_argument("--score_threshold", type=float, default=0.5, help="for the drawings only")
     p.add_argument("--batch_size", type=int, default=4)
     p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="resamples of the images for 95%% intervals of AP and of the drop (0: off)")
     add_common_args(p)
     return p
 
@@ -41,6 +43,7 @@ def build_parser():
 def main():
     from mask_rcnn.evaluation import (categories_in_coco, drop_table, evaluate_model_on_sets,
                                       markdown_table, pretrained_available, save_comparisons)
+    from mask_rcnn.evaluation import add_intervals, with_intervals
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text, write_run_metadata
     from torch_utils_lib.utils import cleanup_distributed, init_distributed, is_main_process, resolve_amp
@@ -59,12 +62,12 @@ def main():
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
     sets = {"normal": args.normal_light_img_dir, "low_light": args.low_light_img_dir}
 
-    results = {}
+    results, results_dirs = {}, {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
         results[name] = evaluate_model_on_sets(
             model, config, args.annotation, sets, dist.device, args.batch_size, args.workers,
-            args.coco_backend, os.path.join(output_dir, name.split(" ")[0]), amp)
+            args.coco_backend, results_dirs[name], amp)
         if name == "checkpoint" and args.count > 0 and is_main_process():
             save_comparisons(model, config, args.annotation, sets["normal"], sets["low_light"],
                              args.save_image_dir or os.path.join(output_dir, "figures"), args.count,
@@ -72,12 +75,16 @@ def main():
     cleanup_distributed()
     if not is_main_process():
         return
-    rows = drop_table(results)
-    table = markdown_table(rows)
+    drops = {}
+    if args.bootstrap > 0:
+        drops = add_intervals(results, args.annotation, results_dirs, args.bootstrap, args.seed)
+    rows = drop_table(results, drops=drops)
+    table = markdown_table(with_intervals(rows))
     print(table)
     write_run_metadata(output_dir, args)
     atomic_write_json(os.path.join(output_dir, "ap_table.json"), {"rows": rows, "stats": results,
-                                                                    "models": models, "sets": sets})
+                                                                    "drops": drops, "models": models,
+                                                                    "sets": sets})
     atomic_write_text(os.path.join(output_dir, "ap_table.md"), table + "\n")
     print(f"saved {os.path.join(output_dir, 'ap_table.md')} (and .json, figures/)")
 

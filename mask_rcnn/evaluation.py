@@ -58,8 +58,12 @@ def categories_in_coco(annotation):
     return all(c["name"] in COCO_CATEGORY_NAMES for c in load_coco_json(annotation)["categories"])
 
 
-def drop_table(results, normal="normal", low="low_light"):
-    """Rows of {model: {column: value}} with normal/low-light AP and the drop, per IoU type."""
+def drop_table(results, normal="normal", low="low_light", drops=None):
+    """Rows of {model: {column: value}} with normal/low-light AP and the drop, per IoU type.
+
+    Where the stats carry bootstrap intervals (`<stat>_ci`) the row gets `<column>_ci` beside the
+    value; `drops` (add_intervals' {model: {iou type: {<stat>_drop_ci: ...}}}) adds `... drop_ci`.
+    """
     rows = {}
     for model_name, sets in results.items():
         row = {}
@@ -67,12 +71,67 @@ def drop_table(results, normal="normal", low="low_light"):
             if iou_type not in sets.get(normal, {}):
                 continue
             for stat in STATS_SHOWN:
-                a, b = sets[normal][iou_type][stat], sets[low][iou_type][stat]
-                row[f"{iou_type} {stat} normal"] = a
-                row[f"{iou_type} {stat} low"] = b
-                row[f"{iou_type} {stat} drop"] = a - b
+                for name, column in ((normal, "normal"), (low, "low")):
+                    row[f"{iou_type} {stat} {column}"] = sets[name][iou_type][stat]
+                    if f"{stat}_ci" in sets[name][iou_type]:
+                        row[f"{iou_type} {stat} {column}_ci"] = sets[name][iou_type][f"{stat}_ci"]
+                row[f"{iou_type} {stat} drop"] = sets[normal][iou_type][stat] - sets[low][iou_type][stat]
+                if drops and iou_type in drops.get(model_name, {}):
+                    row[f"{iou_type} {stat} drop_ci"] = drops[model_name][iou_type][f"{stat}_drop_ci"]
         rows[model_name] = row
     return rows
+
+
+def with_intervals(rows):
+    """The rows with each `<column>_ci` folded into its column as '0.412 [0.388, 0.437]'."""
+    from torch_utils_lib.coco_bootstrap import format_interval
+    return {name: {c: (format_interval(v, row[f"{c}_ci"]) if f"{c}_ci" in row else v)
+                   for c, v in row.items() if not c.endswith("_ci")}
+            for name, row in rows.items()}
+
+
+def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal", low="low_light"):
+    """Bootstrap intervals from dumped detections: ({set: {iou type: {stat, stat_ci}}},
+    {iou type: {stat: {delta, ci, share_le_0}}}) for `detection_files` {set: {iou type: path}}.
+
+    Every set is resampled with the same image counts, so the normal - low drop is paired.
+    """
+    from torch_utils_lib.coco_bootstrap import difference_summary, interval_summary, resampled_stats
+    from torch_utils_lib.coco_utils import load_coco_json, normalize_coco
+    from torch_utils_lib.cli import read_json
+    gt, original_ids = normalize_coco(load_coco_json(annotation))
+    to_int = {orig: i for i, orig in original_ids.items()}
+    intervals, drops = {name: {} for name in detection_files}, {}
+    for iou_type in detection_files[normal]:
+        results = {name: [{**r, "image_id": to_int[r["image_id"]]}
+                          for r in read_json(files[iou_type], "detections")]
+                   for name, files in detection_files.items()}
+        full, draws = resampled_stats(gt, results, iou_type, n, seed)
+        for name in results:
+            intervals[name][iou_type] = interval_summary(full[name], draws[name], STATS_SHOWN)
+        if low in results:
+            drops[iou_type] = difference_summary(full[normal], full[low], draws[normal], draws[low],
+                                                 STATS_SHOWN)
+    return intervals, drops
+
+
+def add_intervals(results, annotation, results_dirs, n=1000, seed=0):
+    """Add `<stat>_ci` to `results` ({model: {set: {iou type: stats}}}) in place from the
+    detections evaluate_model_on_sets dumped in `results_dirs[model]`; return the paired normal -
+    low drops {model: {iou type: {<stat>_drop, <stat>_drop_ci, <stat>_drop_share_le_0}}}."""
+    drops = {}
+    for model_name, sets in results.items():
+        files = {name: {t: os.path.join(results_dirs[model_name], f"detections_{name}_{t}.json")
+                        for t in by_type} for name, by_type in sets.items()}
+        intervals, differences = bootstrap_sets(annotation, files, n, seed)
+        drops[model_name] = {iou_type: {f"{stat}_drop{suffix}": d[key] for stat, d in by_stat.items()
+                                        for key, suffix in (("delta", ""), ("ci", "_ci"),
+                                                            ("share_le_0", "_share_le_0"))}
+                             for iou_type, by_stat in differences.items()}
+        for name, by_type in intervals.items():
+            for iou_type, summary in by_type.items():
+                sets[name][iou_type].update({k: v for k, v in summary.items() if k.endswith("_ci")})
+    return drops
 
 
 def markdown_table(rows, first="model"):

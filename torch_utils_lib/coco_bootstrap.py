@@ -149,40 +149,58 @@ def percentile_interval(values, level=LEVEL):
     return [float(low), float(high)] if np.ndim(low) == 0 else [low, high]
 
 
-def bootstrap_stats(gt_dict, results, iou_type, n=1000, seed=0, names=CI_STATS):
-    """{stat: value, stat_ci: [low, high]} with a 95% bootstrap interval over images, and the raw
-    resampled values under "resamples" ({stat: (n,) array}) for derived quantities."""
-    matches = ImageMatches.from_coco(gt_dict, results, iou_type)
-    full = matches.stats(np.ones((1, len(matches.image_ids)), dtype=np.int64))[0]
-    resampled = matches.stats(bootstrap_weights(len(matches.image_ids), n, seed))
-    out, draws = {}, {}
-    for name in names:
-        j = STAT_NAMES.index(name)
-        out[name] = float(full[j])
-        out[f"{name}_ci"] = percentile_interval(resampled[:, j])
-        draws[name] = resampled[:, j]
-    out["resamples"] = draws
-    return out
+def resampled_stats(gt_dict, results_by_set, iou_type, n=1000, seed=0):
+    """Stats of several detection sets on the same ground truth and the same resampled images.
 
-
-def paired_difference(gt_dict, results_a, results_b, iou_type, n=1000, seed=0, names=CI_STATS):
-    """{stat: {"delta": A - B, "ci": [low, high], "share_le_0": share of resamples with delta <= 0}}.
-
-    Both detection sets are scored on the same resampled images (a paired bootstrap), so the
-    interval is that of the difference, narrower than the two separate intervals suggest.
+    Returns (full, draws): {set: (12,) stats on the test set as it is} and {set: (n, 12) stats per
+    resample}; row r of every set uses the same image counts, so differences are paired. Each
+    set is matched once (COCOeval.evaluate()); the resamples only re-accumulate.
     """
-    a = ImageMatches.from_coco(gt_dict, results_a, iou_type)
-    b = ImageMatches.from_coco(gt_dict, results_b, iou_type)
-    ones = np.ones((1, len(a.image_ids)), dtype=np.int64)
-    weights = bootstrap_weights(len(a.image_ids), n, seed)
-    full = a.stats(ones)[0] - b.stats(ones)[0]
-    deltas = a.stats(weights) - b.stats(weights)
+    full, draws, weights = {}, {}, None
+    for name, results in results_by_set.items():
+        matches = ImageMatches.from_coco(gt_dict, results, iou_type)
+        if weights is None:
+            weights = bootstrap_weights(len(matches.image_ids), n, seed)
+        full[name] = matches.stats(np.ones((1, len(matches.image_ids)), dtype=np.int64))[0]
+        draws[name] = matches.stats(weights) if n > 0 else np.empty((0, len(STAT_NAMES)))
+    return full, draws
+
+
+def interval_summary(full, draws, names=CI_STATS):
+    """{stat: value, stat_ci: [low, high]} from one set's full stats and its resampled stats."""
     out = {}
     for name in names:
         j = STAT_NAMES.index(name)
-        out[name] = {"delta": float(full[j]), "ci": percentile_interval(deltas[:, j]),
-                     "share_le_0": float(np.mean(deltas[:, j] <= 0))}
+        out[name] = float(full[j])
+        out[f"{name}_ci"] = percentile_interval(draws[:, j])
     return out
+
+
+def difference_summary(full_a, full_b, draws_a, draws_b, names=CI_STATS):
+    """{stat: {"delta": A - B, "ci": [low, high], "share_le_0": share of resamples with delta <= 0}}."""
+    out = {}
+    for name in names:
+        j = STAT_NAMES.index(name)
+        deltas = draws_a[:, j] - draws_b[:, j]
+        out[name] = {"delta": float(full_a[j] - full_b[j]), "ci": percentile_interval(deltas),
+                     "share_le_0": float(np.mean(deltas <= 0))}
+    return out
+
+
+def bootstrap_stats(gt_dict, results, iou_type, n=1000, seed=0, names=CI_STATS):
+    """{stat: value, stat_ci: [low, high]}: a 95% bootstrap interval over images for each stat."""
+    full, draws = resampled_stats(gt_dict, {"set": results}, iou_type, n, seed)
+    return interval_summary(full["set"], draws["set"], names)
+
+
+def paired_difference(gt_dict, results_a, results_b, iou_type, n=1000, seed=0, names=CI_STATS):
+    """{stat: {"delta": A - B, "ci": [low, high], "share_le_0": ...}} by a paired bootstrap.
+
+    Both detection sets are scored on the same resampled images, so the interval is that of the
+    difference, narrower than the two separate intervals suggest.
+    """
+    full, draws = resampled_stats(gt_dict, {"a": results_a, "b": results_b}, iou_type, n, seed)
+    return difference_summary(full["a"], full["b"], draws["a"], draws["b"], names)
 
 
 def format_interval(value, interval, digits=3):

@@ -1,0 +1,65 @@
+"""mask_rcnn/evaluate.py --bootstrap: AP with its 95% interval, the paired drop, `_ci` in the JSON."""
+import json
+import re
+
+import pytest
+import torch
+
+from tests.helpers import run_script
+from torch_utils_lib.checkpoint import save_checkpoint
+from torch_utils_lib.coco_bootstrap import bootstrap_stats, paired_difference
+from torch_utils_lib.detection_models import build_detector, detector_config
+from torch_utils_lib.paths import sample_annotation
+
+
+def untrained_checkpoint(path):
+    """A light Mask R-CNN at 64 px with random heads: many low-confidence detections, fast."""
+    with open(sample_annotation("val")) as f:
+        categories = sorted(json.load(f)["categories"], key=lambda c: c["id"])
+    torch.manual_seed(0)
+    model = build_detector("maskrcnn_resnet18_fpn", len(categories) + 1, "none", min_size=64, max_size=64)
+    config = detector_config("maskrcnn_resnet18_fpn", ["__background__"] + [c["name"] for c in categories],
+                             64, 64, [None] + [c["id"] for c in categories])
+    save_checkpoint(path, model, config)
+    return path
+
+
+def val_subset(path, count=10):
+    with open(sample_annotation("val")) as f:
+        coco = json.load(f)
+    coco["images"] = coco["images"][:count]
+    ids = {image["id"] for image in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    path.write_text(json.dumps(coco))
+    return coco
+
+
+def test_evaluate_prints_intervals_and_keeps_them_in_the_json(tmp_path):
+    weights = untrained_checkpoint(tmp_path / "untrained.pth")
+    gt = val_subset(tmp_path / "val10.json")
+    out = tmp_path / "eval"
+    result = run_script("mask_rcnn/evaluate.py", "--weight_path", weights, "--output_dir", out,
+                        "--annotation", tmp_path / "val10.json",
+                        "--count", 0, "--pretrained", "none", "--bootstrap", 200, "--seed", 7,
+                        "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = json.loads((out / "ap_table.json").read_text())
+    stats, row = table["stats"]["checkpoint"], table["rows"]["checkpoint"]
+    detections = {s: json.loads((out / "checkpoint" / f"detections_{s}_bbox.json").read_text())
+                  for s in ("normal", "low_light")}
+    assert sum(len(d) for d in detections.values()) > 0
+    expected = bootstrap_stats(gt, detections["normal"], "bbox", n=200, seed=7)
+    drop = paired_difference(gt, detections["normal"], detections["low_light"], "bbox", n=200, seed=7)
+    for stat in ("AP", "AP50", "AP75"):
+        assert stats["normal"]["bbox"][f"{stat}_ci"] == pytest.approx(expected[f"{stat}_ci"], abs=1e-12)
+        assert stats["normal"]["bbox"][stat] == pytest.approx(expected[stat], abs=1e-12)
+        low, high = stats["low_light"]["segm"][f"{stat}_ci"]
+        assert low <= stats["low_light"]["segm"][stat] <= high
+        assert table["drops"]["checkpoint"]["bbox"][f"{stat}_drop_ci"] == pytest.approx(drop[stat]["ci"], abs=1e-12)
+        assert table["drops"]["checkpoint"]["bbox"][f"{stat}_drop"] == pytest.approx(row[f"bbox {stat} drop"], abs=1e-12)
+        assert row[f"bbox {stat} drop_ci"] == table["drops"]["checkpoint"]["bbox"][f"{stat}_drop_ci"]
+    ap, (low, high) = stats["normal"]["bbox"]["AP"], stats["normal"]["bbox"]["AP_ci"]
+    assert f"{ap:.3f} [{low:.3f}, {high:.3f}]" in result.stdout
+    low, high = row["bbox AP drop_ci"]
+    assert f"{row['bbox AP drop']:.3f} [{low:.3f}, {high:.3f}]" in result.stdout
+    assert re.search(r"\| checkpoint \| -?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\] \|", result.stdout)
