@@ -26,11 +26,12 @@ the Dark", IJCV):
    is used here, as in ELD's "P+G" model.
    For a flat patch the variance is therefore linear in the signal:
    Var[raw - black] = K * signal + sigma_read^2 + sigma_row^2 + (about 1/12 from rounding).
-4. Process back (Brooks et al.'s ISP): bilinear demosaic, white balance and digital gain,
-   cam2rgb = inverse(rgb2cam), gamma compression x^(1/2.2), smoothstep tone curve. Brooks et al.
+4. Process back (Brooks et al.'s ISP, their process.py): white balance and digital gain on the
+   mosaic, clip to [0, 1], bilinear demosaic (their border handling), cam2rgb =
+   inverse(rgb2cam), clip, gamma compression x^(1/2.2), smoothstep tone curve. Brooks et al.
    re-apply only the red/blue gains; the digital gain is re-applied here too, so that the ratio
    alone sets the darkening: without noise and with ratio 1 this returns the input up to
-   demosaicking and highlight clipping.
+   demosaicking (and rounding to 16-bit linear values, OpenCV's integer bilinear averages).
 
 The noisy mosaic is what `--save_raw` writes as a DNG: ColorMatrix1 = diag(1 / wb) @ rgb2cam @
 XYZ->sRGB (XYZ -> unbalanced camera space, so the D65 white maps to the AsShotNeutral 1 / wb).
@@ -196,16 +197,40 @@ def add_sensor_noise(signal_dn, params, rng, shot=True, read=True, row=True):
     return np.minimum(raw, WHITE_LEVEL, out=raw)
 
 
-def process(raw, params, pattern=CFA_PATTERN):
-    """Noisy uint16 RAW mosaic (with black level) -> uint8 sRGB: the camera ISP of Brooks et al."""
-    above_black = cv2.subtract(raw, np.full_like(raw, BLACK_LEVEL))  # saturates at 0
-    camera = cv2.cvtColor(above_black, _DEMOSAIC[pattern])
-    cam_to_rgb = np.linalg.inv(np.asarray(params["rgb_to_cam"]))
-    # one 3x3 pass: gains, colour matrix and the 16-bit scale of the tone LUT; cv2.transform
-    # saturates to [0, 65535], which is the clipping to [0, 1] of the linear image
+def _gained_mosaic(above_black, params, pattern):
+    """White balance and digital gain on the mosaic, clipped to [0, 1] as 16-bit fixed point."""
     scale = _LINEAR_INDEX_MAX / (WHITE_LEVEL - BLACK_LEVEL)
-    matrix = cam_to_rgb @ np.diag(wb_gains(params)) * scale
-    linear16 = cv2.transform(camera, matrix)
+    gains = wb_gains(params) * scale
+    gained = np.empty(above_black.shape, np.float32)
+    channel = {"R": 0, "G": 1, "B": 2}
+    for k, letter in enumerate(pattern):
+        i, j = divmod(k, 2)
+        np.multiply(above_black[i::2, j::2], np.float32(gains[channel[letter]]), out=gained[i::2, j::2])
+    np.minimum(gained, _LINEAR_INDEX_MAX, out=gained)
+    gained += np.float32(0.5)  # values are >= 0: truncation after +0.5 rounds
+    return gained.astype(np.uint16)
+
+
+def demosaic(mosaic16, pattern=CFA_PATTERN):
+    """Bilinear demosaic with Brooks et al.'s edges: their resize_bilinear-based demosaic clamps
+    at the borders, which equals bilinear interpolation of the mosaic reflected about its
+    outermost pixels (BORDER_REFLECT_101); OpenCV's own border rule differs in that frame."""
+    padded = cv2.copyMakeBorder(mosaic16, 1, 1, 1, 1, cv2.BORDER_REFLECT_101)
+    shifted = pattern[3] + pattern[2] + pattern[1] + pattern[0]  # the pattern one pixel up-left
+    return cv2.cvtColor(padded, _DEMOSAIC[shifted])[1:-1, 1:-1]
+
+
+def process(raw, params, pattern=CFA_PATTERN):
+    """Noisy uint16 RAW mosaic (with black level) -> uint8 sRGB: the camera ISP of Brooks et al.
+
+    As their process.py: gains on the mosaic, clip to [0, 1], bilinear demosaic, colour matrix,
+    clip, gamma compression, smoothstep. Linear values are 16-bit fixed point (1 = 65535).
+    """
+    above_black = cv2.subtract(raw, np.full_like(raw, BLACK_LEVEL))  # saturates at 0
+    camera = demosaic(_gained_mosaic(above_black, params, pattern), pattern)
+    cam_to_rgb = np.linalg.inv(np.asarray(params["rgb_to_cam"]))
+    # cv2.transform saturates to [0, 65535]: the clipping to [0, 1] after the colour matrix
+    linear16 = cv2.transform(camera, cam_to_rgb)
     return np.take(TONE_LUT, linear16)
 
 
