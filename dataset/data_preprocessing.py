@@ -42,6 +42,9 @@ def build_parser():
                    help="gamma_noise: Gaussian noise variance on the [-1, 1] scale ~ U(LOW, HIGH)")
     p.add_argument("--ratio", nargs=2, type=float, default=list(RATIO_RANGE), metavar=("LOW", "HIGH"),
                    help="physics: darkening ratio of the RAW signal ~ U(LOW, HIGH)")
+    p.add_argument("--level", type=float, default=None, metavar="EV",
+                   help="a fixed darkness level in stops, exposure 2**EV times darker: physics "
+                        "--ratio 2**EV; gamma_noise gamma 1 + EV with its noise (dataset/gamma_noise.py)")
     p.add_argument("--save_raw", action="store_true",
                    help="physics: also write the noisy RAW as <output_dir>/raw/<stem>.dng")
     p.add_argument("--seed", type=int, default=0, help="random seed (with the file name, fixes "
@@ -85,6 +88,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.save_raw and args.method != "physics":
         raise UserError("--save_raw: only the physics method makes RAW data (add --method physics)")
+    if args.level is not None and (args.ratio != list(RATIO_RANGE) or args.gamma != list(GAMMA_RANGE)
+                                   or args.noise_var != list(NOISE_VAR_RANGE)):
+        raise UserError(f"--level {args.level:g}: sets the ratio (physics) or gamma and noise "
+                        "(gamma_noise) itself; drop --ratio, --gamma and --noise_var")
     if args.workers < 1:
         raise UserError(f"--workers {args.workers}: need at least 1")
     if args.sample:

@@ -6,6 +6,12 @@ standard deviation of sqrt(var) * 127.5 on the 0..255 scale (4.0 to 12.7 levels)
 and clipping to uint8. Unlike the seed, the darkened image is not rounded to 8 bits and re-read
 before the noise is added: one pass, no intermediate file.
 
+Darkness levels (`--level EV`, a fixed gamma with its noise): exposure 2**EV times darker is
+read as mid-grey (0.5) darkened 2**EV times, 0.5 ** gamma = 0.5 / 2**EV, so gamma = 1 + EV; the
+noise variance grows log-linearly with the level through the corners of the random ranges,
+noise_var = 0.001 * 10 ** ((EV - 2) / 5). EV 2 is (gamma 3, var 0.001) and EV 7 (8, 0.01), the
+ends of the default ranges; EV 4, 6, 8 give (5, 0.0025), (7, 0.0063), (9, 0.0158).
+
 Fast path: the gamma curve is a 256-entry lookup table, the noise comes from OpenCV's
 generator (seeded per image, so results do not depend on worker processes), and one saturating
 cv2.add does the sum, rounding and clipping, strip by strip. No torch import.
@@ -18,6 +24,11 @@ import numpy as np
 GAMMA_RANGE = (3.0, 8.0)
 NOISE_VAR_RANGE = (0.001, 0.01)
 HALF_RANGE = 127.5  # [-1, 1] <-> [0, 255]
+
+
+def level_params(ev):
+    """(gamma, noise_var) of the darkness level `ev` in stops (see the module docstring)."""
+    return 1.0 + ev, 0.001 * 10 ** ((ev - 2.0) / 5.0)
 
 
 def draw_params(rng, gamma_range=GAMMA_RANGE, noise_var_range=NOISE_VAR_RANGE):

@@ -166,12 +166,25 @@ def subset_annotation(dataset, kept_names, rename=None):
 
 # ---------------------------------------------------------------- the run
 
+def level_ranges(method, ev):
+    """The settings ranges that fix a darkness level of `ev` stops (exposure 2**ev times darker):
+    physics a ratio of 2**ev, gamma_noise the gamma and noise of gamma_noise.level_params."""
+    if not (np.isfinite(ev) and ev >= 0):
+        raise UserError(f"--level {ev:g}: need a level of 0 or more stops")
+    if method == "physics":
+        return {"ratio": [2.0 ** ev] * 2}
+    gamma, noise_var = gamma_noise.level_params(ev)
+    return {"gamma": [gamma] * 2, "noise_var": [noise_var] * 2}
+
+
 def settings_from_args(args):
     settings = {"method": args.method, "seed": int(args.seed)}
     if args.method == "gamma_noise":
         settings.update(gamma=list(map(float, args.gamma)), noise_var=list(map(float, args.noise_var)))
     else:
         settings.update(ratio=list(map(float, args.ratio)), save_raw=bool(args.save_raw))
+    if getattr(args, "level", None) is not None:
+        settings.update(level_ranges(args.method, float(args.level)), level_ev=float(args.level))
     return settings
 
 
@@ -322,12 +335,17 @@ def _run(names, input_dir, output_dir, settings, dataset, sizes, records, worker
         bar.close()
 
     images = [done[n] for n in names if n in done]
+    if "level_ev" in settings:  # a fixed darkness level, stated in stops
+        images = [{**record, "ev": settings["level_ev"]} for record in images]
     summary = {
         "method": settings["method"],
         "seed": settings["seed"],
         "settings": settings,
         "model": (physics.default_ranges() if settings["method"] == "physics"
                   else {"noise_std_0_255": "sqrt(noise_var) * 127.5"}),
+        **({"level": {"ev": settings["level_ev"],
+                      **{k: settings[k][0] for k in ("ratio", "gamma", "noise_var") if k in settings}}}
+           if "level_ev" in settings else {}),
         "count": len(images),
         "failed": sorted(failed, key=lambda r: r["file_name"]),
         "metrics": {key: summarize(r[key] for r in images) for key in wanted},
