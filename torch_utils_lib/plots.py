@@ -79,3 +79,28 @@ def plot_bars(values, png_path, ylabel="AP", title=""):
     ax.set_title(title)
     ax.legend(fontsize=8)
     return save_figure(fig, png_path)
+
+
+def plot_darkness_curves(curves, png_path, ylabel="AP", title=""):
+    """AP against darkness in stops: one line per remedy from its normal-light AP at 0 EV through
+    each level, with its 95% interval as a band where the curve has one.
+
+    `curves` is {remedy: robustness.robustness_summary(...)} ("P", "levels", optional "P_ci",
+    "levels_ci").
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        levels = sorted(curve["levels"], key=float)
+        evs = [0.0] + [float(e) for e in levels]
+        line, = ax.plot(evs, [curve["P"]] + [curve["levels"][e] for e in levels], marker="o", label=name)
+        if "P_ci" in curve and "levels_ci" in curve:
+            bands = [curve["P_ci"]] + [curve["levels_ci"][e] for e in levels]
+            ax.fill_between(evs, [b[0] for b in bands], [b[1] for b in bands], color=line.get_color(),
+                            alpha=0.2, linewidth=0)
+    ax.set_xlabel("darkness (EV: exposure 2^EV times darker; 0 = normal light)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    return save_figure(fig, png_path)
