@@ -61,7 +61,8 @@ def naive_stats(evaluator, weights):
     p = evaluator.params
     I, A, K = len(p.imgIds), len(p.areaRng), len(p.catIds)
     drawn = np.repeat(np.arange(I), weights)
-    e.evalImgs = [evaluator.evalImgs[k * A * I + a * I + i] for k in range(K) for a in range(A) for i in drawn]
+    e.evalImgs = [evaluator.evalImgs[k * A * I + a * I + i]
+                  for k in range(K) for a in range(A) for i in drawn]
     e.params = copy.copy(p)
     e._paramsEval = copy.copy(evaluator._paramsEval)
     e.params.imgIds = e._paramsEval.imgIds = list(range(len(drawn)))
@@ -102,7 +103,8 @@ def main():
     print(f"{'ours (all resamples)':<40}{seconds_ours:>9.2f}")
     print(f"{f'naive (extrapolated from {len(naive)})':<40}{seconds_naive:>9.2f}")
     print(f"naive / ours: {seconds_naive / seconds_ours:.1f}x; stats equal on the naive resamples: {equal}")
-    print("AP 95% interval:", np.percentile(ours[:, STAT_NAMES.index("AP")], [2.5, 97.5]).round(4).tolist())
+    interval = np.percentile(ours[:, STAT_NAMES.index("AP")], [2.5, 97.5])
+    print("AP 95% interval:", interval.round(4).tolist())
     write_run_metadata(os.path.dirname(os.path.abspath(args.output)), args, filename="bench_bootstrap_run.json")
     atomic_write_json(args.output, {"seconds": {"matching": matching, "ours": seconds_ours,
                                                 "naive_extrapolated": seconds_naive},

@@ -62,7 +62,8 @@ def main():
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
     sets = {"normal": args.normal_light_img_dir, "low_light": args.low_light_img_dir}
 
-    results, results_dirs = {}, {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
+    results = {}
+    results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
         results[name] = evaluate_model_on_sets(
