@@ -86,22 +86,15 @@ class ImageMatches:
         for (k, a), curve in self.curves.items():
             precision_sums[:, k, a] = self._precision_sums(weights, gt[:, k, a], *curve)
         stats = np.empty((R, len(STAT_NAMES)))
-
-        def mean(values, count):  # mean over the valid categories, -1 where there are none
-            n = valid_k.sum(1) * count
-            return np.where(n > 0, (values * valid_k[:, :, None]).sum((1, 2)) / np.maximum(n, 1), -1.0)
-
         n_rec = len(self.rec_thrs)
         for column, (a, t) in enumerate([(0, None), (0, self.t50), (0, self.t75), (1, None), (2, None),
                                          (3, None)]):
-            valid_k = valid[:, :, a]
             sums = precision_sums[:, :, a] if t is None else precision_sums[:, :, a, t:t + 1]
-            stats[:, column] = mean(sums, sums.shape[2] * n_rec)
+            stats[:, column] = _mean_over_categories(sums, valid[:, :, a], sums.shape[2] * n_rec)
         tp_top = np.einsum("ri,kami->rkam", weights, self.tp_top)
         recall = tp_top / np.maximum(gt, 1)[:, :, :, None]  # summed over IoU thresholds
         for column, (a, m) in enumerate([(0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (3, 2)], start=6):
-            valid_k = valid[:, :, a]
-            stats[:, column] = mean(recall[:, :, a, m][:, :, None], T)
+            stats[:, column] = _mean_over_categories(recall[:, :, a, m][:, :, None], valid[:, :, a], T)
         return stats
 
     def _precision_sums(self, weights, gt, images, tp, fp):
@@ -134,6 +127,13 @@ class ImageMatches:
             reached[:, :, 1:] -= reached[:, :, :-1].copy()
             sums[start:start + step] = np.einsum("rtn,rtn->rt", reached.astype(float), precision)
         return sums
+
+
+def _mean_over_categories(sums, valid, count):
+    """(R,): sums (R, K, X) over the valid categories divided by their number times `count` (the
+    values summed per category); -1 where no category is valid, as COCOeval.summarize()."""
+    n = valid.sum(1) * count
+    return np.where(n > 0, (sums * valid[:, :, None]).sum((1, 2)) / np.maximum(n, 1), -1.0)
 
 
 def bootstrap_weights(n_images, n=1000, seed=0):
