@@ -6,6 +6,7 @@
 
 Methods: gamma_noise (the seed's: random gamma, Gaussian noise) and physics (unprocess to RAW,
 Poisson-Gaussian sensor noise, process back); see dataset/gamma_noise.py and dataset/physics.py.
+--level EV fixes the darkness at EV stops (exposure 2**EV times darker) for either method.
 Writes <output_dir>/<same file names>, synthesis.json (per-image parameters, PSNR/SSIM summary),
 annotations.json with --annotation, raw/<stem>.dng (+ raw/annotations.json) with --save_raw, and
 the run's arguments and versions in run.json (--run_json).
