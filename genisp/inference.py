@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
 
 
@@ -55,6 +55,10 @@ def main(argv=None):
     from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
     from torch_utils_lib.utils import MetricLogger, init_distributed, seed_everything
 
+    check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
+                         "--weight_path": args.weight_path,
+                         "--detector": args.detector, "--detector_weights": args.detector_weights},
+                        {"--output_dir": args.output_dir})
     device = init_distributed(args.device).device
     seed_everything(args.seed)
     names = list_raw_files(args.raw_dir)

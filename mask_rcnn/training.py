@@ -4,8 +4,8 @@ import os
 import torch
 
 from torch_utils_lib import transforms as T
-from torch_utils_lib.checkpoint import load_checkpoint, resume_training
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.checkpoint import check_same_config, load_checkpoint, resume_training
+from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config)
@@ -52,6 +52,11 @@ def make_optimizer(name, params, lr, weight_decay):
 
 def train(args):
     """Train (or fine-tune, or resume) Mask R-CNN as the flags say; returns the final val stats."""
+    check_outputs_apart({"--image_dir": args.image_dir, "--annotation": args.annotation,
+                         "--val_image_dir": args.val_image_dir, "--val_annotation": args.val_annotation,
+                         "--weight_path": args.weight_path,
+                         "--weights": args.weights if os.path.isfile(args.weights) else None},
+                        {"--checkpoint_dir": args.checkpoint_dir})
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
     amp = resolve_amp(args.amp, dist.device)
@@ -91,7 +96,9 @@ def train(args):
     if args.resume:
         path = args.resume if os.path.isfile(args.resume) else os.path.join(args.checkpoint_dir, "last.pth")
         if os.path.isfile(path):
-            start_epoch = resume_training(load_checkpoint(path), model, optimizer, scheduler, scaler)
+            state = load_checkpoint(path)
+            check_same_config(path, state.get("config"), config, ("model", "num_classes"))
+            start_epoch = resume_training(state, model, optimizer, scheduler, scaler)
             if dist.is_main:
                 print(f"resuming from {path} at epoch {start_epoch + 1}")
         elif dist.is_main:

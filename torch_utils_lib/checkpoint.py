@@ -77,6 +77,22 @@ def load_checkpoint(path, map_location="cpu"):
     return state
 
 
+def check_same_config(path, saved, requested, keys=None):
+    """UserError naming `path` and each differing setting unless the checkpoint's config matches.
+
+    `keys` limits the comparison (e.g. the model name and class count); all of `requested`'s
+    keys by default. Used before resuming, where a different model would not load (or, worse,
+    would silently replace the flags).
+    """
+    saved = saved if isinstance(saved, dict) else {}
+    differences = [f"{key} {saved.get(key)!r} there, {requested.get(key)!r} here"
+                   for key in (keys or requested) if saved.get(key) != requested.get(key)]
+    if differences:
+        raise UserError(f"{path}: the checkpoint was made with other settings ("
+                        f"{'; '.join(differences)}); pass the flags it was trained with or "
+                        f"choose another checkpoint directory")
+
+
 def resume_training(state, model, optimizer=None, scheduler=None, scaler=None, ema=None):
     """Restore training state from a loaded checkpoint; returns the next epoch to run."""
     target = model.module if hasattr(model, "module") else model
