@@ -140,8 +140,11 @@ def main(argv=None):
 
 
 def to_uint8(image):
-    """CxHxW float tensor in [0, 1] (values outside are clipped) -> HxWx3 uint8."""
-    return (image.detach().float().clamp(0, 1).mul(255).round().byte()
+    """CxHxW float tensor in [0, 1] (values outside are clipped) -> HxWx3 uint8; finite only."""
+    from torch_utils_lib.image_io import require_finite
+    image = image.detach().float().cpu()
+    require_finite(image, "GenISP's output")
+    return (image.clamp(0, 1).mul(255).round().byte()
             .permute(1, 2, 0).cpu().numpy())
 
 
