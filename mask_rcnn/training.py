@@ -8,7 +8,8 @@ from torch_utils_lib.checkpoint import check_same_config, load_checkpoint, resum
 from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config)
+from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config,
+                                              load_detector_checkpoint, load_detector_weights)
 from torch_utils_lib.engine import evaluate, fit
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_amp, seed_everything,
@@ -64,8 +65,8 @@ def train(args):
     if dist.is_main:
         write_run_metadata(args.checkpoint_dir, args, world_size=dist.world_size)
 
-    init_state = load_checkpoint(args.weight_path) if args.weight_path else None
-    init_config = init_state["config"] if init_state else None
+    init_state, init_config = (load_detector_checkpoint(args.weight_path) if args.weight_path
+                               else (None, None))
     model_name = init_config["model"] if init_config else args.model
     probe = CocoDetection(args.image_dir, args.annotation, with_masks=True)
     label_map, names, category_ids = label_space(probe.categories, args.weights, init_config)
@@ -80,7 +81,7 @@ def train(args):
     model = build_detector(model_name, num_classes, "none" if init_state else args.weights,
                            args.trainable_backbone_layers, args.min_size, args.max_size)
     if init_state:
-        model.load_state_dict(init_state["model"])
+        load_detector_weights(model, init_state, args.weight_path)
     config = detector_config(model_name, names, model.transform.min_size[0], model.transform.max_size,
                              category_ids)
     model.to(dist.device)
