@@ -34,6 +34,17 @@ def os_error_message(error):
     return f"{path}: cannot write or create ({error.strerror or error})"
 
 
+def _close_progress_bars():
+    """Close open tqdm bars so that the error starts its own line."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        try:
+            bar.leave = False
+            bar.close()
+        except Exception:  # a half-built bar: nothing to clear
+            pass
+
+
 def run_main(main):
     """Run a script's `main()`; turn UserError into `error: ...` on stderr and exit code 2.
 
@@ -43,11 +54,13 @@ def run_main(main):
     try:
         code = main()
     except UserError as e:
+        _close_progress_bars()
         print(f"error: {user_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:
         if e.errno not in _USER_OS_ERRORS or e.filename is None:
             raise
+        _close_progress_bars()
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
