@@ -299,3 +299,137 @@ def test_images_holding_nan_are_not_written(tmp_path):
     with pytest.raises(UserError, match="not finite"):
         write_image(str(tmp_path / "x.png"), np.full((4, 4, 3), np.inf, np.float32))
     assert not os.listdir(tmp_path)
+
+
+# ------------------------------------------------------------ checkpoints and resume
+
+def _regression_fit(checkpoint_dir, epochs, start_epoch=0, model=None, on_epoch_end=None):
+    from torch_utils_lib.engine import fit
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 3, generator=g)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
+                                         batch_size=4)
+    model = model or torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss = lambda m, batch, device: {"mse": torch.nn.functional.mse_loss(m(batch[0]), batch[1])}
+    return fit(model, optimizer, None, loader, torch.device("cpu"), epochs=epochs,
+               checkpoint_dir=str(checkpoint_dir), config={"model": "linear"}, start_epoch=start_epoch,
+               loss_fn=loss, on_epoch_end=on_epoch_end)
+
+
+def test_killed_run_leaves_no_temporary_and_no_repeated_log_lines(tmp_path):
+    """SIGKILL during the first last.pth: a stale temporary and a log of epoch 0, no checkpoint."""
+    from torch_utils_lib.runinfo import read_jsonl
+    run = tmp_path / "run"
+    run.mkdir()
+    stale = run / ".last.pth.4194999.0.tmp"  # above Linux's default pid_max: no such process
+    stale.write_bytes(b"half a checkpoint")
+    foreign = run / ".notes.tmp"  # not of our pattern: kept
+    foreign.write_text("")
+    (run / "train_log.jsonl").write_text("".join(
+        json.dumps({"epoch": 0, "iteration": i, "loss": 1.0}) + "\n" for i in range(3)))
+    _regression_fit(run, epochs=2)
+    assert not stale.exists() and foreign.exists()
+    assert [(r["epoch"], r["iteration"]) for r in read_jsonl(run / "train_log.jsonl")] == [
+        (e, i) for e in range(2) for i in range(4)]
+
+
+def test_finished_epoch_is_kept_when_extras_fail(tmp_path, capsys):
+    (tmp_path / "plot" / "loss_curve.png").mkdir(parents=True)  # the plot cannot be written
+    _regression_fit(tmp_path / "plot", epochs=1)
+    assert (tmp_path / "plot" / "last.pth").is_file()
+    assert "loss curve not drawn" in capsys.readouterr().err
+
+    def failing_preview(epoch):
+        raise UserError(f"preview_{epoch}.png: cannot write (No space left on device)")
+    with pytest.raises(UserError, match="No space left"):
+        _regression_fit(tmp_path / "preview", epochs=3, on_epoch_end=failing_preview)
+    assert torch.load(tmp_path / "preview" / "last.pth", weights_only=True)["epoch"] == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_coco(tmp_path_factory):
+    with open(sample_annotation("train")) as f:
+        coco = json.load(f)
+    coco["images"] = coco["images"][:4]
+    ids = {i["id"] for i in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    path = tmp_path_factory.mktemp("coco") / "tiny.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def mask_train_args(annotation, out, *more):
+    return ["--annotation", annotation, "--checkpoint_dir", out, "--epoch", 1, "--batch_size", 2,
+            "--min_size", 64, "--max_size", 64, "--eval_every", 0, "--warmup_iters", 0,
+            "--device", "cpu", *more]
+
+
+def test_mask_rcnn_resume_of_another_model_or_class_count_is_one_line(tmp_path, tiny_coco):
+    out = tmp_path / "run"
+    first = run_script("mask_rcnn/train.py", *mask_train_args(tiny_coco, out))
+    assert first.returncode == 0, first.stderr[-2000:]
+    for flags, differs in ((["--num_classes", 6], "num_classes 4 there, 6 here"),
+                           (["--model", "fasterrcnn_resnet50_fpn"], "model 'maskrcnn_resnet18_fpn' there")):
+        result = run_script("mask_rcnn/train.py", *mask_train_args(tiny_coco, out, "--resume", *flags))
+        assert_user_error(result, f"{out / 'last.pth'}: the checkpoint was made with other settings",
+                          differs)
+
+
+def test_diffusion_resume_with_other_dims_is_refused(tmp_path):
+    common = ["--input_image_dir", sample_images("train"), "--conditional_image_dir",
+              sample_low_light("train"), "--image_size", 16, "--batch_size", 4, "--timesteps", 20,
+              "--sample_every", 0, "--checkpoint_epoch", 0, "--device", "cpu", "--checkpoint_dir",
+              tmp_path, "--dim_mults", "1,2"]
+    subset = tmp_path.parent / "pairs.json"
+    subset.write_text(json.dumps({"filename": sorted(os.listdir(sample_images("train")))[:4]}))
+    first = run_script("diffusion_model/train.py", *common, "--annotation", subset, "--dim", 8, "--epoch", 1)
+    assert first.returncode == 0, first.stderr[-2000:]
+    result = run_script("diffusion_model/train.py", *common, "--annotation", subset, "--dim", 16,
+                        "--epoch", 2, "--resume")
+    assert_user_error(result, f"{tmp_path / 'last.pth'}: the checkpoint was made with other settings",
+                      "'dim': 8")
+
+
+def test_plain_state_dicts_load_in_every_detector_script(inputs, tmp_path, light_state_dict, tiny_coco):
+    result = run_script("mask_rcnn/inference.py", "--image_dir", inputs / "low", "--weight_path",
+                        light_state_dict, "--output_dir", tmp_path / "inference", "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assumed = (f"{light_state_dict}: a plain state dict; assumed maskrcnn_resnet18_fpn with 4 classes")
+    assert result.stdout.count(assumed) == 1
+    assert len(json.load(open(tmp_path / "inference" / "detections.json"))) >= 0
+    assert len([n for n in os.listdir(tmp_path / "inference") if n.endswith("_pred.png")]) == COUNT
+
+    result = run_script("mask_rcnn/evaluate.py", "--normal_light_img_dir", inputs / "normal",
+                        "--low_light_img_dir", inputs / "low", "--annotation",
+                        inputs / "annotations" / "coco.json", "--weight_path", light_state_dict,
+                        "--pretrained", "none", "--count", 0, "--device", "cpu",
+                        "--output_dir", tmp_path / "eval")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count(assumed) == 1
+    rows = json.load(open(tmp_path / "eval" / "ap_table.json"))["rows"]["checkpoint"]
+    assert 0 <= rows["bbox AP normal"] <= 1
+
+    result = run_script("mask_rcnn/train.py", *mask_train_args(tiny_coco, tmp_path / "ft",
+                                                               "--weight_path", light_state_dict))
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = torch.load(tmp_path / "ft" / "last.pth", weights_only=True)["config"]
+    assert config["model"] == "maskrcnn_resnet18_fpn" and config["num_classes"] == 4
+
+
+def test_plain_torchvision_state_dict_with_coco_classes(tmp_path, capsys):
+    import torchvision
+    from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES, load_detector
+    torch.manual_seed(0)
+    original = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None,
+                                                                  num_classes=91)
+    path = tmp_path / "maskrcnn_coco.pth"
+    torch.save(original.state_dict(), path)
+    model, config = load_detector(str(path))
+    assert config["model"] == "maskrcnn_resnet50_fpn" and config["categories"] == COCO_CATEGORY_NAMES
+    assert "91 classes" in capsys.readouterr().out
+    for key, value in original.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "classifier.pth")
+    with pytest.raises(UserError, match="classifier.pth: a state dict of no known detector"):
+        load_detector(str(tmp_path / "classifier.pth"))
