@@ -433,3 +433,23 @@ def test_plain_torchvision_state_dict_with_coco_classes(tmp_path, capsys):
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "classifier.pth")
     with pytest.raises(UserError, match="classifier.pth: a state dict of no known detector"):
         load_detector(str(tmp_path / "classifier.pth"))
+
+
+def test_full_disk_and_blocked_paths_are_one_line(tmp_path, capsys):
+    """/dev/full answers every write with ENOSPC; a file where a folder is needed fails as root."""
+    from torch_utils_lib.cli import run_main
+    from torch_utils_lib.utils import MetricLogger
+    logger = MetricLogger("/dev/full", disable=True)
+    with pytest.raises(UserError, match="^/dev/full: cannot write .No space left on device"):
+        logger.update(loss=1.0)
+
+    (tmp_path / "checkpoints").write_text("a file, not a folder")
+    for failing, expected in (
+            (lambda: os.makedirs(tmp_path / "checkpoints", exist_ok=True),
+             f"error: {tmp_path / 'checkpoints'}: cannot write or create (File exists)"),
+            (lambda: open("/dev/full", "w").write("x" * 10**6),
+             "error: output disk: cannot write or create (No space left on device)")):
+        with pytest.raises(SystemExit) as code:
+            run_main(failing)
+        assert code.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines() == [expected]

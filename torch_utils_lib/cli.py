@@ -28,9 +28,12 @@ def user_error_message(error):
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def os_error_message(error):
-    """`<path>: <problem>` for an OSError about a path."""
-    path = error.filename if error.filename is not None else "?"
+    """`<path>: <problem>` for an OSError about a path (the disk, when it names none)."""
+    path = error.filename if error.filename is not None else "output disk"
     return f"{path}: cannot write or create ({error.strerror or error})"
 
 
@@ -58,7 +61,7 @@ def run_main(main):
         print(f"error: {user_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:
-        if e.errno not in _USER_OS_ERRORS or e.filename is None:
+        if e.errno not in _USER_OS_ERRORS or (e.filename is None and e.errno not in _DISK_ERRORS):
             raise
         _close_progress_bars()
         print(f"error: {os_error_message(e)}", file=sys.stderr)
