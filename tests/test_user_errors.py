@@ -388,7 +388,7 @@ def test_diffusion_resume_with_other_dims_is_refused(tmp_path):
     result = run_script("diffusion_model/train.py", *common, "--annotation", subset, "--dim", 16,
                         "--epoch", 2, "--resume")
     assert_user_error(result, f"{tmp_path / 'last.pth'}: the checkpoint was made with other settings",
-                      "'dim': 8")
+                      "unet.dim 8 there, 16 here")
 
 
 def test_plain_state_dicts_load_in_every_detector_script(inputs, tmp_path, light_state_dict, tiny_coco):

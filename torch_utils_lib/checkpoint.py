@@ -96,8 +96,14 @@ def check_same_config(path, saved, requested, keys=None):
     would silently replace the flags).
     """
     saved = saved if isinstance(saved, dict) else {}
-    differences = [f"{key} {saved.get(key)!r} there, {requested.get(key)!r} here"
-                   for key in (keys or requested) if saved.get(key) != requested.get(key)]
+    differences = []
+    for key in keys or requested:
+        there, here = saved.get(key), requested.get(key)
+        if isinstance(there, dict) and isinstance(here, dict):  # name the nested setting
+            differences += [f"{key}.{k} {there.get(k)!r} there, {here.get(k)!r} here"
+                            for k in dict.fromkeys([*there, *here]) if there.get(k) != here.get(k)]
+        elif there != here:
+            differences.append(f"{key} {there!r} there, {here!r} here")
     if differences:
         raise UserError(f"{path}: the checkpoint was made with other settings ("
                         f"{'; '.join(differences)}); pass the flags it was trained with or "
