@@ -22,7 +22,7 @@ from dataset.gamma_noise import GAMMA_RANGE, NOISE_VAR_RANGE
 from dataset.physics import RATIO_RANGE
 from dataset.synthesis import (METHODS, METRICS, print_summary, run_synthesis,
                                settings_from_args, write_preview)
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
 
@@ -109,6 +109,9 @@ def main(argv=None):
     input_dir = args.input_dir or sample_images("train")
     input_dir = input_dir.rstrip("/\\") or input_dir
     output_dir = args.output_dir or input_dir + "_augmented"
+    check_outputs_apart({"--input_dir": input_dir, "--annotation": args.annotation},
+                        {"--output_dir": output_dir, "--run_json": args.run_json,
+                         "--preview": args.preview})
     failed = synthesize(args, input_dir, output_dir, args.annotation,
                         args.run_json or os.path.join(output_dir, "run.json"))
     if failed:

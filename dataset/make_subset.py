@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 
 from dataset.synthesis import load_annotation
-from torch_utils_lib.cli import UserError, require_dir, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, require_dir, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 
@@ -137,10 +137,12 @@ def main(argv=None):
     if ids is None and args.num_images < 1:
         raise UserError(f"--num_images {args.num_images}: need at least 1")
     images = select_images(dataset, args.num_images, ids, size, args.seed, args.require_annotations)
+    id_file = args.image_ids[1:] if args.image_ids and args.image_ids.startswith("@") else None
+    check_outputs_apart({"--annotation": args.annotation, "--image_ids": id_file,
+                         "--image_dir": None if args.no_copy else args.image_dir},
+                        {"--output_dir": args.output_dir})
     if not args.no_copy:
         require_dir(args.image_dir, "image directory")
-        if os.path.realpath(args.output_dir) == os.path.realpath(args.image_dir):
-            raise UserError(f"{args.output_dir}: must differ from --image_dir")
         copied = copy_images(images, args.image_dir, os.path.join(args.output_dir, "images"))
     result = subset(dataset, images)
     atomic_write_json(os.path.join(args.output_dir, "annotations.json"), result)

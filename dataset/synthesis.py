@@ -19,7 +19,7 @@ import numpy as np
 
 from dataset import gamma_noise, physics
 from dataset.dng import write_dng
-from torch_utils_lib.cli import UserError, read_json
+from torch_utils_lib.cli import UserError, check_outputs_apart, read_json
 from torch_utils_lib.image_io import encode_image, list_images, read_rgb
 from torch_utils_lib.image_metrics import luma, psnr, ssim, summarize
 from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json
@@ -196,11 +196,9 @@ def check_ranges(settings):
                 raise UserError(f"--{key} {low:g} {high:g}: need 0 < LOW <= HIGH")
 
 
-def check_output_dir(input_dir, output_dir):
-    inp, out = os.path.realpath(input_dir), os.path.realpath(output_dir)
-    if out == inp or out.startswith(inp + os.sep):
-        raise UserError(f"{output_dir}: the output directory must lie outside the input "
-                        f"directory (inputs are never written)")
+def check_output_dir(input_dir, output_dir, annotation=None):
+    check_outputs_apart({"--input_dir": input_dir, "--annotation": annotation},
+                        {"--output_dir": output_dir})
 
 
 def _parse_line(line):
@@ -281,7 +279,7 @@ def run_synthesis(input_dir, output_dir, settings, annotation=None, workers=1, o
     names = list_images(input_dir)
     if not names:
         raise UserError(f"{input_dir}: no images found")
-    check_output_dir(input_dir, output_dir)
+    check_output_dir(input_dir, output_dir, annotation)
     dataset = load_annotation(annotation) if annotation else None
     sizes = annotation_sizes(dataset) if dataset else {}
     if settings.get("save_raw"):

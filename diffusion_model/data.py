@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from torch_utils_lib import transforms as T
 from torch_utils_lib.cli import UserError, read_json
-from torch_utils_lib.image_io import list_images, read_rgb
+from torch_utils_lib.image_io import list_images, read_rgb, require_finite
 
 
 def annotation_file_names(path):
@@ -62,8 +62,10 @@ def to_model_range(rgb):
 
 
 def to_uint8(tensor):
-    """3xHxW tensor in [-1, 1] to HxWx3 uint8 (rounded to nearest)."""
-    array = ((tensor.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    """3xHxW tensor in [-1, 1] to HxWx3 uint8 (rounded to nearest); UserError if not finite."""
+    values = tensor.detach().float().cpu()
+    require_finite(values, "the diffusion model's output")
+    array = ((values.clamp(-1, 1) + 1) * 127.5).round().byte()
     return array.permute(1, 2, 0).numpy()
 
 

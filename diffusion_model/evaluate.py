@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
 
 DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
@@ -63,6 +63,12 @@ def main(argv=None):
         raise UserError(f"{args.coco_annotation}: annotation file not found")
     names = resolve_names([args.input_image_dir, *image_dirs.values()], args.annotation)
     output_dir = args.output_dir or args.restored_image_dir.rstrip("/\\") + "_eval"
+    check_outputs_apart({"--input_image_dir": args.input_image_dir,
+                         "--conditional_image_dir": args.conditional_image_dir,
+                         "--restored_image_dir": args.restored_image_dir,
+                         "--annotation": args.annotation, "--coco_annotation": args.coco_annotation,
+                         "--maskrcnn_weight_path": args.maskrcnn_weight_path},
+                        {"--output_dir": output_dir})
 
     summary, per_image = score_sets(names, args.input_image_dir, image_dirs)
     print(f"image quality against {args.input_image_dir} ({len(names)} images; "

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
 
 DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "diffusion", "last.pth")
@@ -49,8 +49,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be positive")
-    if args.eta < 0:
-        raise UserError(f"--eta {args.eta}: must not be negative")
+    if not 0 <= args.eta <= 1:
+        raise UserError(f"--eta {args.eta}: must be between 0 (deterministic) and 1 (DDPM-like)")
     if not os.path.isfile(args.weight_path):
         hint = (" (train one first: python diffusion_model/train.py)"
                 if os.path.abspath(args.weight_path) == DEFAULT_WEIGHTS else "")
@@ -68,6 +68,17 @@ def main(argv=None):
     amp = resolve_amp(args.amp, device)
     seed_everything(args.seed)
     names = resolve_names([args.conditional_image_dir], args.annotation)
+    figure = args.output_image_dir.rstrip("/\\") + "_comparison.png"
+    # names may be absolute in an --annotation list: each target is checked, not only the folder
+    check_outputs_apart(
+        {"--conditional_image_dir": args.conditional_image_dir, "--input_image_dir": args.input_image_dir,
+         "--annotation": args.annotation, "--weight_path": args.weight_path,
+         "--annotation entry": [os.path.join(args.conditional_image_dir, n) for n in names]},
+        {"--output_image_dir": args.output_image_dir,
+         "--output_image_dir (with an --annotation entry)": [os.path.join(args.output_image_dir, n)
+                                                             for n in names],
+         "--output_image_dir (its comparison figure)":
+             figure if args.input_image_dir and args.figure_images > 0 else None})
     diffusion, state = load_diffusion(args.weight_path, device)
     if args.sampler == "ddim" and not 1 <= args.steps <= diffusion.timesteps:
         raise UserError(f"--steps {args.steps}: must be between 1 and the model's "
@@ -100,7 +111,6 @@ def main(argv=None):
 
     if args.input_image_dir and args.figure_images > 0:
         from diffusion_model.preview import save_comparison
-        figure = args.output_image_dir.rstrip("/\\") + "_comparison.png"
         save_comparison(figure, names[:args.figure_images], args.conditional_image_dir,
                         args.output_image_dir, args.input_image_dir)
         print(f"comparison figure: {figure}")

@@ -8,8 +8,9 @@ from diffusion_model.data import PairedImageDataset, read_pair, resolve_names
 from diffusion_model.ema import EMA
 from diffusion_model.model.diffusion import build_diffusion
 from diffusion_model.preview import center_crop, save_training_preview
-from torch_utils_lib.checkpoint import latest_checkpoint, load_checkpoint, resume_training
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.checkpoint import (check_same_config, latest_checkpoint, load_checkpoint,
+                                        resume_training)
+from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.engine import fit
 from torch_utils_lib.runinfo import write_run_metadata
@@ -65,12 +66,19 @@ def train(args):
     amp = resolve_amp(args.amp, device)
     seed_everything(args.seed + dist_info.rank)
     names = resolve_names([args.input_image_dir, args.conditional_image_dir], args.annotation)
+    check_outputs_apart(
+        {"--input_image_dir": args.input_image_dir, "--conditional_image_dir": args.conditional_image_dir,
+         "--annotation": args.annotation, "--weight_path": args.weight_path,
+         "--annotation entry": [os.path.join(d, n) for n in names
+                                for d in (args.input_image_dir, args.conditional_image_dir)]},
+        {"--checkpoint_dir": args.checkpoint_dir})
 
     last = latest_checkpoint(args.checkpoint_dir)
     state = init = None
     if last and args.resume:
         state = load_checkpoint(last)
         config = checkpoint_config(state, last)
+        check_same_config(last, config, config_from_args(args))
     elif last:
         raise UserError(f"{last}: a training run is already there; pass --resume to continue "
                         f"it or choose another --checkpoint_dir")

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
 
 PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
@@ -58,6 +58,11 @@ def main(argv=None):
     from torch_utils_lib.runinfo import write_run_metadata
     from torch_utils_lib.utils import init_distributed, resolve_amp, seed_everything
 
+    check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
+                         "--weight_path": args.weight_path if "genisp" in args.pipelines else None,
+                         "--detector": args.detector, "--detector_weights": args.detector_weights},
+                        {"--output_dir": args.output_dir,
+                         "--cache_dir": None if args.cache_dir.lower() == "none" else args.cache_dir})
     device = init_distributed(args.device).device
     amp = resolve_amp(args.amp, device)
     seed_everything(args.seed)

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
 
 
@@ -55,6 +55,10 @@ def main(argv=None):
     from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
     from torch_utils_lib.utils import MetricLogger, init_distributed, seed_everything
 
+    check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
+                         "--weight_path": args.weight_path,
+                         "--detector": args.detector, "--detector_weights": args.detector_weights},
+                        {"--output_dir": args.output_dir})
     device = init_distributed(args.device).device
     seed_everything(args.seed)
     names = list_raw_files(args.raw_dir)
@@ -136,8 +140,11 @@ def main(argv=None):
 
 
 def to_uint8(image):
-    """CxHxW float tensor in [0, 1] (values outside are clipped) -> HxWx3 uint8."""
-    return (image.detach().float().clamp(0, 1).mul(255).round().byte()
+    """CxHxW float tensor in [0, 1] (values outside are clipped) -> HxWx3 uint8; finite only."""
+    from torch_utils_lib.image_io import require_finite
+    image = image.detach().float().cpu()
+    require_finite(image, "GenISP's output")
+    return (image.clamp(0, 1).mul(255).round().byte()
             .permute(1, 2, 0).cpu().numpy())
 
 

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.image_io import list_files
 from torch_utils_lib.runinfo import atomic_write_bytes
 
 RAW_EXTENSIONS = (".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".dng", ".raf", ".orf", ".rw2",
@@ -44,9 +45,7 @@ class RawWarning(UserWarning):
 
 def list_raw_files(raw_dir):
     """Sorted names of the RAW files directly inside `raw_dir`."""
-    if not os.path.isdir(raw_dir):
-        raise UserError(f"{raw_dir}: RAW directory not found")
-    return sorted(f for f in os.listdir(raw_dir) if f.lower().endswith(RAW_EXTENSIONS))
+    return list_files(raw_dir, RAW_EXTENSIONS, "RAW directory")
 
 
 # ---------------------------------------------------------------- reading

@@ -65,19 +65,24 @@ def main(argv=None):
 
     from genisp.detection import GENISP_CONFIG_NAME, load_frozen_detector, load_genisp, raw_dataset
     from genisp.model import GenISP, GenISPDetector
-    from torch_utils_lib.checkpoint import (latest_checkpoint, load_checkpoint, resume_training,
-                                            save_checkpoint)
+    from torch_utils_lib.checkpoint import (check_same_config, latest_checkpoint, load_checkpoint,
+                                            resume_training, save_checkpoint)
+    from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.data import detection_loader, set_loader_epoch
-    from torch_utils_lib.engine import train_one_epoch
+    from torch_utils_lib.engine import prepare_checkpoint_dir, train_one_epoch
     from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
     from torch_utils_lib.utils import (barrier, cleanup_distributed, init_distributed, resolve_amp,
                                        seed_everything)
 
+    cache_dir = None if args.cache_dir.lower() == "none" else args.cache_dir
+    check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
+                         "--weight_path": args.weight_path,
+                         "--detector": args.detector, "--detector_weights": args.detector_weights},
+                        {"--checkpoint_dir": args.checkpoint_dir, "--cache_dir": cache_dir})
     dist_info = init_distributed(args.device)
     device = dist_info.device
     amp = resolve_amp(args.amp, device)
     seed_everything(args.seed + dist_info.rank)
-    cache_dir = None if args.cache_dir.lower() == "none" else args.cache_dir
     resize = tuple(args.resize) if all(args.resize) else None
 
     detector, detector_config = load_frozen_detector(args.detector, args.detector_weights, device)
@@ -98,19 +103,18 @@ def main(argv=None):
               "resize": list(resize) if resize else None, "detector": args.detector,
               "detector_weights": args.detector_weights, "categories": detector_categories}
 
-    os.makedirs(args.checkpoint_dir, exist_ok=True)
     last = os.path.join(args.checkpoint_dir, "last.pth")
     history_path = os.path.join(args.checkpoint_dir, "history.json")
-    log_path = os.path.join(args.checkpoint_dir, "train_log.jsonl")
     start_epoch, history = 0, []
     if args.resume and latest_checkpoint(args.checkpoint_dir):
         state = load_checkpoint(last)
+        check_same_config(last, state.get("config"), config,
+                          ("model", "parameter_size", "resize", "detector", "detector_weights"))
         start_epoch = resume_training(state, genisp, optimizer, scheduler, scaler)
         history = list(state.get("history", []))
         if dist_info.is_main:
             print(f"resuming from {last} at epoch {start_epoch}")
-    elif dist_info.is_main and os.path.exists(log_path):
-        os.remove(log_path)  # a fresh run starts a fresh log
+    log_path = prepare_checkpoint_dir(args.checkpoint_dir, start_epoch)
     if dist_info.is_main:
         write_run_metadata(args.checkpoint_dir, args, amp=amp, world_size=dist_info.world_size)
     train_model = model

@@ -44,6 +44,7 @@ def main():
     from mask_rcnn.evaluation import (categories_in_coco, drop_table, evaluate_model_on_sets,
                                       markdown_table, pretrained_available, save_comparisons)
     from mask_rcnn.evaluation import add_intervals, with_intervals
+    from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text, write_run_metadata
     from torch_utils_lib.utils import cleanup_distributed, init_distributed, is_main_process, resolve_amp
@@ -61,6 +62,9 @@ def main():
         models[f"{args.pretrained} (COCO)"] = args.pretrained
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
     sets = {"normal": args.normal_light_img_dir, "low_light": args.low_light_img_dir}
+    check_outputs_apart({"--normal_light_img_dir": sets["normal"], "--low_light_img_dir": sets["low_light"],
+                         "--annotation": args.annotation, "--weight_path/--compare": list(models.values())},
+                        {"--output_dir": output_dir, "--save_image_dir": args.save_image_dir})
 
     results = {}
     results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}

@@ -25,12 +25,14 @@ def main():
     add_common_args(p)
     args = p.parse_args()
 
-    import torch
-
     from mask_rcnn.evaluation import run_inference
+    from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import write_run_metadata
-    device = torch.device(args.device)
+    from torch_utils_lib.utils import init_distributed
+    check_outputs_apart({"--image_dir": args.image_dir, "--weight_path": args.weight_path},
+                        {"--output_dir": args.output_dir})
+    device = init_distributed(args.device).device
     model, config = load_detector(args.weight_path, device)
     images, detections = run_inference(model, config, args.image_dir, args.output_dir, device,
                                        args.batch_size, args.score_threshold)

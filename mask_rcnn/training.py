@@ -4,11 +4,12 @@ import os
 import torch
 
 from torch_utils_lib import transforms as T
-from torch_utils_lib.checkpoint import load_checkpoint, resume_training
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.checkpoint import check_same_config, load_checkpoint, resume_training
+from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config)
+from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config,
+                                              load_detector_checkpoint, load_detector_weights)
 from torch_utils_lib.engine import evaluate, fit
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_amp, seed_everything,
@@ -52,6 +53,11 @@ def make_optimizer(name, params, lr, weight_decay):
 
 def train(args):
     """Train (or fine-tune, or resume) Mask R-CNN as the flags say; returns the final val stats."""
+    check_outputs_apart({"--image_dir": args.image_dir, "--annotation": args.annotation,
+                         "--val_image_dir": args.val_image_dir, "--val_annotation": args.val_annotation,
+                         "--weight_path": args.weight_path,
+                         "--weights": args.weights if os.path.isfile(args.weights) else None},
+                        {"--checkpoint_dir": args.checkpoint_dir})
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
     amp = resolve_amp(args.amp, dist.device)
@@ -59,8 +65,8 @@ def train(args):
     if dist.is_main:
         write_run_metadata(args.checkpoint_dir, args, world_size=dist.world_size)
 
-    init_state = load_checkpoint(args.weight_path) if args.weight_path else None
-    init_config = init_state["config"] if init_state else None
+    init_state, init_config = (load_detector_checkpoint(args.weight_path) if args.weight_path
+                               else (None, None))
     model_name = init_config["model"] if init_config else args.model
     probe = CocoDetection(args.image_dir, args.annotation, with_masks=True)
     label_map, names, category_ids = label_space(probe.categories, args.weights, init_config)
@@ -75,7 +81,7 @@ def train(args):
     model = build_detector(model_name, num_classes, "none" if init_state else args.weights,
                            args.trainable_backbone_layers, args.min_size, args.max_size)
     if init_state:
-        model.load_state_dict(init_state["model"])
+        load_detector_weights(model, init_state, args.weight_path)
     config = detector_config(model_name, names, model.transform.min_size[0], model.transform.max_size,
                              category_ids)
     model.to(dist.device)
@@ -91,7 +97,9 @@ def train(args):
     if args.resume:
         path = args.resume if os.path.isfile(args.resume) else os.path.join(args.checkpoint_dir, "last.pth")
         if os.path.isfile(path):
-            start_epoch = resume_training(load_checkpoint(path), model, optimizer, scheduler, scaler)
+            state = load_checkpoint(path)
+            check_same_config(path, state.get("config"), config, ("model", "num_classes"))
+            start_epoch = resume_training(state, model, optimizer, scheduler, scaler)
             if dist.is_main:
                 print(f"resuming from {path} at epoch {start_epoch + 1}")
         elif dist.is_main:

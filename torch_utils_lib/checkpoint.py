@@ -63,18 +63,51 @@ def save_checkpoint(path, model, config, optimizer=None, scheduler=None, scaler=
     return path
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """Load a checkpoint saved by save_checkpoint (weights_only=True); UserError if unusable."""
+def read_state(path, map_location="cpu", what="checkpoint"):
+    """Whatever torch.save stored at `path`, loaded with weights_only=True; UserError if unusable."""
     if not os.path.isfile(path):
-        raise UserError(f"{path}: checkpoint not found")
+        raise UserError(f"{path}: {what} not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path}: not a readable llvision checkpoint ({reason[:200]})") from None
+        raise UserError(f"{path}: not a readable llvision {what} ({reason[:200]})") from None
+
+
+def is_plain_state_dict(state):
+    """True for `torch.save(model.state_dict())`: a non-empty mapping of names to tensors."""
+    return (isinstance(state, dict) and bool(state)
+            and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()))
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint saved by save_checkpoint (weights_only=True); UserError if unusable."""
+    state = read_state(path, map_location)
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path}: not an llvision checkpoint (no 'model' state dict)")
     return state
+
+
+def check_same_config(path, saved, requested, keys=None):
+    """UserError naming `path` and each differing setting unless the checkpoint's config matches.
+
+    `keys` limits the comparison (e.g. the model name and class count); all of `requested`'s
+    keys by default. Used before resuming, where a different model would not load (or, worse,
+    would silently replace the flags).
+    """
+    saved = saved if isinstance(saved, dict) else {}
+    differences = []
+    for key in keys or requested:
+        there, here = saved.get(key), requested.get(key)
+        if isinstance(there, dict) and isinstance(here, dict):  # name the nested setting
+            differences += [f"{key}.{k} {there.get(k)!r} there, {here.get(k)!r} here"
+                            for k in dict.fromkeys([*there, *here]) if there.get(k) != here.get(k)]
+        elif there != here:
+            differences.append(f"{key} {there!r} there, {here!r} here")
+    if differences:
+        raise UserError(f"{path}: the checkpoint was made with other settings ("
+                        f"{'; '.join(differences)}); pass the flags it was trained with or "
+                        f"choose another checkpoint directory")
 
 
 def resume_training(state, model, optimizer=None, scheduler=None, scaler=None, ema=None):

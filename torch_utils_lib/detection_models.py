@@ -15,7 +15,7 @@ from torchvision.models.detection import (MaskRCNN, RetinaNet, faster_rcnn, mask
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from torch_utils_lib.checkpoint import load_checkpoint
+from torch_utils_lib.checkpoint import is_plain_state_dict, read_state
 from torch_utils_lib.cli import UserError
 
 _D = torchvision.models.detection
@@ -200,13 +200,10 @@ def load_detector(spec, device="cpu", weights="coco", flag="--weights"):
     `flag` is the option named in the advice when the weights are missing.
     """
     if os.path.isfile(spec):
-        state = load_checkpoint(spec)
-        config = state.get("config") or {}
-        if config.get("model") not in DETECTOR_NAMES:
-            raise UserError(f"{spec}: not a detector checkpoint (config names no known model)")
+        weights_state, config = load_detector_checkpoint(spec)
         model = build_detector(config["model"], config["num_classes"], "none",
                                min_size=config.get("min_size"), max_size=config.get("max_size"))
-        model.load_state_dict(state["model"])
+        load_detector_weights(model, weights_state, spec)
     elif spec in TORCHVISION_DETECTORS:
         model = build_detector(spec, len(COCO_CATEGORY_NAMES), weights, flag=flag)
         config = detector_config(spec, COCO_CATEGORY_NAMES,
@@ -216,6 +213,82 @@ def load_detector(spec, device="cpu", weights="coco", flag="--weights"):
         raise UserError(f"{spec}: neither a checkpoint file nor a detector name "
                         f"({', '.join(DETECTOR_NAMES)})")
     return model.to(device).eval(), config
+
+
+def _class_count(state):
+    """Number of classes (background included) from a detector state dict's class-dependent head."""
+    if "roi_heads.box_predictor.cls_score.weight" in state:
+        return state["roi_heads.box_predictor.cls_score.weight"].shape[0]
+    logits = state.get("head.classification_head.cls_logits.weight")
+    return logits.shape[0] // 9 if logits is not None else None  # RetinaNet: 3 sizes x 3 ratios
+
+
+def _candidates(state):
+    if "roi_heads.mask_predictor.mask_fcn_logits.weight" in state:
+        return [n for n in DETECTOR_NAMES if n.startswith("maskrcnn")]
+    if "head.classification_head.cls_logits.weight" in state:
+        return [n for n in DETECTOR_NAMES if n.startswith("retinanet")]
+    return [n for n in DETECTOR_NAMES if n.startswith("fasterrcnn")]
+
+
+def _shapes(state):
+    return {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def recognize_detector(state, path):
+    """(name, number of classes) of the detector whose plain state dict is `state`.
+
+    Recognised from the keys and shapes: the class count from the box (or RetinaNet
+    classification) head, the architecture as the one of our detectors with exactly these
+    parameter names and shapes. UserError naming `path` when none fits.
+    """
+    num_classes = _class_count(state)
+    if num_classes:
+        shapes = _shapes(state)
+        for name in _candidates(state):
+            model = build_detector(name, num_classes, "none")
+            if _shapes(model.state_dict()) == shapes:
+                return name, num_classes
+    raise UserError(f"{path}: a state dict of no known detector ({', '.join(DETECTOR_NAMES)}); "
+                    f"pass a checkpoint written by mask_rcnn/train.py")
+
+
+def load_detector_checkpoint(path):
+    """(model state dict, config) of a mask_rcnn/train.py checkpoint or a plain state dict.
+
+    A plain `torch.save(model.state_dict())` of one of our detectors is recognised from its keys
+    and shapes; its labels are COCO's categories when it has 91 classes, else class_1... matched
+    to the dataset's category ids. What was assumed is printed.
+    """
+    state = read_state(path)
+    if is_plain_state_dict(state):
+        name, num_classes = recognize_detector(state, path)
+        if num_classes == len(COCO_CATEGORY_NAMES):
+            names, labels = COCO_CATEGORY_NAMES, "COCO's category names and ids"
+        else:
+            names = ["__background__"] + [f"class_{i}" for i in range(1, num_classes)]
+            labels = f"names class_1..class_{num_classes - 1} for category ids 1..{num_classes - 1}"
+        print(f"{path}: a plain state dict; assumed {name} with {num_classes} classes "
+              f"(background included) and {labels}")
+        return state, detector_config(name, names, category_ids=range(num_classes))
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path}: not an llvision checkpoint (no 'model' state dict)")
+    config = state.get("config") or {}
+    if config.get("model") not in DETECTOR_NAMES:
+        raise UserError(f"{path}: not a detector checkpoint (config names no known model)")
+    return state["model"], config
+
+
+def load_detector_weights(model, state, path):
+    """Load a detector state dict; one saved with frozen BatchNorm (no num_batches_tracked) too."""
+    if not any(k.endswith("num_batches_tracked") for k in state):
+        freeze_batchnorm(model.backbone.body)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"{path}: weights do not fit {type(model).__name__} "
+                        f"({str(e).strip().splitlines()[-1].strip()[:160]})") from None
+    return model
 
 
 def label_map_by_name(dataset_categories, detector_categories):

@@ -139,27 +139,29 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
     Returns the list of per-epoch records.
     """
     import os
+    import sys
     import time
 
     from torch_utils_lib.checkpoint import save_checkpoint
     from torch_utils_lib.data import set_loader_epoch
     from torch_utils_lib.plots import plot_loss_curves
     from torch_utils_lib.runinfo import atomic_write_json
-    from torch_utils_lib.runinfo import read_jsonl
     from torch_utils_lib.utils import is_main_process
 
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    log_path = os.path.join(checkpoint_dir, "train_log.jsonl")
+    log_path = prepare_checkpoint_dir(checkpoint_dir, start_epoch)
     history_path = os.path.join(checkpoint_dir, "history.json")
     history = []
     if start_epoch > 0 and os.path.isfile(history_path):
         import json
         with open(history_path) as f:
             history = [h for h in json.load(f) if h["epoch"] < start_epoch]
-        if is_main_process() and os.path.isfile(log_path):  # drop steps of an unfinished epoch
-            kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
-            atomic_write_json_lines(log_path, kept)
     last_plot = time.monotonic()
+
+    def save_last(epoch):
+        state = dict(optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch, ema=ema)
+        save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), model, config, **state)
+        return state
+
     for epoch in range(start_epoch, epochs):
         set_loader_epoch(train_loader, epoch)
         losses = train_one_epoch(model, optimizer, train_loader, device, epoch, loss_fn=loss_fn,
@@ -171,22 +173,52 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
             scheduler.step()
         record = {"epoch": epoch, **{f"train_{k}": v for k, v in losses.items()}}
         if on_epoch_end is not None:
-            record.update(on_epoch_end(epoch) or {})
+            try:
+                record.update(on_epoch_end(epoch) or {})
+            except BaseException:  # validation or a preview failed: keep the finished epoch
+                if is_main_process():
+                    save_last(epoch)
+                raise
         history.append(record)
         if is_main_process():
-            state = dict(optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch, ema=ema)
-            save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), model, config, **state)
+            state = save_last(epoch)
             if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
                 save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), model,
                                 config, **state)
             atomic_write_json(history_path, history)
             if epoch + 1 == epochs or time.monotonic() - last_plot > PLOT_INTERVAL_S:
-                plot_loss_curves(log_path, os.path.join(checkpoint_dir, "loss_curve.png"))
+                plot_path = os.path.join(checkpoint_dir, "loss_curve.png")
+                try:
+                    plot_loss_curves(log_path, plot_path)
+                except (OSError, UserError) as e:  # the checkpoint is saved; the plot is optional
+                    print(f"warning: {plot_path}: loss curve not drawn ({e})", file=sys.stderr)
                 last_plot = time.monotonic()
         if is_main_process():
             print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in record.items() if not isinstance(v, dict)))
     return history
+
+
+def prepare_checkpoint_dir(checkpoint_dir, start_epoch, log_name="train_log.jsonl"):
+    """Ready `checkpoint_dir` for a run starting at `start_epoch`; returns the log's path.
+
+    Removes temporaries left by a run killed while writing a checkpoint, and keeps in the log
+    only the steps of epochs before `start_epoch` (those the checkpoint holds; none for a fresh
+    run), so the log holds each epoch once however often the run was interrupted.
+    """
+    import os
+
+    from torch_utils_lib.runinfo import read_jsonl, remove_stale_temporaries
+    from torch_utils_lib.utils import is_main_process
+
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    log_path = os.path.join(checkpoint_dir, log_name)
+    if is_main_process():
+        remove_stale_temporaries(checkpoint_dir)
+        if os.path.isfile(log_path):
+            kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
+            atomic_write_json_lines(log_path, kept)
+    return log_path
 
 
 def atomic_write_json_lines(path, records):

@@ -7,6 +7,8 @@ gives the same pixels as PIL (both use libjpeg-turbo); everything else goes thro
 """
 import io
 import os
+import stat
+import sys
 
 import cv2
 import numpy as np
@@ -18,11 +20,36 @@ from torch_utils_lib.runinfo import atomic_write_bytes
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def list_files(directory, extensions, what="image directory"):
+    """Sorted names of the regular files directly inside `directory` ending in `extensions`.
+
+    Only regular files count (reading a FIFO or device named *.png would block forever).
+    Names that are not valid UTF-8 (undecodable bytes on a POSIX file system) cannot be written
+    to JSON, hashed or printed: they are skipped with one warning.
+    """
+    if not os.path.isdir(directory):
+        raise UserError(f"{directory}: {what} not found")
+    names, undecodable = [], []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.name.lower().endswith(extensions) or not entry.is_file():
+                continue
+            try:
+                entry.name.encode("utf-8")
+            except UnicodeEncodeError:
+                undecodable.append(entry.name)
+                continue
+            names.append(entry.name)
+    if undecodable:
+        example = undecodable[0].encode("utf-8", "backslashreplace").decode()
+        print(f"warning: {directory}: skipped {len(undecodable)} file(s) whose names are not "
+              f"valid UTF-8 (e.g. {example}); rename them to use them", file=sys.stderr)
+    return sorted(names)
+
+
 def list_images(image_dir):
-    """Sorted file names of the images directly inside `image_dir`."""
-    if not os.path.isdir(image_dir):
-        raise UserError(f"{image_dir}: image directory not found")
-    return sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+    """Sorted file names of the images (regular files) directly inside `image_dir`."""
+    return list_files(image_dir, IMAGE_EXTENSIONS)
 
 
 def _to_uint8(array):
@@ -76,6 +103,8 @@ def _decode_jpeg_fast(data):
 def read_rgb(path):
     """Read `path` as an HxWx3 uint8 RGB array, orientation applied; UserError if unreadable."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
+            raise UserError(f"{path}: not a regular file")
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
@@ -96,6 +125,15 @@ def read_rgb(path):
     return np.ascontiguousarray(rgb)
 
 
+def require_finite(values, what):
+    """Raise a UserError unless every value of the array (or CPU tensor) is finite.
+
+    Called where floats become pixels: an image holding NaN is never written.
+    """
+    if not np.isfinite(np.asarray(values, dtype=np.float32)).all():
+        raise UserError(f"{what}: values are not finite (NaN or inf); nothing written")
+
+
 def encode_image(rgb, ext, jpeg_quality=95):
     """Encode an HxWx3 uint8 RGB array in the format named by `ext` ('.png', '.jpg', ...)."""
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext.lower() in (".jpg", ".jpeg") else []
@@ -106,5 +144,11 @@ def encode_image(rgb, ext, jpeg_quality=95):
 
 
 def write_image(path, rgb, jpeg_quality=95):
-    """Write an RGB uint8 image atomically: a killed run never leaves half a file at `path`."""
+    """Write an RGB image atomically: a killed run never leaves half a file at `path`.
+
+    Float arrays in [0, 1] are accepted when finite.
+    """
+    if rgb.dtype.kind == "f":
+        require_finite(rgb, path)
+        rgb = _to_uint8(rgb)
     atomic_write_bytes(path, encode_image(rgb, os.path.splitext(path)[1], jpeg_quality))

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -27,6 +28,7 @@ def _current_umask():
 
 _UMASK = _current_umask()  # read once: os.umask is process-wide and not thread-safe
 _TEMP_NUMBERS = itertools.count()
+_TEMP_NAME = re.compile(r"\..+\.(\d+)\.\d+\.tmp")
 
 
 def _open_temp(directory, base):
@@ -45,21 +47,62 @@ def _open_temp(directory, base):
 
 
 def atomic_write_bytes(path, data):
-    """Write `data` to `path` through a temporary file and a rename: readers never see half."""
+    """Write `data` to `path` through a temporary file and a rename: readers never see half.
+
+    A disk that is full or read-only, or a path blocked by a file, raises a UserError naming
+    `path`; what was at `path` before stays as it was.
+    """
+    from torch_utils_lib.cli import UserError
     directory, base = os.path.split(os.path.abspath(path))
+    tmp = None
     try:
-        fd, tmp = _open_temp(directory, base)
-    except FileNotFoundError:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = _open_temp(directory, base)
-    try:
+        try:
+            fd, tmp = _open_temp(directory, base)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = _open_temp(directory, base)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
+
+
+def remove_stale_temporaries(directory):
+    """Delete the temporary files atomic_write_bytes leaves when a process is killed mid-write.
+
+    Only hidden `.NAME.PID.N.tmp` files of processes that no longer run are removed; call it
+    when a run starts, before this process writes there (its own pid may be a reused one).
+    """
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for name in os.listdir(directory):
+        match = _TEMP_NAME.fullmatch(name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _process_alive(pid):
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_json(path, obj):

@@ -180,8 +180,11 @@ class MetricLogger:
             self.sums[k] += v
             self.counts[k] += 1
         if self.log_path:
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps({**(step_record or {}), **values}) + "\n")
+            try:
+                with open(self.log_path, "a") as f:
+                    f.write(json.dumps({**(step_record or {}), **values}) + "\n")
+            except OSError as e:  # a full disk or a read-only folder: one line naming the log
+                raise UserError(f"{self.log_path}: cannot write ({e.strerror or e})") from None
         self.bar.update(1)
         self.bar.set_postfix({k: f"{self.sums[k] / self.counts[k]:.4f}"
                               for k in list(values)[:4]}, refresh=False)

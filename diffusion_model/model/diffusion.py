@@ -151,6 +151,8 @@ class ConditionalDiffusion(nn.Module):
         """DDIM with `steps` evenly spaced steps; eta=0 deterministic, eta=1 DDPM-like noise."""
         if not 1 <= steps <= self.timesteps:
             raise ValueError(f"DDIM steps must be between 1 and {self.timesteps}, got {steps}")
+        if not 0 <= eta <= 1:
+            raise ValueError(f"DDIM eta must be between 0 and 1, got {eta}")
         times = torch.linspace(-1, self.timesteps - 1, steps + 1).round().long().tolist()
         pairs = list(zip(reversed(times[1:]), reversed(times[:-1])))
         x = gaussian_noise(cond.shape[:1] + (self.unet.channels,) + cond.shape[2:], cond.device,
@@ -163,7 +165,9 @@ class ConditionalDiffusion(nn.Module):
             else:
                 alpha, alpha_next = self.alphas_cumprod[step], self.alphas_cumprod[next_step]
                 sigma = eta * ((1 - alpha / alpha_next) * (1 - alpha_next) / (1 - alpha)).sqrt()
-                x = alpha_next.sqrt() * x0 + (1 - alpha_next - sigma ** 2).sqrt() * eps
+                # clamped: with eta 1 and few steps of the cosine schedule (alphas_cumprod[-1]
+                # ~ 2e-9) the difference is a rounding error below zero in float32
+                x = alpha_next.sqrt() * x0 + (1 - alpha_next - sigma ** 2).clamp(min=0).sqrt() * eps
                 if eta > 0:
                     x = x + sigma * gaussian_noise(x.shape, x.device, generators)
             if on_step is not None:

@@ -261,7 +261,7 @@ def test_cli_errors_are_one_line(tmp_path, small_set):
     folder, _, _ = small_set
     cases = [
         (["--input_dir", str(tmp_path / "missing")], "image directory not found"),
-        (["--input_dir", folder, "--output_dir", os.path.join(folder, "sub")], "outside the input"),
+        (["--input_dir", folder, "--output_dir", os.path.join(folder, "sub")], "lies inside the input"),
         (["--input_dir", folder, "--save_raw"], "--save_raw"),
         (["--input_dir", folder, "--gamma", "5", "3"], "--gamma 5 3"),
         (["--input_dir", folder, "--annotation", str(tmp_path / "no.json")], "annotation file not found"),
