@@ -17,7 +17,10 @@ from torch_utils_lib.image_io import read_rgb
 
 
 def segmentation_to_mask(segmentation, height, width):
-    """Decode a COCO segmentation (polygons, uncompressed or compressed RLE) to an HxW uint8 mask."""
+    """Decode a COCO segmentation (polygons, uncompressed or compressed RLE) to an HxW uint8 mask;
+    empty where there is none."""
+    if not segmentation:
+        return np.zeros((height, width), np.uint8)
     if isinstance(segmentation, list):
         polygons = [p for p in segmentation if len(p) >= 6]  # shorter ones enclose nothing
         if not polygons:
@@ -49,8 +52,8 @@ class CocoDetection(torch.utils.data.Dataset):
     NaN/inf, outside the image) are dropped, their count said once; a file left with nothing to
     train on is refused. Outside training a NaN/inf box is refused (it cannot be scored).
     with_masks: None decodes masks when every annotation used has one (box-only and mixed sets
-    are scored for bbox only); True requires a mask on every annotation used (Mask R-CNN
-    training). `loader(path)` returns an HxWxC array: read_rgb by default, a RAW pre-processor
+    are scored for bbox only); True in training requires a mask on every annotation trained on
+    (Mask R-CNN). `loader(path)` returns an HxWxC array: read_rgb by default, a RAW pre-processor
     for GenISP. `label_map` maps category ids to labels (default: contiguous 1..K in category-id
     order).
     """
@@ -68,29 +71,23 @@ class CocoDetection(torch.utils.data.Dataset):
         self.label_map = label_map or {c["id"]: i for i, c in enumerate(self.categories, 1)}
         self.category_of_label = {label: cat for cat, label in self.label_map.items()}
         self.image_ids = [image["id"] for image in self.coco_dict["images"]]
-        used = [a for a in self.coco_dict["annotations"] if not (train and a["iscrowd"])]
-        self.with_masks = self._check_masks(used, with_masks)
         self.num_degenerate = 0
-        if train:
-            self._check_trainable(used)
+        used = self._trainable() if train else self.coco_dict["annotations"]
+        self.with_masks = self._check_masks(used, with_masks)
 
-    def _check_masks(self, used, with_masks):
-        without = sum(1 for a in used if not has_segmentation(a))
-        if with_masks is None:
-            return bool(used) and not without
-        if with_masks and without:
-            raise UserError(f"{self.annotation_file}: {without} of {len(used)} annotations have no "
-                            f"mask (no 'segmentation', or only empty or too-short polygons) and Mask "
-                            f"R-CNN trains on masks: train a box detector instead (--model "
-                            f"fasterrcnn_resnet50_fpn)")
-        return with_masks
-
-    def _check_trainable(self, used):
-        """Count the degenerate boxes training drops; refuse a file with nothing to train on."""
-        self.num_degenerate = sum(
-            1 for a in used if degenerate_box(a["bbox"], self.images_by_id[a["image_id"]].get("width"),
-                                              self.images_by_id[a["image_id"]].get("height")))
-        if len(used) == self.num_degenerate:
+    def _trainable(self):
+        """The annotations training uses: no crowd regions, no degenerate boxes (their count is
+        said once); a file left with nothing to train on is refused."""
+        used, self.num_degenerate = [], 0
+        for a in self.coco_dict["annotations"]:
+            image = self.images_by_id[a["image_id"]]
+            if a["iscrowd"]:
+                continue
+            if degenerate_box(a["bbox"], image.get("width"), image.get("height")):
+                self.num_degenerate += 1
+            else:
+                used.append(a)
+        if not used:
             total = len(self.coco_dict["annotations"])
             raise UserError(f"{self.annotation_file}: nothing to train on: " + (
                 "no annotations" if not total else
@@ -100,6 +97,18 @@ class CocoDetection(torch.utils.data.Dataset):
         if self.num_degenerate:
             _say_once(f"{self.annotation_file}: dropped {self.num_degenerate} degenerate boxes "
                       f"(zero or negative size, NaN/inf, or outside the image) from training")
+        return used
+
+    def _check_masks(self, used, with_masks):
+        without = sum(1 for a in used if not has_segmentation(a))
+        if with_masks is None:
+            return bool(used) and not without
+        if with_masks and without and self.train:
+            raise UserError(f"{self.annotation_file}: {without} of the {len(used)} annotations "
+                            f"trained on have no mask (no 'segmentation', or only empty or "
+                            f"too-short polygons) and Mask R-CNN trains on masks: train a box "
+                            f"detector instead (--model fasterrcnn_resnet50_fpn)")
+        return with_masks
 
     @property
     def num_classes(self):
