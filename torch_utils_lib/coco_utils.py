@@ -149,10 +149,11 @@ class CocoDetection(torch.utils.data.Dataset):
         if self.train:
             anns = [a for a in anns if not a["iscrowd"]]
         boxes = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
+        finite = np.isfinite(boxes).all(axis=1)  # clipping would turn inf into the image border
         boxes[:, 2:] += boxes[:, :2]
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        keep = finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         if not self.train:
             keep[:] = True
         anns = [a for a, k in zip(anns, keep) if k]
