@@ -120,7 +120,7 @@ def _check_annotation(ann, n, images, category_ids, path):
         for polygon in segmentation:
             _check_polygon(polygon, n, ann, path)
     elif isinstance(segmentation, dict):
-        _check_rle(segmentation, images[image_id], n, ann, path)
+        _check_rle(segmentation, n, ann, path)
     elif segmentation is not None:
         raise UserError(f"{path}: {_where(n, ann)} segmentation is neither polygons nor RLE")
 
@@ -142,15 +142,12 @@ def _check_polygon(polygon, n, ann, path):
                         f"({len(polygon)})")
 
 
-def _check_rle(rle, image, n, ann, path):
+def _check_rle(rle, n, ann, path):
+    """Size and counts; whether the size is the image's is checked where masks are decoded."""
     size, counts = rle.get("size"), rle.get("counts")
     if not (isinstance(size, list) and len(size) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         raise UserError(f"{path}: {_where(n, ann)} RLE size {size!r} is not [height, width]")
-    expected = [image.get("height"), image.get("width")]
-    if None not in expected and size != [int(v) for v in expected]:
-        raise UserError(f"{path}: {_where(n, ann)} RLE size {size} differs from its image's "
-                        f"[height, width] {[int(v) for v in expected]}")
     if isinstance(counts, str):
         runs = rle_string_counts(counts)
         if runs is None:

@@ -119,8 +119,6 @@ BAD_FILES = [  # (change of a valid file, fragment of the one-line message)
     (_ann("segmentation", {"size": [H, W], "counts": "0i"}), "compressed RLE counts cannot be decoded"),
     (_ann("segmentation", {"size": [H, W], "counts": "\u00ff"}), "cannot be decoded"),
     (_ann("segmentation", {"size": [H, W], "counts": "52"}), "RLE counts cover 7 pixels"),
-    (_ann("segmentation", {"size": [W, H], "counts": [H * W]}), "RLE size [50, 40] differs from "
-                                                                "its image's [height, width] [40, 50]"),
     (_ann("segmentation", [[1, 2, 3, 4, 5, 6, 7]]), "a polygon has an odd number of coordinates (7)"),
     (_ann("segmentation", [[1, 2, 3, "4", 5, 6]]), "a polygon holds values that are not finite"),
     (_ann("segmentation", [[1, 2, 3, None, 5, 6]]), "not finite numbers"),
@@ -191,6 +189,16 @@ def test_data_preprocessing_validates_the_annotation_before_writing(tmp_path):
     written = json.loads((tmp_path / "out" / "annotations.json").read_text())
     assert written["images"] == [{**coco["images"][1], "file_name": "b.png"}]
     assert written["annotations"] == coco["annotations"][1:]
+
+
+def test_rle_of_another_size_than_its_image_is_refused_when_decoded(tmp_path):
+    coco = changed(_ann("segmentation", {"size": [W, H], "counts": [H * W]}))
+    images = write_images(tmp_path / "images", coco)
+    dataset = CocoDetection(images, write(tmp_path, coco))
+    assert dataset.with_masks and dataset[1][1]["masks"].shape == (2, H, W)
+    with pytest.raises(UserError, match=r"the RLE size \[50, 40\] of an annotation of a.png differs "
+                                        r"from the image's \[height, width\] \[40, 50\]"):
+        dataset[0]
 
 
 # ------------------------------------------------------------------ parsed once
