@@ -152,10 +152,15 @@ def check_annotated_images(annotation, sizes, names, input_dir):
               f"{missing[0]}); left out of annotations.json")
 
 
-def subset_annotation(dataset, kept_names, rename=os.path.basename):
-    """`dataset` restricted to the images named in `kept_names`, file names as written here."""
+def subset_annotation(dataset, kept_names, rename=None):
+    """`dataset` restricted to the images named in `kept_names`; file names lose their folders
+    (outputs lie directly in the output folder) and are optionally renamed."""
+    def name_here(file_name):
+        name = os.path.basename(file_name)
+        return rename(name) if rename else name
+
     ids = [i["id"] for i in dataset["images"] if os.path.basename(i["file_name"]) in kept_names]
-    return subset_coco(dataset, ids, rename=lambda name: rename(os.path.basename(name)))
+    return subset_coco(dataset, ids, rename=name_here)
 
 
 # ---------------------------------------------------------------- the run

@@ -6,7 +6,7 @@ problem with a file is a UserError `<file>: <problem>` naming the entry at fault
 import math
 import os
 
-from torch_utils_lib.cli import UserError, read_json
+from torch_utils_lib.cli import UserError, read_json, require_file
 
 _CACHE = {}  # (realpath, inode, size, mtime_ns) -> validated dict
 
@@ -19,8 +19,7 @@ def load_coco_json(path, finite_boxes=False):
     finite_boxes: also refuse a bbox holding NaN or infinity (what is scored or written needs
     finite boxes; training drops such boxes and says how many).
     """
-    if not os.path.isfile(path):
-        read_json(path, "annotation file")  # the one "not found" message
+    require_file(path, "annotation file")
     stat = os.stat(path)
     key = (os.path.realpath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     coco = _CACHE.get(key)
@@ -32,7 +31,7 @@ def load_coco_json(path, finite_boxes=False):
         if bad:
             n = next(n for n, a in enumerate(coco["annotations"]) if a is bad[0])
             raise UserError(f"{path}: {_where(n, bad[0])} bbox {bad[0]['bbox']} is not finite "
-                            f"({len(bad)} such box(es); they cannot be scored)")
+                            f"({len(bad)} such box(es); only training can use the file, dropping them)")
     return coco
 
 
@@ -51,7 +50,7 @@ def _is_number(value):
 def _list_of_dicts(coco, key, path):
     entries = coco[key]
     if not isinstance(entries, list):
-        raise UserError(f"{path}: '{key}' is a {type(entries).__name__}, expected a list of objects")
+        raise UserError(f"{path}: '{key}' must be a list of objects, not {type(entries).__name__}")
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise UserError(f"{path}: {key}[{n}] is {str(entry)[:40]!r}, expected an object")

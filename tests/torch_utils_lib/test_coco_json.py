@@ -86,9 +86,9 @@ def _ann(key, value):
 
 
 BAD_FILES = [  # (change of a valid file, fragment of the one-line message)
-    (_set(("annotations",), {"1": {}}), "'annotations' is a dict"),
-    (_set(("categories",), {"1": "x"}), "'categories' is a dict"),
-    (_set(("images",), {"1": "a.png"}), "'images' is a dict"),
+    (_set(("annotations",), {"1": {}}), "'annotations' must be a list of objects, not dict"),
+    (_set(("categories",), {"1": "x"}), "'categories' must be a list of objects, not dict"),
+    (_set(("images",), {"1": "a.png"}), "'images' must be a list of objects, not dict"),
     (_set(("categories",), [1, 2]), "categories[0] is '1', expected an object"),
     (_set(("annotations",), [1, 2]), "annotations[0] is '1', expected an object"),
     (_set(("images",), ["a.png"]), "images[0] is 'a.png', expected an object"),
@@ -140,7 +140,7 @@ def test_malformed_files_are_one_line_naming_file_and_problem(tmp_path, change, 
     ("[1, 2]", "not a COCO annotation file"),
     ('{"images": [], "categories": []}', "no 'categories' list"),
     ('{"images": [], "categories": [{"id": 1, "name": "x"}], "annotations": 3}',
-     "'annotations' is a int"),
+     "'annotations' must be a list of objects, not int"),
 ])
 def test_wrong_top_level_is_one_line(tmp_path, content, message):
     path = write(tmp_path, content)
