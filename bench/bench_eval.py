@@ -27,6 +27,7 @@ import torch
 
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.coco_eval import STAT_NAMES, CocoEvaluator
+from torch_utils_lib.coco_json import load_coco_json
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.runinfo import atomic_write_json
@@ -36,8 +37,7 @@ class RepeatedSet:
     """The sample val set repeated to `n` images, with the attributes CocoEvaluator reads."""
 
     def __init__(self, n, folder):
-        with open(sample_annotation("val")) as f:
-            base = json.load(f)
+        base = load_coco_json(sample_annotation("val"))
         images, anns = [], []
         for k in range(n):
             image = base["images"][k % len(base["images"])]

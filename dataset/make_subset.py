@@ -3,8 +3,8 @@
   python dataset/make_subset.py --annotation instances_val2017.json --image_dir val2017 \\
       --num_images 500 --size 640x480 --output_dir subsets/val500
 
-Writes <output_dir>/annotations.json (the same categories, ids and file names) and copies the
-chosen images into <output_dir>/images/ (skipped with --no_copy). Re-running with the same
+Writes <output_dir>/annotations.json (the same categories, ids and file names, without folders
+for the copies) and copies the chosen images into <output_dir>/images/ (skipped with --no_copy). Re-running with the same
 arguments gives the same subset and skips images already copied. No torch import.
 """
 import os
@@ -19,8 +19,8 @@ import tempfile
 
 import numpy as np
 
-from dataset.synthesis import load_annotation
 from torch_utils_lib.cli import UserError, check_outputs_apart, require_dir, run_main
+from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 
@@ -57,7 +57,7 @@ def select_images(dataset, num_images=None, image_ids=None, size=None, seed=0,
     if size is not None:
         images = [i for i in images if (i.get("width"), i.get("height")) == tuple(size)]
     if require_annotations:
-        annotated = {a.get("image_id") for a in dataset.get("annotations", [])}
+        annotated = {a["image_id"] for a in dataset["annotations"]}
         images = [i for i in images if i["id"] in annotated]
     if image_ids is not None:
         by_id = {i["id"]: i for i in images}
@@ -73,15 +73,6 @@ def select_images(dataset, num_images=None, image_ids=None, size=None, seed=0,
         picks = np.random.default_rng(seed).choice(len(candidates), num_images, replace=False)
         chosen = [candidates[k] for k in picks]
     return sorted(chosen, key=lambda i: i["id"])
-
-
-def subset(dataset, images):
-    """`dataset` restricted to `images` (and their annotations)."""
-    ids = {i["id"] for i in images}
-    out = {**dataset, "images": list(images)}
-    if isinstance(dataset.get("annotations"), list):
-        out["annotations"] = [a for a in dataset["annotations"] if a.get("image_id") in ids]
-    return out
 
 
 def copy_images(images, image_dir, target_dir):
@@ -131,7 +122,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    dataset = load_annotation(args.annotation)
+    dataset = load_coco_json(args.annotation, finite_boxes=True)
     size = parse_size(args.size) if args.size else None
     ids = parse_ids(args.image_ids) if args.image_ids else None
     if ids is None and args.num_images < 1:
@@ -144,7 +135,9 @@ def main(argv=None):
     if not args.no_copy:
         require_dir(args.image_dir, "image directory")
         copied = copy_images(images, args.image_dir, os.path.join(args.output_dir, "images"))
-    result = subset(dataset, images)
+    # copies lie directly in images/, so their annotation names them without folders
+    result = subset_coco(dataset, [i["id"] for i in images],
+                         rename=None if args.no_copy else os.path.basename)
     atomic_write_json(os.path.join(args.output_dir, "annotations.json"), result)
     write_run_metadata(args.output_dir, args)
     print(f"{len(images)} images, {len(result.get('annotations', []))} annotations -> "

@@ -19,7 +19,8 @@ import numpy as np
 
 from dataset import gamma_noise, physics
 from dataset.dng import write_dng
-from torch_utils_lib.cli import UserError, check_outputs_apart, read_json
+from torch_utils_lib.cli import UserError, check_outputs_apart
+from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.image_io import encode_image, list_images, read_rgb
 from torch_utils_lib.image_metrics import luma, psnr, ssim, summarize
 from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json
@@ -130,17 +131,6 @@ def rebuild_record(task):
 
 # ---------------------------------------------------------------- annotations
 
-def load_annotation(path):
-    """A COCO annotation file as a dict; UserError naming the file if it is not one."""
-    dataset = read_json(path, "annotation file")
-    if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
-        raise UserError(f"{path}: not a COCO annotation file (no 'images' list)")
-    for image in dataset["images"]:
-        if not isinstance(image, dict) or not {"id", "file_name"} <= set(image):
-            raise UserError(f"{path}: an entry of 'images' lacks 'id' or 'file_name'")
-    return dataset
-
-
 def annotation_sizes(dataset):
     """file name -> (width, height) as the annotation states them (None where absent)."""
     sizes = {}
@@ -150,18 +140,27 @@ def annotation_sizes(dataset):
     return sizes
 
 
+def check_annotated_images(annotation, sizes, names, input_dir):
+    """Refuse an annotation none of whose images is in `input_dir`; say how many are absent."""
+    present = set(names)
+    missing = [n for n in sizes if n not in present]
+    if len(missing) == len(sizes):
+        raise UserError(f"{annotation}: " + (f"none of its {len(sizes)} images is in {input_dir} "
+                                             f"(first: {missing[0]})" if sizes else "lists no images"))
+    if missing:
+        print(f"{annotation}: {len(missing)} listed image(s) not in {input_dir} (first: "
+              f"{missing[0]}); left out of annotations.json")
+
+
 def subset_annotation(dataset, kept_names, rename=None):
-    """`dataset` restricted to images named in `kept_names`, file names optionally renamed."""
-    images = []
-    for image in dataset["images"]:
-        name = os.path.basename(image["file_name"])
-        if name in kept_names:
-            images.append({**image, "file_name": rename(name) if rename else image["file_name"]})
-    ids = {image["id"] for image in images}
-    out = {**dataset, "images": images}
-    if isinstance(dataset.get("annotations"), list):
-        out["annotations"] = [a for a in dataset["annotations"] if a.get("image_id") in ids]
-    return out
+    """`dataset` restricted to the images named in `kept_names`; file names lose their folders
+    (outputs lie directly in the output folder) and are optionally renamed."""
+    def name_here(file_name):
+        name = os.path.basename(file_name)
+        return rename(name) if rename else name
+
+    ids = [i["id"] for i in dataset["images"] if os.path.basename(i["file_name"]) in kept_names]
+    return subset_coco(dataset, ids, rename=name_here)
 
 
 # ---------------------------------------------------------------- the run
@@ -280,8 +279,10 @@ def run_synthesis(input_dir, output_dir, settings, annotation=None, workers=1, o
     if not names:
         raise UserError(f"{input_dir}: no images found")
     check_output_dir(input_dir, output_dir, annotation)
-    dataset = load_annotation(annotation) if annotation else None
+    dataset = load_coco_json(annotation, finite_boxes=True) if annotation else None
     sizes = annotation_sizes(dataset) if dataset else {}
+    if dataset is not None:
+        check_annotated_images(annotation, sizes, names, input_dir)
     if settings.get("save_raw"):
         stems = [os.path.splitext(n)[0] for n in names]
         duplicates = sorted({s for s in stems if stems.count(s) > 1})

@@ -11,15 +11,15 @@ from torch.utils.data import Dataset
 
 from torch_utils_lib import transforms as T
 from torch_utils_lib.cli import UserError, read_json
+from torch_utils_lib.coco_json import validate_coco
 from torch_utils_lib.image_io import list_images, read_rgb, require_finite
 
 
 def annotation_file_names(path):
     """File names listed by a `{"filename": [...]}` JSON, a COCO json, or a JSON list of names."""
     data = read_json(path, "annotation file")
-    if isinstance(data, dict) and isinstance(data.get("images"), list):
-        names = [image.get("file_name") if isinstance(image, dict) else None
-                 for image in data["images"]]
+    if isinstance(data, dict) and "images" in data:
+        names = [image["file_name"] for image in validate_coco(data, path)["images"]]
     elif isinstance(data, dict) and isinstance(data.get("filename"), list):
         names = data["filename"]
     elif isinstance(data, list):

@@ -65,7 +65,7 @@ class RawCocoDetection(CocoDetection):
 
     def __getitem__(self, index):
         image_id = self.image_ids[index]
-        info = self.coco.imgs[image_id]
+        info = self.images_by_id[image_id]
         path = self.image_path(index)
         if not os.path.isfile(path):
             raise UserError(f"{path}: RAW file listed in {self.annotation_file} not found")
@@ -89,7 +89,7 @@ class RawCocoDetection(CocoDetection):
 
     def camera_of(self, index):
         """The camera an image comes from: its file extension (RAW-NOD: .ARW Sony, .NEF Nikon)."""
-        name = self.coco.imgs[self.image_ids[index]]["file_name"]
+        name = self.images_by_id[self.image_ids[index]]["file_name"]
         return os.path.splitext(name)[1].lstrip(".").upper() or "RAW"
 
 

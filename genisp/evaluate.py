@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.coco_json import subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
 
 PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
@@ -130,7 +131,7 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
             for camera in cameras:
                 ids = {dataset.image_ids[i] for i in range(len(dataset))
                        if dataset.camera_of(i) == camera}
-                subset = _subset(dataset.coco_dict, ids)
+                subset = subset_coco(dataset.coco_dict, ids)
                 table[f"{pipeline} ({camera})"] = coco_stats(
                     subset, [r for r in results if r["image_id"] in ids], "bbox", backend)
     atomic_write_json(os.path.join(output_dir, "results.json"), table)
@@ -162,11 +163,6 @@ def _finished(path, settings):
     except (OSError, ValueError):
         return None
     return saved["results"] if saved.get("settings") == settings else None
-
-
-def _subset(coco_dict, image_ids):
-    return {**coco_dict, "images": [i for i in coco_dict["images"] if i["id"] in image_ids],
-            "annotations": [a for a in coco_dict["annotations"] if a["image_id"] in image_ids]}
 
 
 def format_table(table):

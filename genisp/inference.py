@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.coco_json import load_coco_json
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
 
 
@@ -152,7 +153,6 @@ def _image_ids(annotation, names):
     """File name -> image id: from the annotation file when given, else the name's stem."""
     ids = {name: os.path.splitext(name)[0] for name in names}
     if annotation:
-        from torch_utils_lib.coco_utils import load_coco_json
         by_file = {os.path.basename(i["file_name"]): i["id"]
                    for i in load_coco_json(annotation)["images"]}
         ids.update({name: by_file[name] for name in names if name in by_file})

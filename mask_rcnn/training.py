@@ -68,10 +68,12 @@ def train(args):
     init_state, init_config = (load_detector_checkpoint(args.weight_path) if args.weight_path
                                else (None, None))
     model_name = init_config["model"] if init_config else args.model
-    probe = CocoDetection(args.image_dir, args.annotation, with_masks=True)
+    probe = CocoDetection(args.image_dir, args.annotation, train=True, with_masks=False)
     label_map, names, category_ids = label_space(probe.categories, args.weights, init_config)
+    # Mask R-CNN needs a mask on every instance: a box-only or mixed set stops with the way out
     train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
-                              transforms=T.training_augmentation(args.augment))
+                              transforms=T.training_augmentation(args.augment),
+                              with_masks=model_name.startswith("maskrcnn"))
     num_classes = args.num_classes or len(names)
     if num_classes < len(names):
         raise UserError(f"--num_classes {num_classes}: the annotation needs {len(names)} "
@@ -119,7 +121,9 @@ def train(args):
         if (epoch + 1) % args.eval_every and epoch + 1 != args.epoch:
             return None
         sync_buffers(model)
-        stats = evaluate(unwrap(model), val_loader, dist.device, amp=amp, backend=args.coco_backend)
+        iou_types = ("bbox", "segm") if model_name.startswith("maskrcnn") else ("bbox",)
+        stats = evaluate(unwrap(model), val_loader, dist.device, iou_types, amp=amp,
+                         backend=args.coco_backend)
         last_stats.clear()
         last_stats.update(stats)
         return {f"val_{t}_{k}": v for t, s in stats.items() for k, v in s.items() if k in ("AP", "AP50")}

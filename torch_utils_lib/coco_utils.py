@@ -4,82 +4,28 @@ Image ids may be strings (RAW-NOD): they are mapped to integers 1..N for torch a
 every output. Category ids map to contiguous labels 1..K (0 is the background), so a dataset whose
 category ids start at 0 never collides with the background label.
 """
-import contextlib
-import io
 import os
 
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
-from pycocotools.coco import COCO
 
-from torch_utils_lib.cli import UserError, read_json
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.coco_json import (degenerate_box, has_segmentation, index_coco, load_coco_json,
+                                       normalize_coco, sorted_categories)
 from torch_utils_lib.image_io import read_rgb
 
 
-def load_coco_json(path):
-    """Read a COCO annotation file and check what the toolkit relies on; UserError otherwise."""
-    coco = read_json(path, "annotation file")
-    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
-        raise UserError(f"{path}: not a COCO annotation file (no 'images' list)")
-    if not isinstance(coco.get("categories"), list) or not coco["categories"]:
-        raise UserError(f"{path}: no 'categories' list")
-    coco.setdefault("annotations", [])
-    image_ids = set()
-    for image in coco["images"]:
-        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            raise UserError(f"{path}: every image needs 'id' and 'file_name' (got {str(image)[:80]})")
-        if image["id"] in image_ids:
-            raise UserError(f"{path}: image id {image['id']!r} appears twice")
-        image_ids.add(image["id"])
-    category_ids = {c.get("id") for c in coco["categories"]}
-    for ann in coco["annotations"]:
-        if ann.get("image_id") not in image_ids:
-            raise UserError(f"{path}: annotation {ann.get('id')!r} refers to unknown image "
-                            f"{ann.get('image_id')!r}")
-        if ann.get("category_id") not in category_ids:
-            raise UserError(f"{path}: annotation {ann.get('id')!r} has unknown category "
-                            f"{ann.get('category_id')!r}")
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise UserError(f"{path}: annotation {ann.get('id')!r} has no valid 'bbox' [x, y, w, h]")
-    return coco
-
-
-def normalize_coco(coco):
-    """A copy of `coco` with integer image and annotation ids, plus the map back to the originals.
-
-    Integer ids are kept as they are; otherwise images are numbered 1..N in file order. Missing
-    'area' and 'iscrowd' get COCO's meaning (box area, not crowd).
-    """
-    original_ids = [image["id"] for image in coco["images"]]
-    keep = all(isinstance(i, int) and not isinstance(i, bool) for i in original_ids)
-    to_int = {orig: (orig if keep else n) for n, orig in enumerate(original_ids, 1)}
-    images = [{**image, "id": to_int[image["id"]]} for image in coco["images"]]
-    annotations = []
-    for n, ann in enumerate(coco["annotations"], 1):
-        ann = {**ann, "id": n, "image_id": to_int[ann["image_id"]]}
-        ann.setdefault("iscrowd", 0)
-        ann.setdefault("area", float(ann["bbox"][2] * ann["bbox"][3]))
-        annotations.append(ann)
-    normalized = {**coco, "images": images, "annotations": annotations}
-    return normalized, {v: k for k, v in to_int.items()}
-
-
-def coco_api(coco_dict):
-    """A pycocotools COCO index over an in-memory annotation dict (no file re-read)."""
-    api = COCO()
-    api.dataset = coco_dict
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        api.createIndex()
-    return api
-
-
 def segmentation_to_mask(segmentation, height, width):
-    """Decode a COCO segmentation (polygons, uncompressed or compressed RLE) to an HxW uint8 mask."""
+    """Decode a COCO segmentation (polygons, uncompressed or compressed RLE) to an HxW uint8 mask;
+    empty where there is none."""
+    if not segmentation:
+        return np.zeros((height, width), np.uint8)
     if isinstance(segmentation, list):
-        rles = mask_utils.frPyObjects(segmentation, height, width)
-        rle = mask_utils.merge(rles)
+        polygons = [p for p in segmentation if len(p) >= 6]  # shorter ones enclose nothing
+        if not polygons:
+            return np.zeros((height, width), np.uint8)
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     elif isinstance(segmentation.get("counts"), list):
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
@@ -87,11 +33,6 @@ def segmentation_to_mask(segmentation, height, width):
         rle = {"size": segmentation["size"],
                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
     return mask_utils.decode(rle)
-
-
-def has_segmentation(ann):
-    seg = ann.get("segmentation")
-    return bool(seg) and (not isinstance(seg, list) or any(len(p) >= 6 for p in seg))
 
 
 def safe_image_path(image_dir, file_name, annotation_file=""):
@@ -107,10 +48,14 @@ class CocoDetection(torch.utils.data.Dataset):
     """Images of a COCO annotation file as `(image_tensor, target)` for torchvision detectors.
 
     target: boxes (xyxy float), labels (1..K), masks (NxHxW uint8, when `with_masks`), image_id,
-    area, iscrowd. With `train=True`, crowd regions and degenerate boxes are dropped (the count of
-    the latter is reported once). `loader(path)` returns an HxWxC array: read_rgb by default, a RAW
-    pre-processor for GenISP. `label_map` maps category ids to labels (default: contiguous 1..K
-    in category-id order).
+    area, iscrowd. With `train=True`, crowd regions and degenerate boxes (zero or negative size,
+    NaN/inf, outside the image) are dropped, their count said once; a file left with nothing to
+    train on is refused. Outside training a NaN/inf box is refused (it cannot be scored).
+    with_masks: None decodes masks when every annotation used has one (box-only and mixed sets
+    are scored for bbox only); True in training requires a mask on every annotation trained on
+    (Mask R-CNN). `loader(path)` returns an HxWxC array: read_rgb by default, a RAW pre-processor
+    for GenISP. `label_map` maps category ids to labels (default: contiguous 1..K in category-id
+    order).
     """
 
     def __init__(self, image_dir, annotation_file, transforms=None, train=False, with_masks=None,
@@ -119,21 +64,51 @@ class CocoDetection(torch.utils.data.Dataset):
         self.transforms, self.train, self.loader = transforms, train, loader
         if not os.path.isdir(image_dir):
             raise UserError(f"{image_dir}: image directory not found")
-        self.coco_dict, self.original_ids = normalize_coco(load_coco_json(annotation_file))
-        self.coco = coco_api(self.coco_dict)
-        self.categories = sorted(self.coco_dict["categories"], key=lambda c: c["id"])
+        self.coco_dict, self.original_ids = normalize_coco(
+            load_coco_json(annotation_file, finite_boxes=not train))
+        self.images_by_id, self.anns_by_image = index_coco(self.coco_dict)
+        self.categories = sorted_categories(self.coco_dict)
         self.label_map = label_map or {c["id"]: i for i, c in enumerate(self.categories, 1)}
         self.category_of_label = {label: cat for cat, label in self.label_map.items()}
-        if with_masks is None:
-            with_masks = bool(self.coco_dict["annotations"]) and all(
-                has_segmentation(a) for a in self.coco_dict["annotations"])
-        self.with_masks = with_masks
         self.image_ids = [image["id"] for image in self.coco_dict["images"]]
-        self.num_degenerate = sum(1 for a in self.coco_dict["annotations"]
-                                  if a["bbox"][2] <= 0 or a["bbox"][3] <= 0)
-        if train and self.num_degenerate:
-            print(f"{annotation_file}: dropped {self.num_degenerate} degenerate boxes "
-                  f"(zero width or height) from training")
+        self.num_degenerate = 0
+        used = self._trainable() if train else self.coco_dict["annotations"]
+        self.with_masks = self._check_masks(used, with_masks)
+
+    def _trainable(self):
+        """The annotations training uses: no crowd regions, no degenerate boxes (their count is
+        said once); a file left with nothing to train on is refused."""
+        used, self.num_degenerate = [], 0
+        for a in self.coco_dict["annotations"]:
+            image = self.images_by_id[a["image_id"]]
+            if a["iscrowd"]:
+                continue
+            if degenerate_box(a["bbox"], image.get("width"), image.get("height")):
+                self.num_degenerate += 1
+            else:
+                used.append(a)
+        if not used:
+            total = len(self.coco_dict["annotations"])
+            raise UserError(f"{self.annotation_file}: nothing to train on: " + (
+                "no annotations" if not total else
+                f"all {total} annotations are crowd regions or degenerate boxes "
+                f"({self.num_degenerate} degenerate: zero or negative size, NaN/inf, or outside "
+                f"the image)"))
+        if self.num_degenerate:
+            _say_once(f"{self.annotation_file}: dropped {self.num_degenerate} degenerate boxes "
+                      f"(zero or negative size, NaN/inf, or outside the image) from training")
+        return used
+
+    def _check_masks(self, used, with_masks):
+        without = sum(1 for a in used if not has_segmentation(a))
+        if with_masks is None:
+            return bool(used) and not without
+        if with_masks and without and self.train:
+            raise UserError(f"{self.annotation_file}: {without} of the {len(used)} annotations "
+                            f"trained on have no mask (no 'segmentation', or only empty or "
+                            f"too-short polygons) and Mask R-CNN trains on masks: train a box "
+                            f"detector instead (--model fasterrcnn_resnet50_fpn)")
+        return with_masks
 
     @property
     def num_classes(self):
@@ -148,12 +123,12 @@ class CocoDetection(torch.utils.data.Dataset):
         return len(self.image_ids)
 
     def image_path(self, index):
-        info = self.coco.imgs[self.image_ids[index]]
+        info = self.images_by_id[self.image_ids[index]]
         return safe_image_path(self.image_dir, info["file_name"], self.annotation_file)
 
     def __getitem__(self, index):
         image_id = self.image_ids[index]
-        info = self.coco.imgs[image_id]
+        info = self.images_by_id[image_id]
         path = self.image_path(index)
         if not os.path.isfile(path):
             raise UserError(f"{path}: image listed in {self.annotation_file} not found")
@@ -170,14 +145,15 @@ class CocoDetection(torch.utils.data.Dataset):
 
     def build_target(self, image_id, height, width):
         """The torchvision detection target of one image."""
-        anns = self.coco.imgToAnns.get(image_id, [])
+        anns = self.anns_by_image[image_id]
         if self.train:
-            anns = [a for a in anns if not a.get("iscrowd", 0)]
+            anns = [a for a in anns if not a["iscrowd"]]
         boxes = np.array([a["bbox"] for a in anns], np.float32).reshape(-1, 4)
+        finite = np.isfinite(boxes).all(axis=1)  # clipping would turn inf into the image border
         boxes[:, 2:] += boxes[:, :2]
         boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
         boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
-        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        keep = finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         if not self.train:
             keep[:] = True
         anns = [a for a, k in zip(anns, keep) if k]
@@ -189,10 +165,26 @@ class CocoDetection(torch.utils.data.Dataset):
             "iscrowd": torch.tensor([int(a.get("iscrowd", 0)) for a in anns], dtype=torch.int64),
         }
         if self.with_masks:
+            for a in anns:
+                size = a["segmentation"].get("size") if isinstance(a["segmentation"], dict) else None
+                if size is not None and list(size) != [height, width]:
+                    raise UserError(f"{self.annotation_file}: the RLE size {size} of an annotation "
+                                    f"of {self.images_by_id[image_id]['file_name']} differs from "
+                                    f"the image's [height, width] [{height}, {width}]")
             masks = [segmentation_to_mask(a["segmentation"], height, width) for a in anns]
             target["masks"] = torch.from_numpy(
                 np.stack(masks) if masks else np.zeros((0, height, width), np.uint8))
         return target
+
+
+_SAID = set()
+
+
+def _say_once(message):
+    """Print `message` the first time this process sees it (datasets are built more than once)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(message)
 
 
 def collate_fn(batch):

@@ -40,7 +40,7 @@ class GroupedBatchSampler(torch.utils.data.Sampler):
 
 def aspect_ratio_groups(dataset):
     """0 for landscape (w >= h), 1 for portrait, from the annotation's image sizes."""
-    images = [dataset.coco.imgs[i] for i in dataset.image_ids]
+    images = [dataset.images_by_id[i] for i in dataset.image_ids]
     return [0 if image.get("width", 1) >= image.get("height", 1) else 1 for image in images]
 
 
@@ -53,7 +53,7 @@ def detection_loader(dataset, batch_size, train, workers=0, group_by_aspect_rati
         sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
     common = dict(num_workers=workers, collate_fn=collate, worker_init_fn=seed_worker,
                   persistent_workers=workers > 0)
-    if train and group_by_aspect_ratio and hasattr(dataset, "coco"):
+    if train and group_by_aspect_ratio and hasattr(dataset, "images_by_id"):
         batches = GroupedBatchSampler(sampler, aspect_ratio_groups(dataset), batch_size)
         return DataLoader(dataset, batch_sampler=batches, **common)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
