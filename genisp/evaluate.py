@@ -138,7 +138,7 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
 
 def _identity(args, with_genisp, detector_spec, weights):
     """What the saved detections depend on, checkpoints by content: a retrained model reruns."""
-    from genisp.raw import file_digest
+    from torch_utils_lib.runinfo import file_digest
     files = {"genisp_sha256": args.weight_path if with_genisp else None,
              "detector_sha256": detector_spec if os.path.isfile(detector_spec) else None,
              "detector_weights_sha256": weights if os.path.isfile(weights) else None}

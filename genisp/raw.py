@@ -23,19 +23,17 @@ import warnings
 import cv2
 import numpy as np
 
+from torch_utils_lib.atomic_io import atomic_write_bytes
+from torch_utils_lib.camera import (CFA_PATTERNS, SRGB_TO_XYZ, green_on_red_row,
+                                    read_dng_color_matrix)
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.runinfo import atomic_write_bytes
 
 RAW_EXTENSIONS = (".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".dng", ".raf", ".orf", ".rw2",
                   ".pef", ".srw", ".kdc", ".dcr", ".mrw", ".3fr", ".erf", ".mef", ".mos", ".x3f",
                   ".iiq", ".rwl", ".srf", ".sr2")
-BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-# IEC 61966-2-1 linear sRGB -> XYZ (D65).
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
+BAYER_PATTERNS = CFA_PATTERNS
 # Bump when the pre-processing changes, so stale cache entries are never read.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class RawWarning(UserWarning):
@@ -52,7 +50,7 @@ def list_raw_files(raw_dir):
 # ---------------------------------------------------------------- reading
 
 def _open(path):
-    import rawpy
+    import rawpy  # imported where a RAW is read: the rest of this module works without LibRaw
     if not os.path.isfile(path):
         raise UserError(f"{path}: RAW file not found")
     try:
@@ -87,19 +85,10 @@ def normalise_camera_to_xyz(camera_to_xyz):
 
 def _dng_color_matrix(path):
     """ColorMatrix1 (XYZ -> camera) of a DNG, or None when absent or unreadable."""
-    import tifffile
     try:
-        with tifffile.TiffFile(path) as tif:
-            for page in tif.pages:
-                tag = page.tags.get(50721)
-                if tag is not None:
-                    value = np.asarray(tag.value, np.float64).ravel()
-                    if value.size == 18:  # (numerator, denominator) pairs
-                        value = value[0::2] / value[1::2]
-                    return value.reshape(3, 3) if value.size == 9 else None
-    except (OSError, ValueError, tifffile.TiffFileError):
+        return read_dng_color_matrix(path)
+    except UserError:
         return None
-    return None
 
 
 def camera_to_xyz_matrix(raw, path=""):
@@ -176,8 +165,7 @@ def pack_bayer(mosaic, pattern):
     planes = {}
     for (i, j), letter in zip(((0, 0), (0, 1), (1, 0), (1, 1)), pattern):
         if letter == "G":
-            red_row = pattern.index("R") // 2
-            letter = "G1" if i == red_row else "G2"
+            letter = "G1" if green_on_red_row(pattern, i) else "G2"
         planes[letter] = mosaic[i::2, j::2]
     return np.stack([planes["R"], planes["G1"], planes["G2"], planes["B"]], axis=-1)
 
@@ -243,20 +231,12 @@ def preprocess_raw(path, resize=None):
 
 # ---------------------------------------------------------------- the cache
 
-def file_digest(path, chunk=1 << 20):
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class RawLoader:
     """`loader(path)` for CocoDetection: the pre-processed RAW, from a disk cache when it can.
 
-    Entries are keyed by the file's SHA-256 and the settings, so an edited file or a changed
-    `resize` never reads a stale entry; they are stored as float16 (half the disk; the rounding
+    Entries are keyed by the file's real path, size and modification time (nanoseconds) and the
+    settings, so an edited, replaced or touched file or a changed `resize` never reads a stale
+    entry, and finding an entry costs one stat instead of reading the RAW; they are stored as float16 (half the disk; the rounding
     is far below sensor noise) and every call returns the float16-rounded values, cached or not,
     so a cached epoch sees exactly the same input as the first one. cache_dir=None: no cache.
     """
@@ -264,19 +244,20 @@ class RawLoader:
     def __init__(self, cache_dir=None, resize=None):
         self.cache_dir = cache_dir
         self.resize = tuple(resize) if resize else None
-        self._digests = {}  # (path, size, mtime) -> digest: hash each file once per process
         self.hits = self.misses = 0
 
     def settings(self):
         return {"version": CACHE_VERSION, "resize": self.resize, "dtype": "float16"}
 
-    def cache_path(self, path):
+    def cache_key(self, path):
+        """What an entry depends on: the file's identity and state, and the settings."""
         stat = os.stat(path)
-        key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-        if key not in self._digests:
-            self._digests[key] = file_digest(path)
-        settings = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()
-        name = hashlib.sha256((self._digests[key] + settings).encode()).hexdigest()
+        return {"path": os.path.realpath(path), "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns, **self.settings()}
+
+    def cache_path(self, path):
+        key = json.dumps(self.cache_key(path), sort_keys=True).encode()
+        name = hashlib.sha256(key).hexdigest()
         return os.path.join(self.cache_dir, name[:2], name + ".npz")
 
     def process(self, path):
