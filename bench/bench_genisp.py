@@ -1,13 +1,13 @@
 """Benchmark GenISP: batching, its cost beside the frozen detector, and the RAW cache.
 
-All timings are taken in this one process and run, and reported as ratios (shared machines are
-noisy). Parts:
-  batched   our batched GenISP vs the student reproduction's per-image loop (its code, copied
-            below), forward + backward, --batch images of --size (issue 6: on CUDA >= 3x)
+Timings are reported as ratios (shared machines are noisy); all but one are taken in this
+process (the cache part also times one cached epoch in a new process). Parts:
+  batched   our batched GenISP vs a per-image loop reproduction (its code, copied below),
+            forward + backward, --batch images of --size (goal on CUDA >= 3x)
   share     GenISP forward + backward vs the frozen RetinaNet R50-FPN v2's forward + backward
             (losses, gradients to its input only) on the same batch of 2 at 512x512 (goal <= 15%)
   cache     reading a RAW training set for an epoch: decoding every file (no cache) vs from the
-            on-disk cache (goal >= 5x), on synthetic DNGs of --raw_size written with dataset/dng.py
+            on-disk cache, within one process and in a new one (goal >= 15x both), on synthetic DNGs of --raw_size written with dataset/dng.py
   memory    CUDA only: peak GPU memory of a GenISP training step at 1333x800, batch 8, with and
             without AMP
 Writes runs/bench/genisp.json. Detector weights do not change timings: none are loaded.
@@ -18,6 +18,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import json
+import subprocess
 import tempfile
 import time
 from copy import deepcopy
@@ -148,7 +150,7 @@ def bench_cache(count, raw_size, resize, seed=0):
 
         uncached = epoch(RawLoader(None, resize))
         first = epoch(RawLoader(cache, resize))                  # decodes and fills the cache
-        cached = epoch(RawLoader(cache, resize))                 # a new run: hashes, then reads
+        cached = _epoch_in_new_process(paths, cache, resize)     # the first epoch of a new run
         loader = RawLoader(cache, resize)
         epoch(loader)
         cached_same_process = epoch(loader)                      # later epochs of one run
@@ -156,6 +158,18 @@ def bench_cache(count, raw_size, resize, seed=0):
             "uncached_epoch_s": uncached, "first_cached_epoch_s": first,
             "cached_epoch_new_process_s": cached, "cached_epoch_s": cached_same_process,
             "speedup": uncached / cached_same_process, "speedup_new_process": uncached / cached}
+
+
+def _epoch_in_new_process(paths, cache, resize):
+    """Seconds a fresh Python process takes for one cached epoch (its imports not counted)."""
+    code = ("import sys, time, json; sys.path.insert(0, sys.argv[1]); "
+            "from genisp.raw import RawLoader; paths, cache, resize = json.loads(sys.argv[2]); "
+            "loader = RawLoader(cache, resize); start = time.perf_counter(); "
+            "[loader(p) for p in paths]; print(time.perf_counter() - start)")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code, repo, json.dumps([paths, cache, resize])],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.split()[-1])
 
 
 def bench_memory(device, batch=8, size=(800, 1333)):
@@ -220,7 +234,8 @@ def main():
         rows.append((f"RAW epoch uncached / cached, {args.raw_files} files "
                      f"{args.raw_size[1]}x{args.raw_size[0]}",
                      f"{r['uncached_epoch_s']:.3f} s / {r['cached_epoch_s']:.3f} s",
-                     f"{r['speedup']:.1f}x (new process {r['speedup_new_process']:.1f}x)", ">= 5x"))
+                     f"{r['speedup']:.1f}x (new process {r['speedup_new_process']:.1f}x)",
+                     ">= 15x both"))
     if "memory" in args.parts and torch.cuda.is_available():
         r = results["memory_cuda"] = bench_memory(torch.device("cuda"))
         for mode in ("fp32", "amp"):

@@ -15,7 +15,6 @@ The camera -> XYZ matrix is normalised so that camera white (1, 1, 1) maps to XY
 value range stays [0, 1] and the exposure is not changed by the colour transform.
 """
 import hashlib
-import io
 import json
 import os
 import warnings
@@ -231,14 +230,55 @@ def preprocess_raw(path, resize=None):
 
 # ---------------------------------------------------------------- the cache
 
+_ENTRY_MAGIC = b"llvision-raw-cache\n"
+
+
+def float16_to_float32(array):
+    """Exact float16 -> float32 of finite, non-negative values, about 10x faster than astype.
+
+    Shifting the 15 exponent-and-mantissa bits into float32 position leaves the exponent bias
+    112 short; multiplying by 2**112 restores it exactly (half subnormals included). Arrays with
+    a sign bit set go through numpy's conversion.
+    """
+    bits = np.ascontiguousarray(array).view(np.uint16)
+    if bits.size and bits.max() >= 0x8000:
+        return bits.view(np.float16).astype(np.float32)
+    out = bits.astype(np.uint32)
+    out <<= 13
+    values = out.view(np.float32)
+    values *= np.float32(2.0 ** 112)
+    return values
+
+
+def encode_entry(image16, info):
+    """A cache entry: magic line, header length, JSON header (shape, info), float16 pixels."""
+    header = json.dumps({"shape": list(image16.shape), "info": info}).encode()
+    return (_ENTRY_MAGIC + len(header).to_bytes(8, "little") + header
+            + np.ascontiguousarray(image16, np.float16).tobytes())
+
+
+def read_entry(path):
+    """(float32 image, info) of a cache entry file; ValueError when it is damaged."""
+    with open(path, "rb") as f:
+        if f.read(len(_ENTRY_MAGIC)) != _ENTRY_MAGIC:
+            raise ValueError("not a cache entry")
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        shape = tuple(header["shape"])
+        pixels = np.empty(int(np.prod(shape)), np.uint16)
+        if f.readinto(pixels) != pixels.nbytes or f.read(1):
+            raise ValueError("cache entry has the wrong size")
+    return float16_to_float32(pixels).reshape(shape), header["info"]
+
+
 class RawLoader:
     """`loader(path)` for CocoDetection: the pre-processed RAW, from a disk cache when it can.
 
     Entries are keyed by the file's real path, size and modification time (nanoseconds) and the
     settings, so an edited, replaced or touched file or a changed `resize` never reads a stale
-    entry, and finding an entry costs one stat instead of reading the RAW; they are stored as float16 (half the disk; the rounding
-    is far below sensor noise) and every call returns the float16-rounded values, cached or not,
-    so a cached epoch sees exactly the same input as the first one. cache_dir=None: no cache.
+    entry, and finding one costs a stat, not a read of the RAW. Pixels are stored as float16
+    (half the disk; the rounding is far below sensor noise) and every call returns the
+    float16-rounded values, cached or not, so a cached epoch sees exactly the same input as the
+    first one. cache_dir=None: no cache.
     """
 
     def __init__(self, cache_dir=None, resize=None):
@@ -258,7 +298,7 @@ class RawLoader:
     def cache_path(self, path):
         key = json.dumps(self.cache_key(path), sort_keys=True).encode()
         name = hashlib.sha256(key).hexdigest()
-        return os.path.join(self.cache_dir, name[:2], name + ".npz")
+        return os.path.join(self.cache_dir, name[:2], name + ".bin")
 
     def process(self, path):
         """Decode and pre-process one file (no cache)."""
@@ -271,22 +311,18 @@ class RawLoader:
         entry = self.cache_path(path) if self.cache_dir else None
         if entry and os.path.isfile(entry):
             try:
-                with np.load(entry) as data:
-                    image = data["image"].astype(np.float32)
-                    info = json.loads(str(data["info"]))
+                image, info = read_entry(entry)
                 info["raw_size"] = tuple(info["raw_size"])
                 self.hits += 1
                 return image, info
-            except (OSError, ValueError, KeyError, EOFError):
+            except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is rebuilt below
         image, info = self.process(path)
         image16 = image.astype(np.float16)
         self.misses += 1
         if entry:
-            buffer = io.BytesIO()
-            np.savez(buffer, image=image16, info=np.array(json.dumps(info)))
-            atomic_write_bytes(entry, buffer.getvalue())
-        return image16.astype(np.float32), info
+            atomic_write_bytes(entry, encode_entry(image16, info))
+        return float16_to_float32(image16), info
 
     def __call__(self, path):
         return self.load(path)[0]

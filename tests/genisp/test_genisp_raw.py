@@ -126,7 +126,7 @@ def test_cache_hits_and_keys(tmp_path):
     third = RawLoader(cache, resize=(40, 20))
     third(path)
     assert third.misses == 1
-    assert len([f for _, _, fs in os.walk(cache) for f in fs if f.endswith(".npz")]) == 3
+    assert len([f for _, _, fs in os.walk(cache) for f in fs if f.endswith(".bin")]) == 3
     # a damaged entry is rebuilt instead of crashing
     entry = third.cache_path(path)
     with open(entry, "wb") as f:
