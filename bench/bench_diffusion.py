@@ -163,8 +163,10 @@ def main(argv=None):
     for flag in ("images", "ddim_steps", "train_size", "train_batch", "train_iters", "train_epochs"):
         if getattr(args, flag) <= 0:
             raise UserError(f"--{flag} {getattr(args, flag)}: must be positive")
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
-    from torch_utils_lib.utils import init_distributed, seed_everything
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.runinfo import write_run_metadata
+    from torch_utils_lib.devices import seed_everything
+    from torch_utils_lib.distributed import init_distributed
     device = init_distributed(args.device).device
     seed_everything(args.seed)
     os.makedirs(args.output_dir, exist_ok=True)

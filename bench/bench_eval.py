@@ -29,7 +29,7 @@ from torch_utils_lib.cli import run_main
 from torch_utils_lib.coco_eval import STAT_NAMES, CocoEvaluator
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
-from torch_utils_lib.runinfo import atomic_write_json
+from torch_utils_lib.atomic_io import atomic_write_json
 
 
 class RepeatedSet:

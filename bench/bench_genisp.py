@@ -32,7 +32,8 @@ from bench.timing import timed
 from genisp.model import GenISP, GenISPDetector
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.paths import RUNS_DIR
-from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.runinfo import write_run_metadata
 
 
 # ---------------------------------------------------------------- the student's GenISP (baseline)

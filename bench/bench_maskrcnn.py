@@ -21,7 +21,8 @@ from torch_utils_lib.cli import run_main
 from torch_utils_lib.detection_models import build_detector
 from torch_utils_lib.engine import autocast, optimizer_step
 from torch_utils_lib.paths import RUNS_DIR
-from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.runinfo import write_run_metadata
 
 SETTINGS = (("maskrcnn_resnet18_fpn", 128, 4), ("maskrcnn_resnet50_fpn", 512, 2))
 

@@ -31,7 +31,8 @@ import numpy as np
 from dataset.synthesis import keep_freed_memory, run_synthesis
 from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.paths import REPO_ROOT, RUNS_DIR
-from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json, write_run_metadata
+from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
+from torch_utils_lib.runinfo import write_run_metadata
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
           "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png")

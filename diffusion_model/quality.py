@@ -1,8 +1,10 @@
 """Image quality of restorations against the normal-light references, and the two-stage AP table."""
 import os
 
+from torch_utils_lib.cli import UserError
 from torch_utils_lib.image_io import read_rgb
 from torch_utils_lib.image_metrics import psnr, psnr_gt_mean, ssim, ssim_gt_mean, summarize
+from torch_utils_lib.progress import progress as progress_bar
 
 METRICS = {"psnr": psnr, "ssim": ssim, "psnr_gt_mean": psnr_gt_mean, "ssim_gt_mean": ssim_gt_mean}
 LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "psnr_gt_mean": "PSNR GT-mean (dB)",
@@ -15,11 +17,8 @@ def score_sets(names, reference_dir, image_dirs, progress=True):
     Returns ({set: {metric: summary}}, [{"file_name", set: {metric: value}} per image]).
     GT-mean variants scale each image to the reference's mean brightness before scoring.
     """
-    from tqdm import tqdm
-
-    from torch_utils_lib.cli import UserError
     per_image = []
-    for name in tqdm(names, desc="scoring", disable=not progress, leave=False, dynamic_ncols=True):
+    for name in progress_bar(names, desc="scoring", disable=not progress):
         reference = read_rgb(os.path.join(reference_dir, name))
         record = {"file_name": name}
         for set_name, directory in image_dirs.items():

@@ -12,6 +12,7 @@ import torch
 
 from diffusion_model.data import to_model_range, to_uint8
 from torch_utils_lib.image_io import read_rgb, write_image
+from torch_utils_lib.progress import progress
 
 
 def image_generator(seed, name):
@@ -36,12 +37,11 @@ def restore_directory(diffusion, cond_dir, names, output_dir, device, sampler="d
     Files already in `output_dir` are complete (writes are atomic) and skipped, so an
     interrupted run continues where it stopped.
     """
-    from tqdm import tqdm
     todo = [n for n in names if not (skip_existing and os.path.isfile(os.path.join(output_dir, n)))]
     pending = {}  # image size -> [(name, image)]
     restored, seconds = 0, 0.0
-    bar = tqdm(total=len(todo), desc=f"restoring ({sampler}, {steps if sampler == 'ddim' else diffusion.timesteps} steps)",
-               dynamic_ncols=True, leave=False)
+    bar = progress(total=len(todo), desc=f"restoring ({sampler}, "
+                   f"{steps if sampler == 'ddim' else diffusion.timesteps} steps)")
 
     def flush(size):
         nonlocal restored, seconds

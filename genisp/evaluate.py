@@ -56,7 +56,8 @@ def main(argv=None):
     from genisp.detection import load_frozen_detector, load_genisp
     from genisp.model import BoxDetector, GenISPDetector
     from torch_utils_lib.runinfo import write_run_metadata
-    from torch_utils_lib.utils import init_distributed, resolve_amp, seed_everything
+    from torch_utils_lib.devices import resolve_amp, seed_everything
+    from torch_utils_lib.distributed import init_distributed
 
     device = init_distributed(args.device).device
     amp = resolve_amp(args.amp, device)
@@ -99,7 +100,7 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
     from torch_utils_lib.coco_eval import coco_stats, detections_to_coco
     from torch_utils_lib.data import detection_loader
     from torch_utils_lib.plots import plot_bars
-    from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text
+    from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
 
     table = {}
     for pipeline in pipelines:

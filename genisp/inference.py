@@ -52,8 +52,11 @@ def main(argv=None):
     from genisp.model import boxes_only
     from genisp.raw import RawLoader, list_raw_files
     from torch_utils_lib.image_io import write_image
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
-    from torch_utils_lib.utils import MetricLogger, init_distributed, seed_everything
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.runinfo import write_run_metadata
+    from torch_utils_lib.devices import seed_everything
+    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.metric_logger import MetricLogger
 
     device = init_distributed(args.device).device
     seed_everything(args.seed)

@@ -132,9 +132,9 @@ def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, co
 def run_inference(model, config, image_dir, output_dir, device, batch_size=4, score_threshold=0.5):
     """Detections for every image in `image_dir`: overlays and a COCO results JSON (ids = file names)."""
     from torch_utils_lib.image_io import list_images
-    from torch_utils_lib.runinfo import atomic_write_json
+    from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.coco_eval import detections_to_coco
-    from torch_utils_lib.utils import MetricLogger
+    from torch_utils_lib.metric_logger import MetricLogger
 
     files = list_images(image_dir)
     if not files:

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.runinfo import atomic_write_bytes
+from torch_utils_lib.atomic_io import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

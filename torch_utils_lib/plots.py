@@ -2,7 +2,8 @@
 import io
 import os
 
-from torch_utils_lib.runinfo import atomic_write_bytes, read_jsonl
+from torch_utils_lib.atomic_io import atomic_write_bytes
+from torch_utils_lib.runinfo import read_jsonl
 
 
 def _pyplot():

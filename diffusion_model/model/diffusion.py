@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffusion_model.model.unet import UNet
+from torch_utils_lib.progress import progress
 
 SCHEDULES = ("linear", "cosine")
 OBJECTIVES = ("eps", "v")
@@ -183,8 +184,7 @@ class ConditionalDiffusion(nn.Module):
 def _progress(iterable, enabled, desc):
     if not enabled:
         return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+    return progress(iterable, desc=desc)
 
 
 def build_diffusion(config):

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from torch_utils_lib import runinfo
-from torch_utils_lib.runinfo import atomic_write_bytes
+from torch_utils_lib.atomic_io import atomic_write_bytes
 
 
 def _mode(path):
