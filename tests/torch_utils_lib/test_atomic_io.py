@@ -23,7 +23,7 @@ def test_writes_whole_files_with_the_umasks_mode_into_new_folders(tmp_path):
 
 
 def test_a_taken_temporary_name_falls_back_to_a_random_one(tmp_path, monkeypatch):
-    monkeypatch.setattr(runinfo, "_TEMP_NUMBERS", itertools.count(7))
+    monkeypatch.setattr(atomic_io, "_TEMP_NUMBERS", itertools.count(7))
     taken = tmp_path / f".out.bin.{os.getpid()}.7.tmp"  # as another host's writer would leave it
     taken.write_bytes(b"theirs")
     atomic_write_bytes(str(tmp_path / "out.bin"), b"ours")
