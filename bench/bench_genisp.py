@@ -30,10 +30,11 @@ from torch import nn
 
 from bench.timing import timed
 from genisp.model import GenISP, GenISPDetector
+from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.paths import RUNS_DIR
-from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.tables import markdown_table
 
 
 # ---------------------------------------------------------------- the student's GenISP (baseline)
@@ -245,9 +246,8 @@ def main():
     elif "memory" in args.parts:
         results["memory_cuda"] = "skipped: no CUDA device"
         rows.append(("peak GPU memory at 1333x800, batch 8", "-", "skipped (no CUDA)", ""))
-    widths = [max(len(r[i]) for r in rows + [("part", "times", "result", "goal")]) for i in range(4)]
-    for row in [("part", "times", "result", "goal")] + rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    print(markdown_table({part: {"times": times, "result": result, "goal": goal}
+                          for part, times, result, goal in rows}, first_column="part"))
     atomic_write_json(args.output, results)
     write_run_metadata(os.path.dirname(args.output), args, filename="genisp_run.json",
                        torch_threads=torch.get_num_threads())

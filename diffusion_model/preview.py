@@ -2,7 +2,8 @@
 import numpy as np
 import torch
 
-from diffusion_model.data import to_model_range, to_uint8
+from diffusion_model.data import MODEL_RANGE, to_model_range
+from torch_utils_lib.transforms import to_uint8
 
 
 def center_crop(array, size):
@@ -55,8 +56,8 @@ def save_training_preview(path, diffusion, targets, conds, device, steps=20, amp
     cond = torch.stack([to_model_range(c) for c in conds])
     frames, final = progressive_samples(diffusion, cond.to(device), steps=steps, amp=amp)
     columns = [("low light", list(conds))]
-    columns += [(title, [to_uint8(x) for x in batch]) for title, batch in frames]
-    columns += [(f"DDIM-{steps} restored", [to_uint8(x) for x in final]), ("normal light", list(targets))]
+    columns += [(title, [to_uint8(x, MODEL_RANGE) for x in batch]) for title, batch in frames]
+    columns += [(f"DDIM-{steps} restored", [to_uint8(x, MODEL_RANGE) for x in final]), ("normal light", list(targets))]
     return save_grid(path, columns)
 
 

@@ -10,9 +10,10 @@ import zlib
 
 import torch
 
-from diffusion_model.data import to_model_range, to_uint8
+from diffusion_model.data import MODEL_RANGE, to_model_range
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.progress import progress
+from torch_utils_lib.transforms import to_uint8
 
 
 def image_generator(seed, name):
@@ -27,7 +28,7 @@ def restore_batch(diffusion, conds, names, device, sampler="ddim", steps=50, eta
     cond = torch.stack([to_model_range(c) for c in conds]).to(device)
     generators = [image_generator(seed, n) for n in names]
     out = diffusion.sample(cond, sampler, steps=steps, eta=eta, generators=generators, amp=amp)
-    return [to_uint8(x) for x in out]
+    return [to_uint8(x, MODEL_RANGE) for x in out]
 
 
 def restore_directory(diffusion, cond_dir, names, output_dir, device, sampler="ddim", steps=50,

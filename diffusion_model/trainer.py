@@ -11,10 +11,10 @@ from diffusion_model.preview import center_crop, save_training_preview
 from torch_utils_lib.checkpoint import latest_checkpoint, load_checkpoint, resume_training
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.data import detection_loader
-from torch_utils_lib.engine import fit
-from torch_utils_lib.runinfo import write_run_metadata
 from torch_utils_lib.devices import resolve_amp, seed_everything
 from torch_utils_lib.distributed import cleanup_distributed, init_distributed
+from torch_utils_lib.engine import fit
+from torch_utils_lib.runinfo import write_run_metadata
 
 CONFIG_KEYS = ("unet", "timesteps", "schedule", "objective")
 PREVIEW_PAIRS, PREVIEW_SIZE = 4, 128

@@ -17,6 +17,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from torch_utils_lib.checkpoint import load_checkpoint
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.transforms import to_tensor
 
 _D = torchvision.models.detection
 # name -> (builder, COCO weights enum, ImageNet backbone weights enum)
@@ -216,6 +217,17 @@ def load_detector(spec, device="cpu", weights="coco", flag="--weights"):
         raise UserError(f"{spec}: neither a checkpoint file nor a detector name "
                         f"({', '.join(DETECTOR_NAMES)})")
     return model.to(device).eval(), config
+
+
+def detections_to_cpu(output):
+    """A detector's output dict on the CPU, floating-point values as float32 (AMP gives half)."""
+    return {k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in output.items()}
+
+
+@torch.no_grad()
+def predict(model, images, device):
+    """Detections for HxWx3 uint8 images, one CPU output dict each (the model must be in eval)."""
+    return [detections_to_cpu(o) for o in model([to_tensor(i).to(device) for i in images])]
 
 
 def label_map_by_name(dataset_categories, detector_categories):
