@@ -10,7 +10,7 @@ from torch_utils_lib.coco_utils import CocoDetection, load_coco_json
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
                                               cached_weights_path, label_map_by_name,
-                                              load_detector, predict)
+                                              load_detector, predict_images)
 from torch_utils_lib.engine import evaluate
 from torch_utils_lib.image_io import list_images, read_rgb, write_image
 from torch_utils_lib.metric_logger import MetricLogger
@@ -104,7 +104,7 @@ def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, co
         panels.append(ground_truth_panel(normal, index, normal_image))
         for dataset in (normal, low):
             image = read_rgb(dataset.image_path(index))
-            output = predict(model, [image], device)[0]
+            output = predict_images(model, [image], device)[0]
             panels.append(draw_detections(image, output, config["categories"], score_threshold))
         figure = side_by_side(panels, ["ground truth", "normal light", "low light"])
         stem = os.path.splitext(os.path.basename(normal.image_path(index)))[0]
@@ -125,7 +125,7 @@ def run_inference(model, config, image_dir, output_dir, device, batch_size=4, sc
     for start in range(0, len(files), batch_size):
         batch = files[start:start + batch_size]
         images = [read_rgb(os.path.join(image_dir, f)) for f in batch]
-        for name, image, output in zip(batch, images, predict(model, images, device)):
+        for name, image, output in zip(batch, images, predict_images(model, images, device)):
             keep = output["scores"] >= score_threshold
             kept = {k: v[keep] for k, v in output.items()}
             write_image(os.path.join(output_dir, os.path.splitext(name)[0] + "_pred.png"),

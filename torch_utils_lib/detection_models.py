@@ -225,7 +225,7 @@ def detections_to_cpu(output):
 
 
 @torch.no_grad()
-def predict(model, images, device):
+def predict_images(model, images, device):
     """Detections for HxWx3 uint8 images, one CPU output dict each (the model must be in eval)."""
     return [detections_to_cpu(o) for o in model([to_tensor(i).to(device) for i in images])]
 

@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from torch_utils_lib.detection_models import build_detector, predict
+from torch_utils_lib.detection_models import build_detector, predict_images
 from torch_utils_lib.tables import markdown_table
 from torch_utils_lib.transforms import to_tensor, to_uint8
 from torch_utils_lib.visualize import draw_detections
@@ -31,7 +31,7 @@ def test_predict_and_draw_detections():
     torch.manual_seed(0)
     model = build_detector("maskrcnn_resnet18_fpn", 3, "none", min_size=64, max_size=64).eval()
     image = np.full((48, 64, 3), 100, np.uint8)
-    output = predict(model, [image], "cpu")[0]
+    output = predict_images(model, [image], "cpu")[0]
     assert {"boxes", "labels", "scores", "masks"} <= set(output)
     assert all(v.device.type == "cpu" for v in output.values())
     detections = {"boxes": torch.tensor([[2.0, 2.0, 30.0, 20.0], [0.0, 0.0, 5.0, 5.0]]),
