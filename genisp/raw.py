@@ -48,8 +48,8 @@ def list_raw_files(raw_dir):
 
 # ---------------------------------------------------------------- reading
 
-def _open(path):
-    import rawpy  # imported where a RAW is read: the rest of this module works without LibRaw
+def open_raw(path):
+    import rawpy  # imported where a RAW is read (here and below): the rest needs no LibRaw
     if not os.path.isfile(path):
         raise UserError(f"{path}: RAW file not found")
     try:
@@ -122,7 +122,7 @@ def read_bayer(path):
     (3x3), matrix_source, black (2x2 per CFA position), white, flip (LibRaw's orientation code).
     """
     import rawpy
-    raw = _open(path)
+    raw = open_raw(path)
     with raw:
         try:
             if raw.raw_type != rawpy.RawType.Flat:

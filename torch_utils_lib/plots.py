@@ -7,6 +7,8 @@ from torch_utils_lib.runinfo import read_jsonl
 
 
 def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported on first use: it adds about a second
+    to the start-up of every script that imports this module."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
