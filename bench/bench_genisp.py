@@ -37,15 +37,15 @@ from torch_utils_lib.runinfo import write_run_metadata
 from torch_utils_lib.tables import markdown_table
 
 
-# ---------------------------------------------------------------- the student's GenISP (baseline)
+# ---------------------------------------------------------------- a per-image GenISP (baseline)
 
 class _Diagonalize(nn.Module):
     def forward(self, x):
         return torch.diag_embed(x)
 
 
-class StudentGenISP(nn.Module):
-    """The student reproduction's model as published (per-image loop), for timing only."""
+class PerImageGenISP(nn.Module):
+    """A published GenISP reproduction that loops over the images of a batch, for timing only."""
 
     def __init__(self):
         super().__init__()
@@ -77,7 +77,7 @@ class StudentGenISP(nn.Module):
 
 def bench_batched(device, batch, size, repeats):
     torch.manual_seed(0)
-    ours, student = GenISP().to(device), StudentGenISP().to(device)
+    ours, loop = GenISP().to(device), PerImageGenISP().to(device)
     h, w = size
     images = torch.rand(batch, 3, h, w, device=device)
 
@@ -85,13 +85,13 @@ def bench_batched(device, batch, size, repeats):
         ours.zero_grad(set_to_none=True)
         ours(images).sum().backward()
 
-    def step_student():
-        student.zero_grad(set_to_none=True)
-        sum(o.sum() for o in student([img[None] for img in images])).backward()
+    def step_loop():
+        loop.zero_grad(set_to_none=True)
+        sum(o.sum() for o in loop([img[None] for img in images])).backward()
 
-    t_student, t_ours = timed([step_student, step_ours], repeats)
-    return {"batch": batch, "size": list(size), "student_loop_s": t_student,
-            "batched_s": t_ours, "speedup": t_student / t_ours}
+    t_loop, t_ours = timed([step_loop, step_ours], repeats)
+    return {"batch": batch, "size": list(size), "loop_s": t_loop,
+            "batched_s": t_ours, "speedup": t_loop / t_ours}
 
 
 def _frozen_retinanet(device, size):
@@ -103,7 +103,7 @@ def _frozen_retinanet(device, size):
 def bench_share(device, repeats, size=512, batch=2):
     torch.manual_seed(0)
     model = GenISPDetector(GenISP(), _frozen_retinanet(device, size)).to(device).train()
-    student = StudentGenISP().to(device)
+    loop = PerImageGenISP().to(device)
     images = torch.rand(batch, 3, size, size, device=device)
     targets = [{"boxes": torch.tensor([[40.0, 60.0, 200.0, 300.0]], device=device),
                 "labels": torch.tensor([1], device=device)} for _ in range(batch)]
@@ -117,15 +117,14 @@ def bench_share(device, repeats, size=512, batch=2):
         model.genisp.zero_grad(set_to_none=True)
         model.genisp(images).sum().backward()
 
-    def student_step():
-        student.zero_grad(set_to_none=True)
-        sum(o.sum() for o in student([img[None] for img in images])).backward()
+    def loop_step():
+        loop.zero_grad(set_to_none=True)
+        sum(o.sum() for o in loop([img[None] for img in images])).backward()
 
-    t_detector, t_genisp, t_student = timed([detector_step, genisp_step, student_step],
-                                            repeats)
+    t_detector, t_genisp, t_loop = timed([detector_step, genisp_step, loop_step], repeats)
     return {"batch": batch, "size": size, "detector_fwd_bwd_s": t_detector,
-            "genisp_fwd_bwd_s": t_genisp, "student_fwd_bwd_s": t_student,
-            "genisp_share": t_genisp / t_detector, "student_share": t_student / t_detector}
+            "genisp_fwd_bwd_s": t_genisp, "loop_fwd_bwd_s": t_loop,
+            "genisp_share": t_genisp / t_detector, "loop_share": t_loop / t_detector}
 
 
 def bench_cache(count, raw_size, resize, seed=0):
@@ -222,14 +221,14 @@ def main():
                                                                   args.repeats)
             goal = ">= 3x" if device.type == "cuda" else "(no goal on CPU)"
             rows.append((f"batched vs per-image loop, {device.type}, {args.batch}x{args.size[0]}x"
-                         f"{args.size[1]}", f"{r['student_loop_s']:.3f} s / {r['batched_s']:.3f} s",
+                         f"{args.size[1]}", f"{r['loop_s']:.3f} s / {r['batched_s']:.3f} s",
                          f"{r['speedup']:.2f}x", goal))
     if "share" in args.parts:
         for device in devices:
             r = results[f"share_{device.type}"] = bench_share(device, args.repeats)
             rows.append((f"GenISP / frozen RetinaNet fwd+bwd, {device.type}, 2x512x512",
                          f"{r['genisp_fwd_bwd_s']:.3f} s / {r['detector_fwd_bwd_s']:.3f} s",
-                         f"{100 * r['genisp_share']:.1f}% (student {100 * r['student_share']:.1f}%)",
+                         f"{100 * r['genisp_share']:.1f}% (per-image loop {100 * r['loop_share']:.1f}%)",
                          "<= 15%"))
     if "cache" in args.parts:
         r = results["cache"] = bench_cache(args.raw_files, tuple(args.raw_size), (1333, 800))

@@ -11,7 +11,7 @@ folder, then times, in this one process and run:
 and prints ratios of wall time (and of CPU time, which a shared machine disturbs less) to the floor,
 each against the mean of the floors timed just before and after it (the machine's speed drifts),
 median over --repeats.
-The goals of issue 3: gamma_noise <= 3x floor, physics <= 10x floor, --workers 2 >= 1.7x faster.
+The goals: gamma_noise <= 3x floor, physics <= 10x floor, --workers 2 >= 1.7x faster.
 """
 import os
 import sys

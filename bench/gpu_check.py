@@ -256,7 +256,7 @@ def check_genisp_batched(device, sizes):
     r = bench_batched(device, batch, size, sizes.repeats)
     return {f"GenISP batched vs per-image loop, {batch}x{size[0]}x{size[1]}": {
         "s/step": r["batched_s"], "result": f"{r['speedup']:.2f}x faster than the loop "
-                                            f"({r['student_loop_s']:.3f} s)"}}
+                                            f"({r['loop_s']:.3f} s)"}}
 
 
 def check_ddp(device, sizes):

@@ -1,6 +1,6 @@
 """Paired low-light / normal-light images: which pairs to use, and the same crop and flip on both.
 
-A pair list comes from `--annotation`: the seed's `{"filename": [...]}` JSON, a COCO json (its
+A pair list comes from `--annotation`: a `{"filename": [...]}` JSON, a COCO json (its
 `images[].file_name`), or, when omitted, every image file name present in both folders.
 """
 import os

@@ -77,7 +77,7 @@ def light_maskrcnn(num_classes, min_size, max_size, fpn_channels=64, pretrained_
     backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
                                [64, 128, 256, 512], fpn_channels, extra_blocks=LastLevelMaxPool())
     # Fewer proposals and sampled RoIs than torchvision's 2000/2000/512: on CPU the RoIAlign
-    # backward over 512 RoIs per image was 55% of a step; these make a step 2.5x faster.
+    # backward over 512 RoIs per image dominates a step (README, "Benchmarks").
     return MaskRCNN(
         backbone, None, min_size=min_size, max_size=max_size,
         rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500, box_batch_size_per_image=128,

@@ -61,7 +61,7 @@ def _jpeg_components(data):
 
 
 def _decode_jpeg_fast(data):
-    """OpenCV decode of an 8-bit grey or YCbCr/RGB JPEG: the same pixels as PIL, about 2x faster.
+    """OpenCV decode of an 8-bit grey or YCbCr/RGB JPEG: the same pixels as PIL, faster.
 
     OpenCV applies the EXIF orientation itself; grey becomes RGB by replication as in PIL.
     """
