@@ -3,12 +3,19 @@
 Started twice by bench/gpu_check.py (as torchrun would, one process per rank); importing only
 torch keeps the start of each process short. Rank 0 writes what it saw to --result_file.
 """
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import json
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from torch_utils_lib.cli import run_main
 
 
 def build_parser():
@@ -54,4 +61,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

@@ -34,6 +34,7 @@ import torch
 from bench.bench_genisp import bench_batched
 from diffusion_model.model.diffusion import build_diffusion
 from genisp.model import GenISP, GenISPDetector
+from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.detection_models import (TORCHVISION_DETECTORS, build_detector,
                                               cached_weights_path)
 from torch_utils_lib.engine import autocast, optimizer_step, predict
@@ -306,8 +307,7 @@ def main(argv=None):
     try:
         device = torch.device(args.device)
     except RuntimeError:
-        print(f"error: --device {args.device}: not a device name", file=sys.stderr)
-        return 2
+        raise UserError(f"--device {args.device}: not a device name (cpu, cuda, cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu-check: no GPU (torch.cuda.is_available() is False); nothing to check")
         return 0
@@ -331,4 +331,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)
