@@ -12,7 +12,7 @@
 
 Peak memory is torch.cuda.max_memory_allocated. Without CUDA the script says so in one line and
 exits 0; `--device cpu --smoke` runs the same code paths on CPU with tiny sizes (the test does).
-Needs torch and torchvision only: pycocotools and rawpy are optional (see the README,
+Imports neither pycocotools nor rawpy (both optional) (see the README,
 "Benchmarks", for running it on a GPU machine's own Python). Writes gpu_check.json and run.json
 to --output_dir when given. Exit status 1 when a check fails.
 """
