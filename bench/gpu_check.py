@@ -12,8 +12,8 @@
 
 Peak memory is torch.cuda.max_memory_allocated. Without CUDA the script says so in one line and
 exits 0; `--device cpu --smoke` runs the same code paths on CPU with tiny sizes (the test does).
-Imports neither pycocotools nor rawpy (both optional) (see the README,
-"Benchmarks", for running it on a GPU machine's own Python). Writes gpu_check.json and run.json
+Imports neither pycocotools nor rawpy (the COCO AP row needs pycocotools; the README's
+"Benchmarks" says how to run this on a GPU machine's own Python). Writes gpu_check.json and run.json
 to --output_dir when given. Exit status 1 when a check fails.
 """
 import os
