@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench gpu-check clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# Every CUDA path once, one table (bench/gpu_check.py). Runs with the project venv when there is
+# one, else with the machine's own python3 (torch and torchvision are all it needs).
+gpu-check:
+	@if [ -x $(PY) ]; then $(PY) bench/gpu_check.py $(ARGS); else $(PYTHON) bench/gpu_check.py $(ARGS); fi
 
 clean:
 	rm -rf runs .pytest_cache

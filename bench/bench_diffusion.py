@@ -18,6 +18,7 @@ import time
 
 from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
+from torch_utils_lib.tables import markdown_table
 
 
 def build_parser():
@@ -93,10 +94,9 @@ def bench_sampling(args, device):
               "rows": rows, "speedup_ddim_over_ddpm": ddpm["seconds"] / ddim["seconds"],
               "psnr_ddim_minus_ddpm": ddim["psnr"] - ddpm["psnr"]}
     print(f"\nsampling: {len(names)} held-out images, {targets[0].shape[1]}x{targets[0].shape[0]}, on {device}")
-    print(f"{'':<20}{'seconds':>10}{'PSNR (dB)':>12}")
-    for label, row in rows.items():
-        seconds = f"{row['seconds']:.2f}" if row["seconds"] is not None else "-"
-        print(f"{label:<20}{seconds:>10}{row['psnr']:>12.2f}")
+    print(markdown_table({label: {"seconds": row["seconds"], "PSNR (dB)": row["psnr"]}
+                          for label, row in rows.items()}, first_column="sampler",
+                         formats={"seconds": ".2f", "PSNR (dB)": ".2f"}))
     print(f"DDIM is {result['speedup_ddim_over_ddpm']:.1f}x faster; PSNR DDIM - DDPM = "
           f"{result['psnr_ddim_minus_ddpm']:+.2f} dB")
     return result
@@ -150,9 +150,11 @@ def bench_training(args, device):
     parameters = sum(p.numel() for p in UNet().parameters())
     print(f"\ntraining: default UNet ({parameters / 1e6:.2f} M parameters), batch {args.train_batch} "
           f"of {args.train_size}x{args.train_size}, on {device}")
-    print(f"{'':<8}{'images/s':>10}{'peak MiB':>10}  memory measured as")
-    for label, row in results.items():
-        print(f"{label:<8}{row['images_per_second']:>10.2f}{row['peak_memory_mib']:>10.0f}  {row['memory_kind']}")
+    print(markdown_table({label: {"images/s": row["images_per_second"],
+                                  "peak MiB": row["peak_memory_mib"],
+                                  "memory measured as": row["memory_kind"]}
+                          for label, row in results.items()}, first_column="precision",
+                         formats={"images/s": ".2f", "peak MiB": ".0f"}))
     if "amp" in results:
         print(f"AMP speed-up: {results['amp']['images_per_second'] / results['fp32']['images_per_second']:.2f}x")
     return {"parameters": parameters, **results}
@@ -163,8 +165,10 @@ def main(argv=None):
     for flag in ("images", "ddim_steps", "train_size", "train_batch", "train_iters", "train_epochs"):
         if getattr(args, flag) <= 0:
             raise UserError(f"--{flag} {getattr(args, flag)}: must be positive")
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
-    from torch_utils_lib.utils import init_distributed, seed_everything
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.devices import seed_everything
+    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.runinfo import write_run_metadata
     device = init_distributed(args.device).device
     seed_everything(args.seed)
     os.makedirs(args.output_dir, exist_ok=True)

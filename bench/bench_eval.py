@@ -25,12 +25,13 @@ import time
 import numpy as np
 import torch
 
+from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.coco_eval import STAT_NAMES, CocoEvaluator
 from torch_utils_lib.coco_json import load_coco_json
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
-from torch_utils_lib.runinfo import atomic_write_json
+from torch_utils_lib.tables import markdown_table
 
 
 class RepeatedSet:
@@ -111,10 +112,10 @@ def main():
         equal[iou_type] = all(abs(stats[b][k] - reference[k]) < 1e-6 for b in stats for k in STAT_NAMES)
     print(f"{args.num_images} images, {sum(len(o['boxes']) for o in outputs)} detections, "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'run':<36}{'seconds':>9}{'x direct':>10}")
-    for key, value in seconds.items():
-        base = seconds[f"{key.split()[0]} direct pycocotools"]
-        print(f"{key:<36}{value:>9.2f}{value / base:>10.2f}")
+    print(markdown_table({key: {"seconds": value,
+                                "x direct": value / seconds[f"{key.split()[0]} direct pycocotools"]}
+                          for key, value in seconds.items()}, first_column="run",
+                         formats={"seconds": ".2f", "x direct": ".2f"}))
     print("stats equal to direct pycocotools:", equal)
     atomic_write_json(args.output, {"seconds": seconds, "stats_equal": equal,
                                     "num_images": args.num_images})

@@ -17,11 +17,13 @@ import argparse
 import torch
 
 from bench.timing import timed
+from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import run_main
 from torch_utils_lib.detection_models import build_detector
 from torch_utils_lib.engine import autocast, optimizer_step
 from torch_utils_lib.paths import RUNS_DIR
-from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.tables import markdown_table
 
 SETTINGS = (("maskrcnn_resnet18_fpn", 128, 4), ("maskrcnn_resnet50_fpn", 512, 2))
 
@@ -72,12 +74,14 @@ def main():
                     cases.append((name, size, batch, device, amp))
     seconds_per_step = timed([make_step(*case) for case in cases], args.steps)
     rows = []
-    print(f"{'model':<24}{'size':>6}{'batch':>7}{'device':>8}{'amp':>5}{'s/step':>9}{'images/s':>10}")
     for (name, size, batch, device, amp), seconds in zip(cases, seconds_per_step):
         rows.append({"model": name, "size": size, "batch": batch, "device": device.type, "amp": amp,
                      "seconds_per_step": seconds, "images_per_second": batch / seconds})
-        print(f"{name:<24}{size:>6}{batch:>7}{device.type:>8}{'on' if amp else 'off':>5}"
-              f"{seconds:>9.3f}{batch / seconds:>10.2f}")
+    print(markdown_table({r["model"]: {"size": r["size"], "batch": r["batch"], "device": r["device"],
+                                       "amp": "on" if r["amp"] else "off",
+                                       "s/step": r["seconds_per_step"],
+                                       "images/s": r["images_per_second"]} for r in rows},
+                         formats={"images/s": ".2f"}))
     result = {"rows": rows, "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
               "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     atomic_write_json(args.output, result)

@@ -11,7 +11,7 @@ folder, then times, in this one process and run:
 and prints ratios of wall time (and of CPU time, which a shared machine disturbs less) to the floor,
 each against the mean of the floors timed just before and after it (the machine's speed drifts),
 median over --repeats.
-The goals of issue 3: gamma_noise <= 3x floor, physics <= 10x floor, --workers 2 >= 1.7x faster.
+The goals: gamma_noise <= 3x floor, physics <= 10x floor, --workers 2 >= 1.7x faster.
 """
 import os
 import sys
@@ -29,9 +29,11 @@ import cv2
 import numpy as np
 
 from dataset.synthesis import keep_freed_memory, run_synthesis
+from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
 from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.paths import REPO_ROOT, RUNS_DIR
-from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json, write_run_metadata
+from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.tables import markdown_table
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
           "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png")
@@ -242,9 +244,10 @@ def main(argv=None):
     speedups = {m: seconds[f"{m} w1"] / seconds[f"{m} w2"] for m in ("gamma_noise", "physics")}
     print(f"{args.num_images} JPEG photos 640x480, load average before {load_before[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
-    print(f"{'stage':<22}{'seconds':>9}{'ms/img':>9}{'x floor':>9}{'CPU x floor':>13}")
-    for stage, s, ms, ratio, cpu_ratio in rows:
-        print(f"{stage:<22}{s:>9.2f}{ms:>9.2f}{ratio:>9.2f}{cpu_ratio:>13.2f}")
+    print(markdown_table({stage: {"seconds": s, "ms/img": ms, "x floor": ratio,
+                                  "CPU x floor": cpu_ratio} for stage, s, ms, ratio, cpu_ratio in rows},
+                         first_column="stage",
+                         formats=dict.fromkeys(("seconds", "ms/img", "x floor", "CPU x floor"), ".2f")))
     for method, speedup in speedups.items():
         print(f"{method}: --workers 2 is {speedup:.2f}x faster than --workers 1")
     if "seed" in seconds:

@@ -3,8 +3,7 @@
 A DNG is a TIFF whose main image is the CFA mosaic (PhotometricInterpretation 32803) plus the
 tags a raw converter needs: the 2x2 pattern (CFARepeatPatternDim 33421, CFAPattern 33422), black
 and white levels (50714/50717), ColorMatrix1 (50721, XYZ -> camera under D65) and AsShotNeutral
-(50728, the camera-space white). LibRaw leaves `rgb_xyz_matrix` zero for cameras it does not know,
-so `read_dng_color_matrix` reads ColorMatrix1 back with tifffile.
+(50728, the camera-space white). The CFA facts and the tag readers live in torch_utils_lib.camera.
 """
 import io
 from fractions import Fraction
@@ -12,30 +11,13 @@ from fractions import Fraction
 import numpy as np
 import tifffile
 
-from torch_utils_lib.cli import UserError
-from torch_utils_lib.runinfo import atomic_write_bytes
+from torch_utils_lib.atomic_io import atomic_write_bytes
+from torch_utils_lib.camera import (CFA_CODE, CFA_PATTERNS, cfa_index_pattern,  # noqa: F401 (re-exported)
+                                    read_dng_as_shot_neutral, read_dng_color_matrix)
 
-CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-_CFA_CODE = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern colour codes
 _ILLUMINANT_D65 = 21
 _RATIONAL_DENOMINATOR = 1_000_000  # ColorMatrix entries keep six decimals
 _LIBRAW_MIN_SIDE = 22  # LibRaw declares smaller images "not RAW"
-
-
-def cfa_index_pattern(cfa_pattern):
-    """The 2x2 colour-index pattern rawpy reports as `raw_pattern` for `cfa_pattern`.
-
-    LibRaw numbers R=0, G=1, B=2 and gives the green that shares a row with red the index 1 and
-    the other green 3 (so BGGR is [[2, 3], [1, 0]]).
-    """
-    if cfa_pattern not in CFA_PATTERNS:
-        raise ValueError(f"cfa_pattern must be one of {CFA_PATTERNS}, not {cfa_pattern!r}")
-    grid = np.array(list(cfa_pattern)).reshape(2, 2)
-    red_row = int(np.argwhere(grid == "R")[0][0])
-    indices = np.zeros((2, 2), np.uint8)
-    for (i, j), letter in np.ndenumerate(grid):
-        indices[i, j] = _CFA_CODE[letter] if letter != "G" else (1 if i == red_row else 3)
-    return indices
 
 
 def _srational(values):
@@ -74,7 +56,7 @@ def dng_bytes(bayer, cfa_pattern, black_level, white_level, color_matrix1, as_sh
     if neutral.size != 3 or not np.all(neutral > 0):
         raise ValueError("as_shot_neutral must be three positive values")
     black_dim = (2, 2) if black.size == 4 else (1, 1)
-    cfa_codes = bytes(_CFA_CODE[c] for c in cfa_pattern)
+    cfa_codes = bytes(CFA_CODE[c] for c in cfa_pattern)
     # (code, dtype, count, value): SHORT=3, LONG=4, RATIONAL=5, BYTE=1, SRATIONAL=10, ASCII=2
     height, width = bayer.shape
     if height % 2 or width % 2:
@@ -121,34 +103,3 @@ def write_dng(path, bayer, cfa_pattern, black_level, white_level, color_matrix1,
     atomic_write_bytes(path, dng_bytes(bayer, cfa_pattern, black_level, white_level,
                                        color_matrix1, as_shot_neutral, camera_model))
     return path
-
-
-def _read_rational_tag(path, tag_id, name):
-    """Raw values of a DNG tag as a flat float64 array; UserError if absent or unreadable."""
-    try:
-        with tifffile.TiffFile(path) as tif:
-            tag = tif.pages[0].tags.get(tag_id)
-            if tag is None:
-                raise UserError(f"{path}: DNG has no {name} tag")
-            value = np.asarray(tag.value, np.float64).ravel()
-    except (OSError, ValueError, tifffile.TiffFileError) as e:
-        raise UserError(f"{path}: cannot read DNG ({e})") from None
-    return value
-
-
-def read_dng_color_matrix(path):
-    """ColorMatrix1 (XYZ -> camera) of a DNG as a 3x3 float64 array; UserError if absent."""
-    value = _read_rational_tag(path, 50721, "ColorMatrix1")
-    if value.size == 18:  # (numerator, denominator) pairs
-        value = value[0::2] / value[1::2]
-    if value.size != 9:
-        raise UserError(f"{path}: ColorMatrix1 has {value.size} values, expected 9")
-    return value.reshape(3, 3)
-
-
-def read_dng_as_shot_neutral(path):
-    """AsShotNeutral of a DNG as three floats; UserError if absent."""
-    value = _read_rational_tag(path, 50728, "AsShotNeutral")
-    if value.size == 6:  # (numerator, denominator) pairs
-        value = value[0::2] / value[1::2]
-    return value

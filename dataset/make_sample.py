@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.image_io import write_image
 from torch_utils_lib.paths import SAMPLE_DIR
-from torch_utils_lib.runinfo import atomic_write_json
 
 CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
               {"id": 2, "name": "square", "supercategory": "shape"},

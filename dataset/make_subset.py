@@ -22,6 +22,7 @@ import numpy as np
 from torch_utils_lib.cli import UserError, check_outputs_apart, require_dir, run_main
 from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
+from torch_utils_lib.progress import progress
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 
 
@@ -77,7 +78,6 @@ def select_images(dataset, num_images=None, image_ids=None, size=None, seed=0,
 
 def copy_images(images, image_dir, target_dir):
     """Copy the files of `images` atomically, skipping those already there with the same size."""
-    from tqdm import tqdm
     sources = [os.path.join(image_dir, i["file_name"]) for i in images]
     missing = [s for s in sources if not os.path.isfile(s)]
     if missing:
@@ -85,7 +85,7 @@ def copy_images(images, image_dir, target_dir):
                         + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     os.makedirs(target_dir, exist_ok=True)
     copied = 0
-    for source in tqdm(sources, desc="copy", unit="img", leave=False):
+    for source in progress(sources, desc="copy", unit="img"):
         target = os.path.join(target_dir, os.path.basename(source))
         if os.path.isfile(target) and os.path.getsize(target) == os.path.getsize(source):
             continue

@@ -43,6 +43,8 @@ import math
 import cv2
 import numpy as np
 
+from torch_utils_lib.camera import SRGB_TO_XYZ
+
 BLACK_LEVEL = 2048
 WHITE_LEVEL = 16383
 CFA_PATTERN = "RGGB"
@@ -61,9 +63,7 @@ XYZ_TO_CAMS = np.array([
     [[0.4913, -0.0541, -0.0202], [-0.6130, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
     [[0.8380, -0.2630, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
     [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.0970, 0.1581, 0.5181]]])
-RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                       [0.2126729, 0.7151522, 0.0721750],
-                       [0.0193339, 0.1191920, 0.9503041]])  # linear sRGB (D65) -> XYZ
+RGB_TO_XYZ = SRGB_TO_XYZ  # linear sRGB (D65) -> XYZ
 
 _DEMOSAIC = {"RGGB": cv2.COLOR_BayerBG2RGB, "BGGR": cv2.COLOR_BayerRG2RGB,
              "GRBG": cv2.COLOR_BayerGB2RGB, "GBRG": cv2.COLOR_BayerGR2RGB}

@@ -302,7 +302,7 @@ def run_synthesis(input_dir, output_dir, settings, annotation=None, workers=1, o
 
 def _run(names, input_dir, output_dir, settings, dataset, sizes, records, workers, overwrite,
          progress, metrics, wanted):
-    from tqdm import tqdm
+    from torch_utils_lib.progress import progress as progress_bar  # tqdm: 70 ms of start-up
     records_path = os.path.join(output_dir, RECORDS_FILE)
     tasks, done = [], {}
     for name in names:
@@ -320,8 +320,8 @@ def _run(names, input_dir, output_dir, settings, dataset, sizes, records, worker
         for line in [{"settings": settings}, *done.values()]:
             log.write(json.dumps(line) + "\n")
     failed = []
-    bar = tqdm(total=len(names), initial=len(done), desc=f"{settings['method']}",
-               unit="img", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(names), initial=len(done), desc=f"{settings['method']}",
+                       unit="img", disable=not progress)
     try:
         if workers > 1 and len(tasks) > 1:
             with _pool(min(workers, len(tasks))) as pool:

@@ -1,18 +1,17 @@
 """Paired low-light / normal-light images: which pairs to use, and the same crop and flip on both.
 
-A pair list comes from `--annotation`: the seed's `{"filename": [...]}` JSON, a COCO json (its
+A pair list comes from `--annotation`: a `{"filename": [...]}` JSON, a COCO json (its
 `images[].file_name`), or, when omitted, every image file name present in both folders.
 """
 import os
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from torch_utils_lib import transforms as T
 from torch_utils_lib.cli import UserError, read_json
 from torch_utils_lib.coco_json import validate_coco
-from torch_utils_lib.image_io import list_images, read_rgb, require_finite
+from torch_utils_lib.image_io import list_images, read_rgb
 
 
 def annotation_file_names(path):
@@ -56,17 +55,12 @@ def resolve_names(image_dirs, annotation=None):
     return sorted(common)
 
 
+MODEL_RANGE = (-1.0, 1.0)  # the diffusion model's pixel values
+
+
 def to_model_range(rgb):
     """HxWx3 uint8 to a 3xHxW float tensor in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(127.5).sub_(1)
-
-
-def to_uint8(tensor):
-    """3xHxW tensor in [-1, 1] to HxWx3 uint8 (rounded to nearest); UserError if not finite."""
-    values = tensor.detach().float().cpu()
-    require_finite(values, "the diffusion model's output")
-    array = ((values.clamp(-1, 1) + 1) * 127.5).round().byte()
-    return array.permute(1, 2, 0).numpy()
+    return T.to_tensor(rgb.astype(np.float32)).div_(127.5).sub_(1)
 
 
 def read_pair(target_path, cond_path):

@@ -39,7 +39,7 @@ def build_parser():
     p.add_argument("--coco_annotation", default=sample_annotation("val"),
                    help="COCO instance annotations of these images, for the AP table")
     p.add_argument("--batch_size", type=int, default=4, help="Mask R-CNN batch size")
-    from torch_utils_lib.utils import default_device
+    from torch_utils_lib.devices import default_device
     p.add_argument("--device", default=default_device(), help="device for Mask R-CNN")
     return p
 
@@ -48,7 +48,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from diffusion_model.data import resolve_names
     from diffusion_model.quality import quality_table, score_sets, two_stage_table
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.runinfo import write_run_metadata
 
     image_dirs = {"restored": args.restored_image_dir}
     if args.conditional_image_dir:
@@ -80,7 +81,7 @@ def main(argv=None):
         import torch
 
         from mask_rcnn.evaluation import evaluate_image_sets
-        from torch_utils_lib.utils import init_distributed
+        from torch_utils_lib.distributed import init_distributed
         device = init_distributed(args.device).device
         with torch.no_grad():
             ap = evaluate_image_sets(args.maskrcnn_weight_path, args.coco_annotation,

@@ -61,8 +61,10 @@ def main(argv=None):
     from diffusion_model.data import resolve_names
     from diffusion_model.restore import restore_directory
     from diffusion_model.trainer import load_diffusion
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
-    from torch_utils_lib.utils import init_distributed, resolve_amp, seed_everything
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.devices import resolve_amp, seed_everything
+    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.runinfo import write_run_metadata
 
     device = init_distributed(args.device).device
     amp = resolve_amp(args.amp, device)

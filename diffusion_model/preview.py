@@ -1,8 +1,15 @@
 """Figures of restorations: training previews (progressive samples) and inference comparisons."""
+import os
+
 import numpy as np
 import torch
 
-from diffusion_model.data import to_model_range, to_uint8
+from diffusion_model.data import MODEL_RANGE, to_model_range
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.image_io import read_rgb
+from torch_utils_lib.image_metrics import psnr
+from torch_utils_lib.plots import _pyplot, save_figure
+from torch_utils_lib.transforms import to_uint8
 
 
 def center_crop(array, size):
@@ -31,7 +38,6 @@ def progressive_samples(diffusion, cond, steps=20, snapshots=4, seed=0, amp=Fals
 
 def save_grid(path, columns, row_labels=None):
     """A PNG grid: `columns` is a list of (title, [HxWx3 uint8 per row]) (matplotlib, atomic)."""
-    from torch_utils_lib.plots import _pyplot, save_figure
     plt = _pyplot()
     rows = len(columns[0][1])
     fig, axes = plt.subplots(rows, len(columns), figsize=(2.0 * len(columns), 2.0 * rows),
@@ -55,18 +61,13 @@ def save_training_preview(path, diffusion, targets, conds, device, steps=20, amp
     cond = torch.stack([to_model_range(c) for c in conds])
     frames, final = progressive_samples(diffusion, cond.to(device), steps=steps, amp=amp)
     columns = [("low light", list(conds))]
-    columns += [(title, [to_uint8(x) for x in batch]) for title, batch in frames]
-    columns += [(f"DDIM-{steps} restored", [to_uint8(x) for x in final]), ("normal light", list(targets))]
+    columns += [(title, [to_uint8(x, MODEL_RANGE) for x in batch]) for title, batch in frames]
+    columns += [(f"DDIM-{steps} restored", [to_uint8(x, MODEL_RANGE) for x in final]), ("normal light", list(targets))]
     return save_grid(path, columns)
 
 
 def save_comparison(path, names, cond_dir, restored_dir, target_dir):
     """Low light | restored | normal light for `names` (PSNR in the titles); None if no pair."""
-    import os
-
-    from torch_utils_lib.cli import UserError
-    from torch_utils_lib.image_io import read_rgb
-    from torch_utils_lib.image_metrics import psnr
     if not os.path.isdir(target_dir):
         raise UserError(f"{target_dir}: image directory not found")
     rows = [n for n in names if os.path.isfile(os.path.join(target_dir, n))

@@ -1,8 +1,11 @@
 """Image quality of restorations against the normal-light references, and the two-stage AP table."""
 import os
 
+from torch_utils_lib.cli import UserError
 from torch_utils_lib.image_io import read_rgb
 from torch_utils_lib.image_metrics import psnr, psnr_gt_mean, ssim, ssim_gt_mean, summarize
+from torch_utils_lib.progress import progress as progress_bar
+from torch_utils_lib.tables import markdown_table
 
 METRICS = {"psnr": psnr, "ssim": ssim, "psnr_gt_mean": psnr_gt_mean, "ssim_gt_mean": ssim_gt_mean}
 LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "psnr_gt_mean": "PSNR GT-mean (dB)",
@@ -15,11 +18,8 @@ def score_sets(names, reference_dir, image_dirs, progress=True):
     Returns ({set: {metric: summary}}, [{"file_name", set: {metric: value}} per image]).
     GT-mean variants scale each image to the reference's mean brightness before scoring.
     """
-    from tqdm import tqdm
-
-    from torch_utils_lib.cli import UserError
     per_image = []
-    for name in tqdm(names, desc="scoring", disable=not progress, leave=False, dynamic_ncols=True):
+    for name in progress_bar(names, desc="scoring", disable=not progress):
         reference = read_rgb(os.path.join(reference_dir, name))
         record = {"file_name": name}
         for set_name, directory in image_dirs.items():
@@ -40,24 +40,17 @@ def score_sets(names, reference_dir, image_dirs, progress=True):
 
 
 def quality_table(summary):
-    """Text table: one row per image set, mean of each metric."""
-    header = f"{'images':<12}" + "".join(f"{LABELS[m]:>20}" for m in METRICS)
-    lines = [header, "-" * len(header)]
-    for set_name, metrics in summary.items():
-        cells = "".join(f"{metrics[m]['mean']:>20.4f}" if metrics[m]["mean"] is not None
-                        else f"{'-':>20}" for m in METRICS)
-        lines.append(f"{set_name:<12}{cells}")
-    return "\n".join(lines)
+    """Markdown table: one row per image set, the mean of each metric."""
+    rows = {set_name: {LABELS[m]: metrics[m]["mean"] for m in METRICS}
+            for set_name, metrics in summary.items()}
+    return markdown_table(rows, first_column="images", formats=dict.fromkeys(LABELS.values(), ".4f"))
 
 
 def two_stage_table(ap):
-    """Text table of Mask R-CNN AP on each image set ({set: {iou: stats}})."""
-    columns = [(iou, stat) for iou in ("bbox", "segm") for stat in ("AP", "AP50", "AP75")
+    """Markdown table of Mask R-CNN AP on each image set ({set: {iou: stats}})."""
+    columns = [f"{iou} {stat}" for iou in ("bbox", "segm") for stat in ("AP", "AP50", "AP75")
                if any(iou in sets for sets in ap.values())]
-    header = f"{'images':<12}" + "".join(f"{f'{iou} {stat}':>12}" for iou, stat in columns)
-    lines = [header, "-" * len(header)]
-    for set_name, sets in ap.items():
-        cells = "".join(f"{sets[iou][stat]:>12.4f}" if iou in sets else f"{'-':>12}"
-                        for iou, stat in columns)
-        lines.append(f"{set_name:<12}{cells}")
-    return "\n".join(lines)
+    rows = {set_name: {f"{iou} {stat}": stats[stat] for iou, stats in sets.items()
+                       for stat in ("AP", "AP50", "AP75")} for set_name, sets in ap.items()}
+    return markdown_table(rows, first_column="images", columns=columns,
+                          formats=dict.fromkeys(columns, ".4f"))

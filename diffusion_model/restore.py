@@ -10,8 +10,10 @@ import zlib
 
 import torch
 
-from diffusion_model.data import to_model_range, to_uint8
+from diffusion_model.data import MODEL_RANGE, to_model_range
 from torch_utils_lib.image_io import read_rgb, write_image
+from torch_utils_lib.progress import progress
+from torch_utils_lib.transforms import to_uint8
 
 
 def image_generator(seed, name):
@@ -26,7 +28,7 @@ def restore_batch(diffusion, conds, names, device, sampler="ddim", steps=50, eta
     cond = torch.stack([to_model_range(c) for c in conds]).to(device)
     generators = [image_generator(seed, n) for n in names]
     out = diffusion.sample(cond, sampler, steps=steps, eta=eta, generators=generators, amp=amp)
-    return [to_uint8(x) for x in out]
+    return [to_uint8(x, MODEL_RANGE) for x in out]
 
 
 def restore_directory(diffusion, cond_dir, names, output_dir, device, sampler="ddim", steps=50,
@@ -36,12 +38,11 @@ def restore_directory(diffusion, cond_dir, names, output_dir, device, sampler="d
     Files already in `output_dir` are complete (writes are atomic) and skipped, so an
     interrupted run continues where it stopped.
     """
-    from tqdm import tqdm
     todo = [n for n in names if not (skip_existing and os.path.isfile(os.path.join(output_dir, n)))]
     pending = {}  # image size -> [(name, image)]
     restored, seconds = 0, 0.0
-    bar = tqdm(total=len(todo), desc=f"restoring ({sampler}, {steps if sampler == 'ddim' else diffusion.timesteps} steps)",
-               dynamic_ncols=True, leave=False)
+    bar = progress(total=len(todo), desc=f"restoring ({sampler}, "
+                   f"{steps if sampler == 'ddim' else diffusion.timesteps} steps)")
 
     def flush(size):
         nonlocal restored, seconds

@@ -12,10 +12,10 @@ from torch_utils_lib.checkpoint import (check_same_config, latest_checkpoint, lo
                                         resume_training)
 from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.data import detection_loader
+from torch_utils_lib.devices import resolve_amp, seed_everything
+from torch_utils_lib.distributed import cleanup_distributed, init_distributed
 from torch_utils_lib.engine import fit
 from torch_utils_lib.runinfo import write_run_metadata
-from torch_utils_lib.utils import (cleanup_distributed, init_distributed, resolve_amp,
-                                   seed_everything)
 
 CONFIG_KEYS = ("unet", "timesteps", "schedule", "objective")
 PREVIEW_PAIRS, PREVIEW_SIZE = 4, 128

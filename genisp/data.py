@@ -9,7 +9,7 @@ import os
 import numpy as np
 import torch
 
-from genisp.raw import RawLoader, fit_size, resize_image
+from genisp.raw import RawLoader, fit_size, open_raw, resize_image
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.transforms import ToTensor
@@ -19,9 +19,8 @@ PIPELINES = ("minimal", "rawpy")
 
 def rawpy_default(path, resize=None):
     """rawpy's default processing (camera-independent sRGB, 8-bit) as float32 in [0, 1]."""
-    import rawpy
-    from genisp.raw import _open
-    raw = _open(path)
+    import rawpy  # as in genisp.raw: imported where a RAW is read
+    raw = open_raw(path)
     with raw:
         try:
             rgb = raw.postprocess()

@@ -56,8 +56,9 @@ def main(argv=None):
     args = parse_args(argv)
     from genisp.detection import load_frozen_detector, load_genisp
     from genisp.model import BoxDetector, GenISPDetector
+    from torch_utils_lib.devices import resolve_amp, seed_everything
+    from torch_utils_lib.distributed import init_distributed
     from torch_utils_lib.runinfo import write_run_metadata
-    from torch_utils_lib.utils import init_distributed, resolve_amp, seed_everything
 
     check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
                          "--weight_path": args.weight_path if "genisp" in args.pipelines else None,
@@ -102,10 +103,10 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
     import json
 
     from genisp.detection import predict_raw, raw_dataset
+    from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
     from torch_utils_lib.coco_eval import coco_stats, detections_to_coco
     from torch_utils_lib.data import detection_loader
     from torch_utils_lib.plots import plot_bars
-    from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text
 
     table = {}
     for pipeline in pipelines:
@@ -144,7 +145,7 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
 
 def _identity(args, with_genisp, detector_spec, weights):
     """What the saved detections depend on, checkpoints by content: a retrained model reruns."""
-    from genisp.raw import file_digest
+    from torch_utils_lib.runinfo import file_digest
     files = {"genisp_sha256": args.weight_path if with_genisp else None,
              "detector_sha256": detector_spec if os.path.isfile(detector_spec) else None,
              "detector_weights_sha256": weights if os.path.isfile(weights) else None}
@@ -168,10 +169,8 @@ def _finished(path, settings):
 def format_table(table):
     """Markdown table: one row per pipeline (and camera), the 12 COCO stats as columns."""
     from torch_utils_lib.coco_eval import STAT_NAMES
-    lines = ["| pipeline | " + " | ".join(STAT_NAMES) + " |", "|---|" + "---|" * len(STAT_NAMES)]
-    for name, stats in table.items():
-        lines.append(f"| {name} | " + " | ".join(f"{stats[s]:.3f}" for s in STAT_NAMES) + " |")
-    return "\n".join(lines)
+    from torch_utils_lib.tables import markdown_table
+    return markdown_table(table, first_column="pipeline", columns=STAT_NAMES)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import json
 
 from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.coco_json import load_coco_json
@@ -44,17 +45,21 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import json
-
-    import numpy as np
+    # imported here, after parsing: --help and flag errors need no torch
     import torch
 
     from genisp.detection import load_frozen_detector, load_genisp
     from genisp.model import boxes_only
     from genisp.raw import RawLoader, list_raw_files
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.detection_models import detections_to_cpu
+    from torch_utils_lib.devices import seed_everything
+    from torch_utils_lib.distributed import init_distributed
     from torch_utils_lib.image_io import write_image
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
-    from torch_utils_lib.utils import MetricLogger, init_distributed, seed_everything
+    from torch_utils_lib.metric_logger import MetricLogger
+    from torch_utils_lib.runinfo import write_run_metadata
+    from torch_utils_lib.transforms import to_tensor, to_uint8
+    from torch_utils_lib.visualize import draw_detections
 
     check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
                          "--weight_path": args.weight_path,
@@ -97,8 +102,7 @@ def main(argv=None):
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start:start + args.batch_size]
             loaded = [loader.load(os.path.join(args.raw_dir, n)) for n in batch]
-            images = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).to(device)
-                      for a, _ in loaded]
+            images = [to_tensor(a).to(device) for a, _ in loaded]
             enhanced = genisp(images)
             detections = None
             if detector is not None:
@@ -110,13 +114,8 @@ def main(argv=None):
                 write_image(os.path.join(args.output_dir, stem + ".png"), rgb)
                 if detections is None:
                     continue
-                det = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
-                       for k, v in detections[i].items()}
-                from torch_utils_lib.visualize import draw_instances
-                keep = det["scores"] >= args.score_threshold
-                overlay = draw_instances(rgb, det["boxes"][keep].tolist(),
-                                         [categories[int(l)] for l in det["labels"][keep]],
-                                         det["scores"][keep].tolist())
+                det = detections_to_cpu(detections[i])
+                overlay = draw_detections(rgb, det, categories, args.score_threshold)
                 write_image(os.path.join(args.output_dir, stem + "_detections.png"), overlay)
                 raw_h, raw_w = loaded[i][1]["raw_size"]
                 sx, sy = rgb.shape[1] / raw_w, rgb.shape[0] / raw_h
@@ -138,15 +137,6 @@ def main(argv=None):
         atomic_write_json(os.path.join(args.output_dir, "detections.json"), results)
         print(f"{len(results)} detections: {os.path.join(args.output_dir, 'detections.json')}")
     return 0
-
-
-def to_uint8(image):
-    """CxHxW float tensor in [0, 1] (values outside are clipped) -> HxWx3 uint8; finite only."""
-    from torch_utils_lib.image_io import require_finite
-    image = image.detach().float().cpu()
-    require_finite(image, "GenISP's output")
-    return (image.clamp(0, 1).mul(255).round().byte()
-            .permute(1, 2, 0).cpu().numpy())
 
 
 def _image_ids(annotation, names):

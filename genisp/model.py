@@ -39,8 +39,8 @@ def instance_norm(channels):
 class PointwiseConv(nn.Conv2d):
     """A 1x1 convolution computed as a batched matrix product (the same weights and numbers).
 
-    On CPU, oneDNN's 1x1 convolution from 64 channels to 3 took 4x longer (forward and
-    backward) than this product at 2x512x512: 15% of GenISP's training step.
+    On CPU, oneDNN's 1x1 convolution from 64 channels to 3 is slower (forward and backward)
+    than this product (README, "Benchmarks").
     """
 
     def __init__(self, in_channels, out_channels):

@@ -15,7 +15,6 @@ The camera -> XYZ matrix is normalised so that camera white (1, 1, 1) maps to XY
 value range stays [0, 1] and the exposure is not changed by the colour transform.
 """
 import hashlib
-import io
 import json
 import os
 import warnings
@@ -23,20 +22,18 @@ import warnings
 import cv2
 import numpy as np
 
+from torch_utils_lib.atomic_io import atomic_write_bytes
+from torch_utils_lib.camera import (CFA_PATTERNS, SRGB_TO_XYZ, green_on_red_row,
+                                    read_dng_color_matrix)
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.image_io import list_files
-from torch_utils_lib.runinfo import atomic_write_bytes
 
 RAW_EXTENSIONS = (".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".dng", ".raf", ".orf", ".rw2",
                   ".pef", ".srw", ".kdc", ".dcr", ".mrw", ".3fr", ".erf", ".mef", ".mos", ".x3f",
                   ".iiq", ".rwl", ".srf", ".sr2")
-BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-# IEC 61966-2-1 linear sRGB -> XYZ (D65).
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
+BAYER_PATTERNS = CFA_PATTERNS
 # Bump when the pre-processing changes, so stale cache entries are never read.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class RawWarning(UserWarning):
@@ -50,8 +47,8 @@ def list_raw_files(raw_dir):
 
 # ---------------------------------------------------------------- reading
 
-def _open(path):
-    import rawpy
+def open_raw(path):
+    import rawpy  # imported where a RAW is read (here and below): the rest needs no LibRaw
     if not os.path.isfile(path):
         raise UserError(f"{path}: RAW file not found")
     try:
@@ -86,19 +83,10 @@ def normalise_camera_to_xyz(camera_to_xyz):
 
 def _dng_color_matrix(path):
     """ColorMatrix1 (XYZ -> camera) of a DNG, or None when absent or unreadable."""
-    import tifffile
     try:
-        with tifffile.TiffFile(path) as tif:
-            for page in tif.pages:
-                tag = page.tags.get(50721)
-                if tag is not None:
-                    value = np.asarray(tag.value, np.float64).ravel()
-                    if value.size == 18:  # (numerator, denominator) pairs
-                        value = value[0::2] / value[1::2]
-                    return value.reshape(3, 3) if value.size == 9 else None
-    except (OSError, ValueError, tifffile.TiffFileError):
+        return read_dng_color_matrix(path)
+    except UserError:
         return None
-    return None
 
 
 def camera_to_xyz_matrix(raw, path=""):
@@ -133,7 +121,7 @@ def read_bayer(path):
     (3x3), matrix_source, black (2x2 per CFA position), white, flip (LibRaw's orientation code).
     """
     import rawpy
-    raw = _open(path)
+    raw = open_raw(path)
     with raw:
         try:
             if raw.raw_type != rawpy.RawType.Flat:
@@ -175,8 +163,7 @@ def pack_bayer(mosaic, pattern):
     planes = {}
     for (i, j), letter in zip(((0, 0), (0, 1), (1, 0), (1, 1)), pattern):
         if letter == "G":
-            red_row = pattern.index("R") // 2
-            letter = "G1" if i == red_row else "G2"
+            letter = "G1" if green_on_red_row(pattern, i) else "G2"
         planes[letter] = mosaic[i::2, j::2]
     return np.stack([planes["R"], planes["G1"], planes["G2"], planes["B"]], axis=-1)
 
@@ -242,41 +229,75 @@ def preprocess_raw(path, resize=None):
 
 # ---------------------------------------------------------------- the cache
 
-def file_digest(path, chunk=1 << 20):
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+_ENTRY_MAGIC = b"llvision-raw-cache\n"
+
+
+def float16_to_float32(array):
+    """Exact float16 -> float32 of finite, non-negative values, faster than numpy's astype.
+
+    Shifting the 15 exponent-and-mantissa bits into float32 position leaves the exponent bias
+    112 short; multiplying by 2**112 restores it exactly (half subnormals included). Arrays with
+    a sign bit set go through numpy's conversion.
+    """
+    bits = np.ascontiguousarray(array).view(np.uint16)
+    if bits.size and bits.max() >= 0x8000:
+        return bits.view(np.float16).astype(np.float32)
+    out = bits.astype(np.uint32)
+    out <<= 13
+    values = out.view(np.float32)
+    values *= np.float32(2.0 ** 112)
+    return values
+
+
+def encode_entry(image16, info):
+    """A cache entry: magic line, header length, JSON header (shape, info), float16 pixels."""
+    header = json.dumps({"shape": list(image16.shape), "info": info}).encode()
+    return (_ENTRY_MAGIC + len(header).to_bytes(8, "little") + header
+            + np.ascontiguousarray(image16, np.float16).tobytes())
+
+
+def read_entry(path):
+    """(float32 image, info) of a cache entry file; ValueError when it is damaged."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        if f.read(len(_ENTRY_MAGIC)) != _ENTRY_MAGIC:
+            raise ValueError("not a cache entry")
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        shape = tuple(header["shape"])
+        pixels = np.empty(int(np.prod(shape)), np.uint16)
+        if f.readinto(pixels) != pixels.nbytes or f.read(1):
+            raise ValueError("cache entry has the wrong size")
+    return float16_to_float32(pixels).reshape(shape), header["info"]
 
 
 class RawLoader:
     """`loader(path)` for CocoDetection: the pre-processed RAW, from a disk cache when it can.
 
-    Entries are keyed by the file's SHA-256 and the settings, so an edited file or a changed
-    `resize` never reads a stale entry; they are stored as float16 (half the disk; the rounding
-    is far below sensor noise) and every call returns the float16-rounded values, cached or not,
-    so a cached epoch sees exactly the same input as the first one. cache_dir=None: no cache.
+    Entries are keyed by the file's real path, size and modification time (nanoseconds) and the
+    settings, so an edited, replaced or touched file or a changed `resize` never reads a stale
+    entry, and finding one costs a stat, not a read of the RAW. Pixels are stored as float16
+    (half the disk; the rounding is far below sensor noise) and every call returns the
+    float16-rounded values, cached or not, so a cached epoch sees exactly the same input as the
+    first one. cache_dir=None: no cache.
     """
 
     def __init__(self, cache_dir=None, resize=None):
         self.cache_dir = cache_dir
         self.resize = tuple(resize) if resize else None
-        self._digests = {}  # (path, size, mtime) -> digest: hash each file once per process
         self.hits = self.misses = 0
 
     def settings(self):
         return {"version": CACHE_VERSION, "resize": self.resize, "dtype": "float16"}
 
-    def cache_path(self, path):
+    def cache_key(self, path):
+        """What an entry depends on: the file's identity and state, and the settings."""
         stat = os.stat(path)
-        key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
-        if key not in self._digests:
-            self._digests[key] = file_digest(path)
-        settings = hashlib.sha256(json.dumps(self.settings(), sort_keys=True).encode()).hexdigest()
-        name = hashlib.sha256((self._digests[key] + settings).encode()).hexdigest()
-        return os.path.join(self.cache_dir, name[:2], name + ".npz")
+        return {"path": os.path.realpath(path), "size": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns, **self.settings()}
+
+    def cache_path(self, path):
+        key = json.dumps(self.cache_key(path), sort_keys=True).encode()
+        name = hashlib.sha256(key).hexdigest()
+        return os.path.join(self.cache_dir, name[:2], name + ".bin")
 
     def process(self, path):
         """Decode and pre-process one file (no cache)."""
@@ -289,22 +310,18 @@ class RawLoader:
         entry = self.cache_path(path) if self.cache_dir else None
         if entry and os.path.isfile(entry):
             try:
-                with np.load(entry) as data:
-                    image = data["image"].astype(np.float32)
-                    info = json.loads(str(data["info"]))
+                image, info = read_entry(entry)
                 info["raw_size"] = tuple(info["raw_size"])
                 self.hits += 1
                 return image, info
-            except (OSError, ValueError, KeyError, EOFError):
+            except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is rebuilt below
         image, info = self.process(path)
         image16 = image.astype(np.float16)
         self.misses += 1
         if entry:
-            buffer = io.BytesIO()
-            np.savez(buffer, image=image16, info=np.array(json.dumps(info)))
-            atomic_write_bytes(entry, buffer.getvalue())
-        return image16.astype(np.float32), info
+            atomic_write_bytes(entry, encode_entry(image16, info))
+        return float16_to_float32(image16), info
 
     def __call__(self, path):
         return self.load(path)[0]

@@ -3,14 +3,20 @@ import os
 
 import torch
 
+from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.coco_utils import CocoDetection
+from torch_utils_lib.coco_eval import detections_to_coco
+from torch_utils_lib.coco_utils import CocoDetection, load_coco_json
 from torch_utils_lib.data import detection_loader
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, cached_weights_path, label_map_by_name,
-                                              load_detector, TORCHVISION_DETECTORS)
+from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
+                                              cached_weights_path, label_map_by_name,
+                                              load_detector, predict_images)
 from torch_utils_lib.engine import evaluate
-from torch_utils_lib.image_io import read_rgb, write_image
-from torch_utils_lib.visualize import draw_instances, side_by_side
+from torch_utils_lib.image_io import list_images, read_rgb, write_image
+from torch_utils_lib.metric_logger import MetricLogger
+from torch_utils_lib.tables import markdown_table  # noqa: F401 (mask_rcnn/evaluate.py imports it here)
+from torch_utils_lib.visualize import draw_detections, draw_instances, side_by_side
+from torch_utils_lib.visualize import draw_detections as instance_panel  # noqa: F401 (low_light_study's name)
 
 STATS_SHOWN = ("AP", "AP50", "AP75")
 
@@ -54,7 +60,7 @@ def pretrained_available(name):
 
 
 def categories_in_coco(annotation):
-    from torch_utils_lib.coco_utils import load_coco_json
+    """True when every category of `annotation` is a COCO category name."""
     return all(c["name"] in COCO_CATEGORY_NAMES for c in load_coco_json(annotation)["categories"])
 
 
@@ -134,28 +140,8 @@ def add_intervals(results, annotation, results_dirs, n=1000, seed=0):
     return drops
 
 
-def markdown_table(rows, first="model"):
-    """A Markdown table of {row name: {column: float}} (columns in first-seen order)."""
-    columns = []
-    for row in rows.values():
-        columns += [c for c in row if c not in columns]
-    lines = ["| " + " | ".join([first] + columns) + " |", "|" + "---|" * (len(columns) + 1)]
-    for name, row in rows.items():
-        cells = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns]
-        lines.append("| " + " | ".join([name] + cells) + " |")
-    return "\n".join(lines)
-
-
-def instance_panel(image, output, names, score_threshold):
-    """Image with the detections above `score_threshold` drawn on it."""
-    keep = output["scores"] >= score_threshold
-    masks = output["masks"][keep][:, 0].numpy() if "masks" in output else None
-    return draw_instances(image, output["boxes"][keep].numpy(),
-                          [names[int(l)] for l in output["labels"][keep]],
-                          output["scores"][keep].numpy(), masks)
-
-
 def ground_truth_panel(dataset, index, image):
+    """Image with the annotated instances of `dataset[index]` drawn on it."""
     target = dataset.build_target(dataset.image_ids[index], *image.shape[:2])
     names = {label: c["name"] for c in dataset.categories
              for cid, label in dataset.label_map.items() if cid == c["id"]}
@@ -164,7 +150,6 @@ def ground_truth_panel(dataset, index, image):
                           None, masks)
 
 
-@torch.no_grad()
 def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, count, device,
                      score_threshold=0.5):
     """Side-by-side PNGs: ground truth | predictions on normal light | on low light."""
@@ -178,9 +163,8 @@ def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, co
         panels.append(ground_truth_panel(normal, index, normal_image))
         for dataset in (normal, low):
             image = read_rgb(dataset.image_path(index))
-            tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255).to(device)
-            output = {k: v.cpu() for k, v in model([tensor])[0].items()}
-            panels.append(instance_panel(image, output, config["categories"], score_threshold))
+            output = predict_images(model, [image], device)[0]
+            panels.append(draw_detections(image, output, config["categories"], score_threshold))
         figure = side_by_side(panels, ["ground truth", "normal light", "low light"])
         stem = os.path.splitext(os.path.basename(normal.image_path(index)))[0]
         paths.append(os.path.join(out_dir, f"{stem}_comparison.png"))
@@ -190,11 +174,6 @@ def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, co
 
 def run_inference(model, config, image_dir, output_dir, device, batch_size=4, score_threshold=0.5):
     """Detections for every image in `image_dir`: overlays and a COCO results JSON (ids = file names)."""
-    from torch_utils_lib.image_io import list_images
-    from torch_utils_lib.runinfo import atomic_write_json
-    from torch_utils_lib.coco_eval import detections_to_coco
-    from torch_utils_lib.utils import MetricLogger
-
     files = list_images(image_dir)
     if not files:
         raise UserError(f"{image_dir}: no images found")
@@ -205,14 +184,11 @@ def run_inference(model, config, image_dir, output_dir, device, batch_size=4, sc
     for start in range(0, len(files), batch_size):
         batch = files[start:start + batch_size]
         images = [read_rgb(os.path.join(image_dir, f)) for f in batch]
-        tensors = [torch.from_numpy(i).permute(2, 0, 1).float().div(255).to(device) for i in images]
-        with torch.no_grad():
-            outputs = [{k: v.cpu() for k, v in o.items()} for o in model(tensors)]
-        for name, image, output in zip(batch, images, outputs):
+        for name, image, output in zip(batch, images, predict_images(model, images, device)):
             keep = output["scores"] >= score_threshold
             kept = {k: v[keep] for k, v in output.items()}
             write_image(os.path.join(output_dir, os.path.splitext(name)[0] + "_pred.png"),
-                        instance_panel(image, kept, config["categories"], score_threshold))
+                        draw_detections(image, kept, config["categories"]))
             boxes = detections_to_coco(name, kept, category_of_label, "bbox")
             masks = (detections_to_coco(name, kept, category_of_label, "segm") if "masks" in kept
                      else [{}] * len(boxes))

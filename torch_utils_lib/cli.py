@@ -1,5 +1,6 @@
 """Command-line plumbing: user errors end in one line and a non-zero exit, never a traceback."""
 import errno
+import json
 import os
 import sys
 
@@ -75,7 +76,6 @@ def run_main(main):
 
 def require_file(path, what="file"):
     """Raise a UserError naming `path` unless it is an existing file."""
-    import os
     if not os.path.isfile(path):
         raise UserError(f"{path}: {what} not found")
     return path
@@ -83,7 +83,6 @@ def require_file(path, what="file"):
 
 def read_json(path, what="JSON file"):
     """The parsed JSON file at `path`; a UserError naming it if it is missing or not JSON."""
-    import json
     require_file(path, what)
     try:
         with open(path) as f:
@@ -96,7 +95,6 @@ def read_json(path, what="JSON file"):
 
 def require_dir(path, what="directory"):
     """Raise a UserError naming `path` unless it is an existing directory."""
-    import os
     if not os.path.isdir(path):
         raise UserError(f"{path}: {what} not found")
     return path

@@ -3,7 +3,8 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from torch_utils_lib.coco_utils import collate_fn
-from torch_utils_lib.utils import get_world_size, seed_worker
+from torch_utils_lib.devices import seed_worker
+from torch_utils_lib.distributed import get_world_size
 
 
 class GroupedBatchSampler(torch.utils.data.Sampler):

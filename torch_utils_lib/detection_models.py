@@ -17,6 +17,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from torch_utils_lib.checkpoint import is_plain_state_dict, read_state
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.transforms import to_tensor
 
 _D = torchvision.models.detection
 # name -> (builder, COCO weights enum, ImageNet backbone weights enum)
@@ -76,7 +77,7 @@ def light_maskrcnn(num_classes, min_size, max_size, fpn_channels=64, pretrained_
     backbone = BackboneWithFPN(body, {"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
                                [64, 128, 256, 512], fpn_channels, extra_blocks=LastLevelMaxPool())
     # Fewer proposals and sampled RoIs than torchvision's 2000/2000/512: on CPU the RoIAlign
-    # backward over 512 RoIs per image was 55% of a step; these make a step 2.5x faster.
+    # backward over 512 RoIs per image dominates a step (README, "Benchmarks").
     return MaskRCNN(
         backbone, None, min_size=min_size, max_size=max_size,
         rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500, box_batch_size_per_image=128,
@@ -289,6 +290,17 @@ def load_detector_weights(model, state, path):
         raise UserError(f"{path}: weights do not fit {type(model).__name__} "
                         f"({str(e).strip().splitlines()[-1].strip()[:160]})") from None
     return model
+
+
+def detections_to_cpu(output):
+    """A detector's output dict on the CPU, floating-point values as float32 (AMP gives half)."""
+    return {k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in output.items()}
+
+
+@torch.no_grad()
+def predict_images(model, images, device):
+    """Detections for HxWx3 uint8 images, one CPU output dict each (the model must be in eval)."""
+    return [detections_to_cpu(o) for o in model([to_tensor(i).to(device) for i in images])]
 
 
 def label_map_by_name(dataset_categories, detector_categories):

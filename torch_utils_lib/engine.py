@@ -5,6 +5,7 @@ import math
 import torch
 
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.detection_models import detections_to_cpu
 from torch_utils_lib.utils import MetricLogger, reduce_mean
 
 
@@ -97,8 +98,7 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
         images = [image.to(device, non_blocking=True) for image in images]
         with autocast(device, amp):
             outputs = model(images)
-        outputs = [{k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in o.items()}
-                   for o in outputs]
+        outputs = [detections_to_cpu(o) for o in outputs]
         logger.update()
         yield targets, outputs
     logger.close()
@@ -208,7 +208,8 @@ def prepare_checkpoint_dir(checkpoint_dir, start_epoch, log_name="train_log.json
     """
     import os
 
-    from torch_utils_lib.runinfo import read_jsonl, remove_stale_temporaries
+    from torch_utils_lib.atomic_io import remove_stale_temporaries
+    from torch_utils_lib.runinfo import read_jsonl
     from torch_utils_lib.utils import is_main_process
 
     os.makedirs(checkpoint_dir, exist_ok=True)

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from torch_utils_lib.atomic_io import atomic_write_bytes
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.runinfo import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -88,7 +88,7 @@ def _jpeg_components(data):
 
 
 def _decode_jpeg_fast(data):
-    """OpenCV decode of an 8-bit grey or YCbCr/RGB JPEG: the same pixels as PIL, about 2x faster.
+    """OpenCV decode of an 8-bit grey or YCbCr/RGB JPEG: the same pixels as PIL, faster.
 
     OpenCV applies the EXIF orientation itself; grey becomes RGB by replication as in PIL.
     """

@@ -2,10 +2,13 @@
 import io
 import os
 
-from torch_utils_lib.runinfo import atomic_write_bytes, read_jsonl
+from torch_utils_lib.atomic_io import atomic_write_bytes
+from torch_utils_lib.runinfo import read_jsonl
 
 
 def _pyplot():
+    """matplotlib's pyplot on the Agg backend, imported on first use: it adds about a second
+    to the start-up of every script that imports this module."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

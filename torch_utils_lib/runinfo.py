@@ -1,124 +1,38 @@
-"""Atomic file writes and run metadata (arguments, versions, git commit) beside every output.
+"""Run metadata (arguments, versions, git commit) beside every output.
 
 No torch import here: versions are read from package metadata.
 """
 import datetime
-import itertools
+import hashlib
 import json
 import os
 import platform
-import re
 import socket
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 
+# atomic writes moved to torch_utils_lib.atomic_io; re-exported while callers move over
+from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
 from torch_utils_lib.paths import REPO_ROOT
 
 _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pycocotools",
              "faster-coco-eval", "rawpy", "tifffile")
 
 
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()  # read once: os.umask is process-wide and not thread-safe
-_TEMP_NUMBERS = itertools.count()
-_TEMP_NAME = re.compile(r"\..+\.(\d+)\.\d+\.tmp")
-
-
-def _open_temp(directory, base):
-    """(fd, path) of a new hidden temporary file beside the target, mode 0666 less the umask.
-
-    Named by process id and a counter, which is cheaper than mkstemp's random name plus a
-    chmod; mkstemp is the fallback where the name exists (another host on a shared disk).
-    """
-    path = os.path.join(directory, f".{base[:100]}.{os.getpid()}.{next(_TEMP_NUMBERS)}.tmp")
-    try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
-    except FileExistsError:
-        fd, path = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-        os.chmod(path, 0o666 & ~_UMASK)
-        return fd, path
-
-
-def atomic_write_bytes(path, data):
-    """Write `data` to `path` through a temporary file and a rename: readers never see half.
-
-    A disk that is full or read-only, or a path blocked by a file, raises a UserError naming
-    `path`; what was at `path` before stays as it was.
-    """
-    from torch_utils_lib.cli import UserError
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = None
-    try:
-        try:
-            fd, tmp = _open_temp(directory, base)
-        except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = _open_temp(directory, base)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
-        raise
-
-
-def remove_stale_temporaries(directory):
-    """Delete the temporary files atomic_write_bytes leaves when a process is killed mid-write.
-
-    Only hidden `.NAME.PID.N.tmp` files of processes that no longer run are removed; call it
-    when a run starts, before this process writes there (its own pid may be a reused one).
-    """
-    removed = []
-    if not os.path.isdir(directory):
-        return removed
-    for name in os.listdir(directory):
-        match = _TEMP_NAME.fullmatch(name)
-        if match is None or _process_alive(int(match.group(1))):
-            continue
-        try:
-            os.unlink(os.path.join(directory, name))
-            removed.append(name)
-        except OSError:
-            pass
-    return removed
-
-
-def _process_alive(pid):
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def atomic_write_json(path, obj):
-    """Write `obj` as indented JSON atomically."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
-
-
-def atomic_write_text(path, text):
-    """Write a text file atomically."""
-    atomic_write_bytes(path, text.encode())
-
-
 def read_jsonl(path):
     """Records of a JSON-lines log."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def file_digest(path, chunk=1 << 20):
+    """SHA-256 of a file's bytes (identifies a checkpoint a result depends on)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def git_commit():

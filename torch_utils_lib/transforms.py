@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch_utils_lib.image_io import require_finite
+
 
 class Compose:
     def __init__(self, transforms):
@@ -19,14 +21,31 @@ class Compose:
         return image, target
 
 
+def to_tensor(image):
+    """HxWxC (or HxW) array to a float CxHxW tensor: uint8 scaled to [0, 1], float kept as is."""
+    array = image[:, :, None] if image.ndim == 2 else image
+    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return tensor.float().div_(255) if array.dtype == np.uint8 else tensor.float()
+
+
+def to_uint8(tensor, value_range=(0.0, 1.0), what="the model's output"):
+    """CxHxW tensor with values in `value_range` (clipped to it) to an HxWxC uint8 array.
+
+    A UserError naming `what` if any value is NaN or inf: an image holding NaN is never written.
+    """
+    low, high = value_range
+    values = tensor.detach().float()
+    require_finite(values.cpu(), what)
+    scaled = (values.clamp(low, high) - low) * (255.0 / (high - low))
+    return scaled.round().byte().permute(1, 2, 0).cpu().numpy()
+
+
 class ToTensor:
     """HxWxC array (uint8 scaled to [0, 1]; float kept as is) to a float CxHxW tensor."""
 
     def __call__(self, image, target=None):
         if isinstance(image, np.ndarray):
-            array = image[:, :, None] if image.ndim == 2 else image
-            tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-            image = tensor.float().div_(255) if array.dtype == np.uint8 else tensor.float()
+            image = to_tensor(image)
         return image, target
 
 

@@ -36,6 +36,17 @@ def draw_instances(image, boxes, names, scores=None, masks=None, alpha=0.45, min
     return canvas
 
 
+def draw_detections(image, detections, names, score_threshold=0.0):
+    """Overlay a detector's output dict (boxes, labels, scores, optional N x 1 x H x W masks;
+    tensors or arrays) on an HxWx3 uint8 image, keeping scores >= `score_threshold`."""
+    scores = np.asarray(detections["scores"], np.float32)
+    keep = scores >= score_threshold
+    masks = np.asarray(detections["masks"])[keep][:, 0] if "masks" in detections else None
+    return draw_instances(image, np.asarray(detections["boxes"], np.float32)[keep],
+                          [names[int(label)] for label in np.asarray(detections["labels"])[keep]],
+                          scores[keep], masks)
+
+
 def side_by_side(panels, titles, gap=4):
     """Panels (same height) in a row with a title strip above each."""
     height = max(p.shape[0] for p in panels)

@@ -1,7 +1,7 @@
 """Image-conditioned Gaussian diffusion: noise schedules, training loss, DDPM and DDIM samplers.
 
-Images and conditions live in [-1, 1]. The network predicts either the noise (`eps`, as the seed
-did) or `v = sqrt(a) * eps - sqrt(1 - a) * x0` (Salimans & Ho 2022), which keeps the target's
+Images and conditions live in [-1, 1]. The network predicts either the noise (`eps`, as in
+DDPM, Ho et al. 2020) or `v = sqrt(a) * eps - sqrt(1 - a) * x0` (Salimans & Ho 2022), which keeps the target's
 scale constant across steps. DDIM (Song et al. 2021) reuses the same trained network with far
 fewer steps; eta=0 makes it deterministic given the initial noise.
 """
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffusion_model.model.unet import UNet
+from torch_utils_lib.progress import progress
 
 SCHEDULES = ("linear", "cosine")
 OBJECTIVES = ("eps", "v")
@@ -127,7 +128,7 @@ class ConditionalDiffusion(nn.Module):
 
     @torch.no_grad()
     def ddpm_sample(self, cond, generators=None, on_step=None, amp=False, progress=False):
-        """Ancestral sampling through all `timesteps` steps (the seed's sampler)."""
+        """Ancestral sampling through all `timesteps` steps (DDPM's sampler)."""
         x = gaussian_noise(cond.shape[:1] + (self.unet.channels,) + cond.shape[2:], cond.device,
                            generators)
         steps = list(reversed(range(self.timesteps)))
@@ -187,8 +188,7 @@ class ConditionalDiffusion(nn.Module):
 def _progress(iterable, enabled, desc):
     if not enabled:
         return iterable
-    from tqdm import tqdm
-    return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
+    return progress(iterable, desc=desc)
 
 
 def build_diffusion(config):

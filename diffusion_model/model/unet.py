@@ -5,7 +5,7 @@ sees both at every pixel. It is fully convolutional: inputs of any size are padd
 a multiple of 2**(levels - 1) and the output is cropped back.
 
 Default size (dim=16, dim_mults=(1, 2, 4, 8), num_blocks=1): 3.6 M parameters, 2.8 GMACs per
-128x128 forward pass (one training step on 8 128x128 crops: about 2 s on 2 idle CPU cores).
+128x128 forward pass (training speed: README, "Benchmarks").
 Most parameters sit at the coarse levels, where they are cheap; the full-resolution level keeps
 few channels because it dominates the cost.
 """

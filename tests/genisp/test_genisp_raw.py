@@ -126,7 +126,7 @@ def test_cache_hits_and_keys(tmp_path):
     third = RawLoader(cache, resize=(40, 20))
     third(path)
     assert third.misses == 1
-    assert len([f for _, _, fs in os.walk(cache) for f in fs if f.endswith(".npz")]) == 3
+    assert len([f for _, _, fs in os.walk(cache) for f in fs if f.endswith(".bin")]) == 3
     # a damaged entry is rebuilt instead of crashing
     entry = third.cache_path(path)
     with open(entry, "wb") as f:
@@ -190,3 +190,30 @@ def test_rawnod_annotations_load(shared_data, tmp_path):
         assert target["labels"].tolist() and set(target["labels"].tolist()) <= {1, 2, 3}
         with pytest.raises(UserError, match="not found"):
             dataset[0]  # the images themselves are not distributed with the annotations
+
+
+def test_cache_never_serves_a_changed_file(tmp_path):
+    """Same path and size but a new modification time: decoded again, in the same loader too."""
+    bayer, _ = synthetic_mosaic("RGGB", 64, 96)
+    path = str(tmp_path / "a.dng")
+    write_dng(path, bayer, "RGGB", BLACKS, WHITE, XYZ_TO_CAM, [0.5, 1.0, 0.7])
+    loader = RawLoader(str(tmp_path / "cache"), resize=None)
+    first = loader(path)
+    assert loader(path).tobytes() == first.tobytes() and (loader.hits, loader.misses) == (1, 1)
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched
+    loader(path)
+    assert (loader.hits, loader.misses) == (1, 2)
+    # rewritten with the same size: the new pixels are read, not the cached ones
+    brighter = np.minimum(bayer.astype(np.int64) + 2000, WHITE).astype(np.uint16)
+    write_dng(path, brighter, "RGGB", BLACKS, WHITE, XYZ_TO_CAM, [0.5, 1.0, 0.7])
+    assert os.path.getsize(path) == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000))
+    changed = loader(path)
+    assert (loader.hits, loader.misses) == (1, 3)
+    assert changed.mean() > first.mean() + 0.05
+    assert changed.tobytes() == RawLoader(None)(path).tobytes()
+    # the key is the real path: a symlink to the file finds the same entry
+    link = str(tmp_path / "link.dng")
+    os.symlink(path, link)
+    assert loader.cache_path(link) == loader.cache_path(path)

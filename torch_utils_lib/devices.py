@@ -1,0 +1,45 @@
+"""Seeding, the default device, AMP's default, and the flags every training/eval script shares."""
+import argparse
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed, deterministic=True):
+    """Seed Python, NumPy and torch; on CPU this makes training repeatable run to run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.benchmark = False
+
+
+def seed_worker(worker_id):
+    """DataLoader worker_init_fn: derive NumPy/random seeds from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def default_device():
+    """'cuda' when a GPU is visible, else 'cpu': the default of every --device flag."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def add_common_args(parser, seed=0):
+    """The flags every training/eval script shares: --device, --seed, --workers, --amp."""
+    parser.add_argument("--device", default=default_device(),
+                        help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=seed, help="random seed")
+    parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="mixed precision (default: on for CUDA, off on CPU; --no-amp turns it off)")
+    return parser
+
+
+def resolve_amp(amp_flag, device):
+    """AMP is on by default on CUDA and unavailable on CPU (bfloat16 CPU autocast is slower there)."""
+    if amp_flag is None:
+        return device.type == "cuda"
+    return bool(amp_flag) and device.type == "cuda"

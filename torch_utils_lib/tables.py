@@ -1,0 +1,28 @@
+"""Markdown tables of results: one row per model (or image set), one column per statistic."""
+
+
+def markdown_table(rows, first_column="model", columns=None, formats=None, missing="-"):
+    """A Markdown table of {row name: {column: value}}.
+
+    columns: which columns and in what order (default: every column, in first-seen order);
+    formats: {column: format spec} for numbers (default ".3f" for floats); a value a row lacks
+    (or None) prints as `missing`.
+    """
+    if columns is None:
+        columns = []
+        for row in rows.values():
+            columns += [c for c in row if c not in columns]
+    formats = formats or {}
+
+    def cell(value, column):
+        if value is None:
+            return missing
+        if isinstance(value, float):
+            return format(value, formats.get(column, ".3f"))
+        return format(value, formats[column]) if column in formats else str(value)
+
+    lines = ["| " + " | ".join([first_column, *columns]) + " |",
+             "|" + "---|" * (len(columns) + 1)]
+    for name, row in rows.items():
+        lines.append("| " + " | ".join([str(name)] + [cell(row.get(c), c) for c in columns]) + " |")
+    return "\n".join(lines)
