@@ -17,8 +17,9 @@ import argparse
 def build_parser():
     from torch_utils_lib.coco_eval import BACKENDS
     from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-    from torch_utils_lib.utils import add_common_args
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
+                                     positive_int, probability)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--normal_light_img_dir", default=sample_images("val"))
     p.add_argument("--low_light_img_dir", default=sample_low_light("val", "gamma_noise"))
     p.add_argument("--annotation", default=sample_annotation("val"), help="ground truth (COCO json)")
@@ -28,13 +29,16 @@ def build_parser():
                    help="more checkpoints as rows, e.g. finetuned=runs/mask_rcnn/low/last.pth")
     p.add_argument("--pretrained", default="maskrcnn_resnet50_fpn",
                    help="COCO-pretrained torchvision row when cached and applicable ('none' to skip)")
-    p.add_argument("--output_dir", default=None, help="table JSON/Markdown (default: beside the checkpoint)")
-    p.add_argument("--save_image_dir", default=None, help="comparison PNGs (default: OUTPUT_DIR/figures)")
-    p.add_argument("--count", type=int, default=4, help="images to draw side by side")
-    p.add_argument("--score_threshold", type=float, default=0.5, help="for the drawings only")
-    p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--output_dir", "--save_image_dir", dest="output_dir", default=None,
+                   help="the AP table (ap_table.md/.json), detections per model and the "
+                        "comparison PNGs in OUTPUT_DIR/figures (default: CHECKPOINT_DIR/eval)")
+    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
+                   help="images to draw side by side (0: none)")
+    p.add_argument("--score_threshold", type=probability, default=0.5,
+                   help="smallest score drawn (AP counts every detection)")
+    p.add_argument("--batch_size", type=positive_int, default=4)
     p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
-    add_common_args(p)
+    add_common_args(p, seed=False)
     return p
 
 
@@ -67,7 +71,7 @@ def main():
             args.coco_backend, os.path.join(output_dir, name.split(" ")[0]), amp)
         if name == "checkpoint" and args.count > 0 and is_main_process():
             save_comparisons(model, config, args.annotation, sets["normal"], sets["low_light"],
-                             args.save_image_dir or os.path.join(output_dir, "figures"), args.count,
+                             os.path.join(output_dir, "figures"), args.count,
                              dist.device, args.score_threshold)
     cleanup_distributed()
     if not is_main_process():

@@ -129,8 +129,11 @@ def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, co
     return paths
 
 
-def run_inference(model, config, image_dir, output_dir, device, batch_size=4, score_threshold=0.5):
-    """Detections for every image in `image_dir`: overlays and a COCO results JSON (ids = file names)."""
+def run_inference(model, config, image_dir, output_dir, device, batch_size=4, score_threshold=0.5,
+                  amp=False):
+    """Detections scoring at least `score_threshold` for every image in `image_dir`: overlays and
+    a COCO results JSON (ids = file names)."""
+    from torch_utils_lib.engine import autocast
     from torch_utils_lib.image_io import list_images
     from torch_utils_lib.runinfo import atomic_write_json
     from torch_utils_lib.coco_eval import detections_to_coco
@@ -147,8 +150,9 @@ def run_inference(model, config, image_dir, output_dir, device, batch_size=4, sc
         batch = files[start:start + batch_size]
         images = [read_rgb(os.path.join(image_dir, f)) for f in batch]
         tensors = [torch.from_numpy(i).permute(2, 0, 1).float().div(255).to(device) for i in images]
-        with torch.no_grad():
-            outputs = [{k: v.cpu() for k, v in o.items()} for o in model(tensors)]
+        with torch.no_grad(), autocast(device, amp):
+            outputs = [{k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in o.items()}
+                       for o in model(tensors)]
         for name, image, output in zip(batch, images, outputs):
             keep = output["scores"] >= score_threshold
             kept = {k: v[keep] for k, v in output.items()}

@@ -123,16 +123,27 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     return stats
 
 
+def build_lr_scheduler(optimizer, step_size=0, milestones=None, gamma=0.1):
+    """The epoch-wise lr schedule of --lr_milestones or --lr_step_size (None: a constant lr)."""
+    if milestones:
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, sorted(milestones), gamma)
+    if step_size:
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma)
+    return None
+
+
 PLOT_INTERVAL_S = 60
 
 
 def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint_dir, config,
         start_epoch=0, loss_fn=detection_losses, scaler=None, amp=False, warmup_iters=0,
-        max_grad_norm=None, checkpoint_every=0, on_epoch_end=None, after_step=None, ema=None):
+        max_grad_norm=None, checkpoint_every=0, on_epoch_end=None, after_step=None, ema=None,
+        saved_model=None):
     """Train from `start_epoch` to `epochs`, checkpointing after every epoch.
 
     `checkpoint_dir/last.pth` is rewritten atomically after each epoch (what --resume reads);
-    `epoch_N.pth` is kept every `checkpoint_every` epochs. `on_epoch_end(epoch)` may return a
+    `epoch_N.pth` is kept every `checkpoint_every` epochs. Checkpoints hold `saved_model`'s
+    weights (default: `model`; GenISP saves itself without the frozen detector it trains through). `on_epoch_end(epoch)` may return a
     dict of metrics (validation AP, sample figures) that is logged with the epoch's losses.
     Losses go to `train_log.jsonl`; the loss-curve PNG is redrawn at the end and at most once
     every PLOT_INTERVAL_S seconds before (drawing it costs ~1 s, more than a short epoch).
@@ -156,9 +167,13 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
         import json
         with open(history_path) as f:
             history = [h for h in json.load(f) if h["epoch"] < start_epoch]
-        if is_main_process() and os.path.isfile(log_path):  # drop steps of an unfinished epoch
-            kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
-            atomic_write_json_lines(log_path, kept)
+    if is_main_process() and os.path.isfile(log_path):  # drop steps of unfinished or older runs
+        kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
+        atomic_write_json_lines(log_path, kept)
+    if start_epoch >= epochs and is_main_process():
+        print(f"{os.path.join(checkpoint_dir, 'last.pth')}: already trained for {start_epoch} "
+              f"epochs (raise --epochs to go on)")
+    saved_model = model if saved_model is None else saved_model
     last_plot = time.monotonic()
     for epoch in range(start_epoch, epochs):
         set_loader_epoch(train_loader, epoch)
@@ -167,17 +182,18 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
                                  max_grad_norm=max_grad_norm,
                                  log_path=log_path, after_step=after_step,
                                  desc=f"epoch {epoch + 1}/{epochs}")
+        lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
-        record = {"epoch": epoch, **{f"train_{k}": v for k, v in losses.items()}}
+        record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in losses.items()}}
         if on_epoch_end is not None:
             record.update(on_epoch_end(epoch) or {})
         history.append(record)
         if is_main_process():
             state = dict(optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch, ema=ema)
-            save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), model, config, **state)
+            save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), saved_model, config, **state)
             if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
-                save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), model,
+                save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), saved_model,
                                 config, **state)
             atomic_write_json(history_path, history)
             if epoch + 1 == epochs or time.monotonic() - last_plot > PLOT_INTERVAL_S:

@@ -1,5 +1,4 @@
 """Seeding, device choice, torchrun/DDP set-up, and metric logging shared by every model."""
-import argparse
 import json
 import os
 import random
@@ -34,17 +33,6 @@ def seed_worker(worker_id):
 def default_device():
     """'cuda' when a GPU is visible, else 'cpu': the default of every --device flag."""
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def add_common_args(parser, seed=0):
-    """The flags every training/eval script shares: --device, --seed, --workers, --amp."""
-    parser.add_argument("--device", default=default_device(),
-                        help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=seed, help="random seed")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                        help="mixed precision (default: on for CUDA, off on CPU; --no-amp turns it off)")
-    return parser
 
 
 def resolve_amp(amp_flag, device):
