@@ -65,7 +65,7 @@ def bench_sampling(args, device):
     if weight_path is None:
         from diffusion_model import train
         checkpoint_dir, train_args = train_small_model(args.output_dir, args.device, args.seed)
-        train.main(train_args + ["--epoch", str(args.train_epochs)])
+        train.main(train_args + ["--epochs", str(args.train_epochs)])
         weight_path = os.path.join(checkpoint_dir, "last.pth")
     diffusion, _ = load_diffusion(weight_path, device)
     names = resolve_names([args.input_image_dir, args.conditional_image_dir])[:args.images]

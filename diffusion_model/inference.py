@@ -1,7 +1,7 @@
 """Restore low-light images at full resolution with a trained diffusion model (DDIM or DDPM).
 
 Outputs keep the input file names, so --output_dir can be passed directly as
---low_light_img_dir to mask_rcnn/evaluate.py. Images already restored there are skipped (rerun
+--low_light_image_dir to mask_rcnn/evaluate.py. Images already restored there are skipped (rerun
 the same command to continue an interrupted run). With --input_image_dir, a comparison figure
 (low light | restored | normal light) is saved beside the output folder.
 """

@@ -4,7 +4,8 @@ Rows: the given checkpoint, any --compare checkpoints, and torchvision's COCO-pr
 when its weights are in the local cache and the dataset's categories are COCO's.
 Example:
   python mask_rcnn/evaluate.py --weight_path runs/mask_rcnn/sample/last.pth \\
-      --normal_light_img_dir data/sample/val --low_light_img_dir data/sample/low_light/gamma_noise/val
+      --normal_light_image_dir data/sample/val \\
+      --low_light_image_dir data/sample/low_light/gamma_noise/val
 """
 import os
 import sys
@@ -20,8 +21,11 @@ def build_parser():
     from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
                                      positive_int, probability)
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--normal_light_img_dir", default=sample_images("val"))
-    p.add_argument("--low_light_img_dir", default=sample_low_light("val", "gamma_noise"))
+    p.add_argument("--normal_light_image_dir", "--normal_light_img_dir", dest="normal_light_image_dir",
+                   default=sample_images("val"), help="normal-light images")
+    p.add_argument("--low_light_image_dir", "--low_light_img_dir", dest="low_light_image_dir",
+                   default=sample_low_light("val", "gamma_noise"),
+                   help="the same images in low light (synthetic, or restored ones)")
     p.add_argument("--annotation", default=sample_annotation("val"), help="ground truth (COCO json)")
     p.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth"),
                    help="checkpoint written by mask_rcnn/train.py")
@@ -61,7 +65,7 @@ def main():
     if args.pretrained != "none" and pretrained_available(args.pretrained) and categories_in_coco(args.annotation):
         models[f"{args.pretrained} (COCO)"] = args.pretrained
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
-    sets = {"normal": args.normal_light_img_dir, "low_light": args.low_light_img_dir}
+    sets = {"normal": args.normal_light_image_dir, "low_light": args.low_light_image_dir}
 
     results = {}
     for name, spec in models.items():

@@ -35,7 +35,7 @@ def trained_genisp(trained_sample_detector, tmp_path_factory):
 
 def test_genisp_raises_the_frozen_detectors_ap_over_the_minimal_pipeline(trained_genisp, tmp_path):
     run_dir, detector, cache = trained_genisp
-    for name in ("last.pth", "history.json", "run.json", "train_log.jsonl", "loss_curves.png"):
+    for name in ("last.pth", "history.json", "run.json", "train_log.jsonl", "loss_curve.png"):
         assert (run_dir / name).is_file(), name
     history = json.loads((run_dir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1] and history[1]["lr"] == pytest.approx(1e-3)
