@@ -192,11 +192,12 @@ def add_training_args(parser, *, epochs, max_grad_norm, lr_step_size=0, lr_miles
                           action=_ClearOther, other="lr_milestones", cleared=None,
                           help="multiply the lr by --lr_gamma every this many epochs (0: never; "
                                "default: %(default)s)")
-    schedule.add_argument("--lr_milestones", "--lr_steps", dest="lr_milestones", nargs="+",
+    schedule.add_argument("--lr_milestones", "--lr_steps", dest="lr_milestones", nargs="*",
                           type=positive_int, default=lr_milestones, action=_ClearOther,
+                          metavar="EPOCH",
                           other="lr_step_size", cleared=0,
-                          help="epochs at which the lr is multiplied by --lr_gamma (default: "
-                               "%(default)s)")
+                          help="epochs at which the lr is multiplied by --lr_gamma (none: a "
+                               "constant lr; default: %(default)s)")
     parser.add_argument("--lr_gamma", type=positive_float, default=lr_gamma,
                         help="lr decay factor (default: %(default)s)")
     parser.add_argument("--resume", nargs="?", const=RESUME_LAST, default=None, metavar="PATH",

@@ -200,7 +200,7 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
                 plot_loss_curves(log_path, os.path.join(checkpoint_dir, "loss_curve.png"))
                 last_plot = time.monotonic()
         if is_main_process():
-            print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in record.items() if not isinstance(v, dict)))
     return history
 
