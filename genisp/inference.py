@@ -26,7 +26,8 @@ def build_parser():
                         help="enhanced PNGs, and with --detect overlays and detections.json")
     parser.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "genisp", "last.pth"),
                         help="GenISP checkpoint from genisp/train.py")
-    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None, metavar=("LONG", "SHORT"),
+    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
+                        metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
     parser.add_argument("--batch_size", type=positive_int, default=4)
     parser.add_argument("--detect", action="store_true",
@@ -112,7 +113,8 @@ def main(argv=None):
                 det = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
                        for k, v in detections[i].items()}
                 from torch_utils_lib.visualize import draw_instances
-                det = {k: v[det["scores"] >= args.score_threshold] for k, v in det.items()}
+                keep = det["scores"] >= args.score_threshold
+                det = {k: v[keep] for k, v in det.items()}
                 overlay = draw_instances(rgb, det["boxes"].tolist(),
                                          [categories[int(l)] for l in det["labels"]],
                                          det["scores"].tolist())
