@@ -22,25 +22,25 @@ from torch_utils_lib.tables import markdown_table
 
 
 def build_parser():
-    from torch_utils_lib.utils import add_common_args
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=None,
                    help="trained diffusion checkpoint (default: train a small one first)")
     p.add_argument("--input_image_dir", default=sample_images("val"), help="normal light")
     p.add_argument("--conditional_image_dir", default=sample_low_light("val", "gamma_noise"),
                    help="low light")
-    p.add_argument("--images", type=int, default=4, help="held-out images to restore")
-    p.add_argument("--crop", type=int, default=64, help="center crop of each image (0 = full)")
-    p.add_argument("--ddim_steps", type=int, default=50)
-    p.add_argument("--train_epochs", type=int, default=150,
+    p.add_argument("--images", type=positive_int, default=4, help="held-out images to restore")
+    p.add_argument("--crop", type=non_negative_int, default=64, help="center crop of each image (0 = full)")
+    p.add_argument("--ddim_steps", type=positive_int, default=50)
+    p.add_argument("--train_epochs", type=positive_int, default=150,
                    help="epochs of the small model trained when --weight_path is not given")
-    p.add_argument("--train_size", type=int, default=128, help="crop size of the throughput test")
-    p.add_argument("--train_batch", type=int, default=8)
-    p.add_argument("--train_iters", type=int, default=5, help="timed training steps (after 1 warm-up)")
+    p.add_argument("--train_size", type=positive_int, default=128, help="crop size of the throughput test")
+    p.add_argument("--train_batch", type=positive_int, default=8)
+    p.add_argument("--train_iters", type=positive_int, default=5, help="timed training steps (after 1 warm-up)")
     p.add_argument("--skip_sampling", action="store_true")
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "bench", "diffusion"))
-    add_common_args(p)
+    add_common_args(p, workers=False, amp=False)
     return p
 
 
@@ -66,7 +66,7 @@ def bench_sampling(args, device):
     if weight_path is None:
         from diffusion_model import train
         checkpoint_dir, train_args = train_small_model(args.output_dir, args.device, args.seed)
-        train.main(train_args + ["--epoch", str(args.train_epochs)])
+        train.main(train_args + ["--epochs", str(args.train_epochs)])
         weight_path = os.path.join(checkpoint_dir, "last.pth")
     diffusion, _ = load_diffusion(weight_path, device)
     names = resolve_names([args.input_image_dir, args.conditional_image_dir])[:args.images]

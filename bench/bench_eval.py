@@ -14,7 +14,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import contextlib
 import copy
 import io
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
 from torch_utils_lib.coco_eval import STAT_NAMES, CocoEvaluator
 from torch_utils_lib.coco_json import load_coco_json
 from torch_utils_lib.coco_utils import CocoDetection
@@ -86,11 +85,15 @@ def direct(gt_path, results, iou_type, folder):
     return dict(zip(STAT_NAMES, e.stats))
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--num_images", type=int, default=500)
+def build_parser():
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--num_images", type=positive_int, default=500)
     p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "bench_eval.json"))
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     folder = tempfile.mkdtemp(prefix="bench_eval_")
     data = RepeatedSet(args.num_images, folder)
     targets, outputs = detections(data.dataset, np.random.default_rng(0))

@@ -31,7 +31,7 @@ from torch import nn
 from bench.timing import timed
 from genisp.model import GenISP, GenISPDetector
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
 from torch_utils_lib.paths import RUNS_DIR
 from torch_utils_lib.runinfo import write_run_metadata
 from torch_utils_lib.tables import markdown_table
@@ -199,19 +199,22 @@ def bench_memory(device, batch=8, size=(800, 1333)):
     return results
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", default=["batched", "share", "cache", "memory"],
                         choices=["batched", "share", "cache", "memory"])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, nargs=2, default=[400, 600], metavar=("H", "W"))
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--raw_files", type=int, default=8)
-    parser.add_argument("--raw_size", type=int, nargs=2, default=[2000, 3000], metavar=("H", "W"),
-                        help="sensor size of the synthetic DNGs of the cache part")
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--size", type=positive_int, nargs=2, default=[400, 600], metavar=("H", "W"))
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--raw_files", type=positive_int, default=8)
+    parser.add_argument("--raw_size", type=positive_int, nargs=2, default=[2000, 3000],
+                        metavar=("H", "W"), help="sensor size of the synthetic DNGs of the cache part")
     parser.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "genisp.json"))
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     results = {}
     rows = []

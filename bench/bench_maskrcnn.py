@@ -12,13 +12,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 
 import torch
 
 from bench.timing import timed
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
 from torch_utils_lib.detection_models import build_detector
 from torch_utils_lib.engine import autocast, optimizer_step
 from torch_utils_lib.paths import RUNS_DIR
@@ -58,13 +57,18 @@ def make_step(name, size, batch, device, amp):
     return step
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=5, help="timed steps per setting (after 1 warm-up)")
+def build_parser():
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=positive_int, default=5,
+                   help="timed steps per setting (after 1 warm-up)")
     p.add_argument("--models", nargs="+", default=[name for name, _, _ in SETTINGS],
                    choices=[name for name, _, _ in SETTINGS])
     p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "maskrcnn.json"))
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     cases = []
     for device in devices:

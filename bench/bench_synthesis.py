@@ -18,7 +18,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import resource
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ import numpy as np
 
 from dataset.synthesis import keep_freed_memory, run_synthesis
 from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import ArgumentParser, UserError, int_at_least, positive_int, run_main
 from torch_utils_lib.paths import REPO_ROOT, RUNS_DIR
 from torch_utils_lib.runinfo import write_run_metadata
 from torch_utils_lib.tables import markdown_table
@@ -163,16 +162,18 @@ def save_figure(x_floor, png_path, title):
     return png_path
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--num_images", type=int, default=300)
+def build_parser():
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--num_images", type=int_at_least(2), default=300)
     p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "bench_synthesis.json"))
     p.add_argument("--skip_seed", action="store_true", help="do not time the seed's pipeline")
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--repeats", type=positive_int, default=1,
                    help="time every stage this many times: the fastest time, the median ratio")
-    args = p.parse_args(argv)
-    if args.num_images < 2:
-        raise UserError(f"--num_images {args.num_images}: need at least 2")
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     load_before = os.getloadavg()
     keep_freed_memory()  # as run_synthesis does: the floor gets the same allocator settings
     tmp = tempfile.mkdtemp(prefix="bench_synthesis_")

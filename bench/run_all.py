@@ -8,19 +8,25 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import glob
 import subprocess
 
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import ArgumentParser, run_main
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCHES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(HERE, "bench_*.py")))
+
+
+def build_parser():
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", nargs="*", choices=BENCHES, help="run just these")
+    return p
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    names = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(here, "bench_*.py")))
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", nargs="*", choices=names, help="run just these")
-    args = p.parse_args()
+    here, names = HERE, BENCHES
+    args = build_parser().parse_args()
     failed = []
     for name in args.only or names:
         print(f"\n=== {name}", flush=True)

@@ -22,26 +22,27 @@ from dataset.gamma_noise import GAMMA_RANGE, NOISE_VAR_RANGE
 from dataset.physics import RATIO_RANGE
 from dataset.synthesis import (METHODS, METRICS, print_summary, run_synthesis,
                                settings_from_args, write_preview)
-from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, non_negative_float,
+                                 positive_float, positive_int, run_main)
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input_dir", default=None,
                    help=f"normal-light images (default: {os.path.relpath(sample_images('train'))})")
     p.add_argument("--output_dir", default=None, help="default: <input_dir>_augmented")
     p.add_argument("--annotation", default=None,
                    help="COCO annotation file of the input; written as <output_dir>/annotations.json")
     p.add_argument("--method", choices=METHODS, default="gamma_noise")
-    p.add_argument("--gamma", nargs=2, type=float, default=list(GAMMA_RANGE), metavar=("LOW", "HIGH"),
+    p.add_argument("--gamma", nargs=2, type=positive_float, default=list(GAMMA_RANGE), metavar=("LOW", "HIGH"),
                    help="gamma_noise: gamma ~ U(LOW, HIGH)")
-    p.add_argument("--noise_var", nargs=2, type=float, default=list(NOISE_VAR_RANGE),
+    p.add_argument("--noise_var", nargs=2, type=non_negative_float, default=list(NOISE_VAR_RANGE),
                    metavar=("LOW", "HIGH"),
                    help="gamma_noise: Gaussian noise variance on the [-1, 1] scale ~ U(LOW, HIGH)")
-    p.add_argument("--ratio", nargs=2, type=float, default=list(RATIO_RANGE), metavar=("LOW", "HIGH"),
+    p.add_argument("--ratio", nargs=2, type=positive_float, default=list(RATIO_RANGE), metavar=("LOW", "HIGH"),
                    help="physics: darkening ratio of the RAW signal ~ U(LOW, HIGH)")
     p.add_argument("--level", type=float, default=None, metavar="EV",
                    help="a fixed darkness level in stops, exposure 2**EV times darker: physics "
@@ -50,7 +51,7 @@ def build_parser():
                    help="physics: also write the noisy RAW as <output_dir>/raw/<stem>.dng")
     p.add_argument("--seed", type=int, default=0, help="random seed (with the file name, fixes "
                    "each image's parameters and noise)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="redo images that already exist")
     p.add_argument("--run_json", default=None,
                    help="where to record arguments, versions and git commit "
@@ -93,8 +94,6 @@ def main(argv=None):
                                    or args.noise_var != list(NOISE_VAR_RANGE)):
         raise UserError(f"--level {args.level:g}: sets the ratio (physics) or gamma and noise "
                         "(gamma_noise) itself; drop --ratio, --gamma and --noise_var")
-    if args.workers < 1:
-        raise UserError(f"--workers {args.workers}: need at least 1")
     if args.sample:
         if args.input_dir or args.output_dir or args.annotation:
             raise UserError("--sample: makes the bundled set; drop --input_dir, --output_dir "

@@ -8,14 +8,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import ArgumentParser, UserError, int_at_least, positive_int, run_main
 from torch_utils_lib.image_io import write_image
 from torch_utils_lib.paths import SAMPLE_DIR
 
@@ -135,17 +134,19 @@ def make_sample(output_dir=SAMPLE_DIR, train=64, val=32, size=128, seed=0, max_o
     return paths
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+def build_parser():
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--output_dir", default=SAMPLE_DIR, help="where to write the set")
-    parser.add_argument("--train", type=int, default=64, help="number of training images")
-    parser.add_argument("--val", type=int, default=32, help="number of validation images")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
-    parser.add_argument("--max_objects", type=int, default=4, help="most shapes per image")
+    parser.add_argument("--train", type=positive_int, default=64, help="number of training images")
+    parser.add_argument("--val", type=positive_int, default=32, help="number of validation images")
+    parser.add_argument("--size", type=int_at_least(32), default=128, help="image side in pixels")
+    parser.add_argument("--max_objects", type=positive_int, default=4, help="most shapes per image")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    args = parser.parse_args()
-    if args.size < 32 or args.train < 1 or args.val < 1 or args.max_objects < 1:
-        raise UserError("--size must be >= 32 and --train, --val, --max_objects >= 1")
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
     make_sample(args.output_dir, args.train, args.val, args.size, args.seed, args.max_objects)
 
 

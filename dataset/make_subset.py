@@ -19,7 +19,7 @@ import tempfile
 
 import numpy as np
 
-from torch_utils_lib.cli import UserError, check_outputs_apart, require_dir, run_main
+from torch_utils_lib.cli import ArgumentParser, UserError, check_outputs_apart, positive_int, require_dir, run_main
 from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.progress import progress
@@ -103,13 +103,13 @@ def copy_images(images, image_dir, target_dir):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(description=__doc__.split("\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--annotation", default=sample_annotation("train"), help="full COCO annotation file")
     p.add_argument("--image_dir", default=sample_images("train"), help="images of the full set")
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "subset"))
     choice = p.add_mutually_exclusive_group()
-    choice.add_argument("--num_images", type=int, default=16, help="random images to take")
+    choice.add_argument("--num_images", type=positive_int, default=16, help="random images to take")
     choice.add_argument("--image_ids", default=None,
                         help="exact ids instead: '1,5,9' or @file with one id per line")
     p.add_argument("--size", default=None, help="keep only images of this size, e.g. 640x480")
@@ -125,8 +125,6 @@ def main(argv=None):
     dataset = load_coco_json(args.annotation, finite_boxes=True)
     size = parse_size(args.size) if args.size else None
     ids = parse_ids(args.image_ids) if args.image_ids else None
-    if ids is None and args.num_images < 1:
-        raise UserError(f"--num_images {args.num_images}: need at least 1")
     images = select_images(dataset, args.num_images, ids, size, args.seed, args.require_annotations)
     id_file = args.image_ids[1:] if args.image_ids and args.image_ids.startswith("@") else None
     check_outputs_apart({"--annotation": args.annotation, "--image_ids": id_file,

@@ -20,10 +20,12 @@ DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
+    from torch_utils_lib.coco_eval import BACKENDS
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--restored_image_dir", default=DEFAULT_RESTORED,
-                   help="restored images (diffusion_model/inference.py --output_image_dir)")
+                   help="restored images (diffusion_model/inference.py --output_dir)")
     p.add_argument("--input_image_dir", default=sample_images("val"),
                    help="normal-light reference images")
     p.add_argument("--conditional_image_dir", "--conditional_img_dir", dest="conditional_image_dir",
@@ -38,9 +40,10 @@ def build_parser():
                    help="mask_rcnn/train.py checkpoint: adds the two-stage AP table")
     p.add_argument("--coco_annotation", default=sample_annotation("val"),
                    help="COCO instance annotations of these images, for the AP table")
-    p.add_argument("--batch_size", type=int, default=4, help="Mask R-CNN batch size")
-    from torch_utils_lib.devices import default_device
-    p.add_argument("--device", default=default_device(), help="device for Mask R-CNN")
+    p.add_argument("--batch_size", type=positive_int, default=4, help="Mask R-CNN batch size")
+    p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS,
+                   help="COCO AP implementation of the two-stage table")
+    add_common_args(p, seed=False)
     return p
 
 
@@ -81,12 +84,14 @@ def main(argv=None):
         import torch
 
         from mask_rcnn.evaluation import evaluate_image_sets
+        from torch_utils_lib.devices import resolve_amp
         from torch_utils_lib.distributed import init_distributed
         device = init_distributed(args.device).device
         with torch.no_grad():
             ap = evaluate_image_sets(args.maskrcnn_weight_path, args.coco_annotation,
                                      {"normal": args.input_image_dir, **image_dirs}, device,
-                                     args.batch_size)
+                                     args.batch_size, args.workers, args.coco_backend,
+                                     amp=resolve_amp(args.amp, device))
         print(f"\ntwo-stage: Mask R-CNN ({args.maskrcnn_weight_path}) on each image set")
         print(two_stage_table(ap))
         results["two_stage_ap"] = ap

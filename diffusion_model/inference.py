@@ -1,7 +1,7 @@
 """Restore low-light images at full resolution with a trained diffusion model (DDIM or DDPM).
 
-Outputs keep the input file names, so --output_image_dir can be passed directly as
---low_light_img_dir to mask_rcnn/evaluate.py. Images already restored there are skipped (rerun
+Outputs keep the input file names, so --output_dir can be passed directly as
+--low_light_image_dir to mask_rcnn/evaluate.py. Images already restored there are skipped (rerun
 the same command to continue an interrupted run). With --input_image_dir, a comparison figure
 (low light | restored | normal light) is saved beside the output folder.
 """
@@ -21,36 +21,35 @@ SETTINGS_FILE = "restore_settings.json"
 
 
 def build_parser():
-    from torch_utils_lib.utils import add_common_args
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
+                                     positive_int, probability)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--conditional_image_dir", "--conditional_img_dir", dest="conditional_image_dir",
                    default=sample_low_light("val", "gamma_noise"), help="low-light images to restore")
     p.add_argument("--input_image_dir", default=sample_images("val"),
                    help="normal-light images, only for the comparison figure ('' to skip it)")
-    p.add_argument("--output_image_dir", default=DEFAULT_OUTPUT,
-                   help="where restored images go (same file names)")
+    p.add_argument("--output_dir", "--output_image_dir", dest="output_dir", default=DEFAULT_OUTPUT,
+                   help="where restored images go (same file names); the comparison figure "
+                        "goes beside it as OUTPUT_DIR_comparison.png")
     p.add_argument("--annotation", default=None,
                    help='{"filename": [...]} JSON or COCO json naming the images (default: all)')
     p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
-    p.add_argument("--batch_size", type=int, default=4, help="images per batch (same-size images)")
+    p.add_argument("--batch_size", type=positive_int, default=4, help="images per batch (same-size images)")
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps (DDPM always uses all)")
-    p.add_argument("--eta", type=float, default=0.0,
+    p.add_argument("--steps", type=positive_int, default=50, help="DDIM steps (DDPM always uses all)")
+    p.add_argument("--eta", type=probability, default=0.0,
                    help="DDIM noise: 0 deterministic, 1 as stochastic as DDPM")
     p.add_argument("--overwrite", action="store_true",
                    help="restore every image again instead of skipping those already written")
-    p.add_argument("--figure_images", type=int, default=4, help="rows of the comparison figure")
-    add_common_args(p)
+    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
+                   help="rows of the comparison figure (0: no figure)")
+    add_common_args(p, workers=False)
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.batch_size <= 0:
-        raise UserError(f"--batch_size {args.batch_size}: must be positive")
-    if not 0 <= args.eta <= 1:
-        raise UserError(f"--eta {args.eta}: must be between 0 (deterministic) and 1 (DDPM-like)")
     if not os.path.isfile(args.weight_path):
         hint = (" (train one first: python diffusion_model/train.py)"
                 if os.path.abspath(args.weight_path) == DEFAULT_WEIGHTS else "")
@@ -70,17 +69,15 @@ def main(argv=None):
     amp = resolve_amp(args.amp, device)
     seed_everything(args.seed)
     names = resolve_names([args.conditional_image_dir], args.annotation)
-    figure = args.output_image_dir.rstrip("/\\") + "_comparison.png"
+    figure = args.output_dir.rstrip("/\\") + "_comparison.png"
     # names may be absolute in an --annotation list: each target is checked, not only the folder
     check_outputs_apart(
         {"--conditional_image_dir": args.conditional_image_dir, "--input_image_dir": args.input_image_dir,
          "--annotation": args.annotation, "--weight_path": args.weight_path,
          "--annotation entry": [os.path.join(args.conditional_image_dir, n) for n in names]},
-        {"--output_image_dir": args.output_image_dir,
-         "--output_image_dir (with an --annotation entry)": [os.path.join(args.output_image_dir, n)
-                                                             for n in names],
-         "--output_image_dir (its comparison figure)":
-             figure if args.input_image_dir and args.figure_images > 0 else None})
+        {"--output_dir": args.output_dir,
+         "--output_dir (with an --annotation entry)": [os.path.join(args.output_dir, n) for n in names],
+         "--output_dir (its comparison figure)": figure if args.input_image_dir and args.count > 0 else None})
     diffusion, state = load_diffusion(args.weight_path, device)
     if args.sampler == "ddim" and not 1 <= args.steps <= diffusion.timesteps:
         raise UserError(f"--steps {args.steps}: must be between 1 and the model's "
@@ -90,31 +87,31 @@ def main(argv=None):
     settings = {"weight_path": os.path.abspath(args.weight_path), "epoch": state.get("epoch"),
                 "sampler": args.sampler, "steps": args.steps if args.sampler == "ddim" else None,
                 "eta": args.eta if args.sampler == "ddim" else None, "seed": args.seed}
-    settings_path = os.path.join(args.output_image_dir, SETTINGS_FILE)
+    settings_path = os.path.join(args.output_dir, SETTINGS_FILE)
     if os.path.isfile(settings_path) and not args.overwrite:
         with open(settings_path) as f:
             previous = json.load(f)
         if previous != settings:
-            raise UserError(f"{settings_path}: {args.output_image_dir} holds restorations made with "
+            raise UserError(f"{settings_path}: {args.output_dir} holds restorations made with "
                             f"other settings ({previous}); pass --overwrite or another "
-                            f"--output_image_dir")
-    os.makedirs(args.output_image_dir, exist_ok=True)
+                            f"--output_dir")
+    os.makedirs(args.output_dir, exist_ok=True)
     atomic_write_json(settings_path, settings)
-    write_run_metadata(args.output_image_dir, args, filename="restore_run.json", settings=settings)
+    write_run_metadata(args.output_dir, args, filename="restore_run.json", settings=settings)
 
-    stats = restore_directory(diffusion, args.conditional_image_dir, names, args.output_image_dir,
+    stats = restore_directory(diffusion, args.conditional_image_dir, names, args.output_dir,
                               device, args.sampler, args.steps, args.eta, args.seed,
                               args.batch_size, amp, skip_existing=not args.overwrite)
     per_image = stats["seconds_per_image"]
     print(f"{'images':<10}{'restored':>10}{'skipped':>10}{'s/image':>10}")
     print(f"{len(names):<10}{stats['restored']:>10}{stats['skipped']:>10}"
           f"{(f'{per_image:.3f}' if per_image is not None else '-'):>10}")
-    print(f"restored images: {args.output_image_dir}")
+    print(f"restored images: {args.output_dir}")
 
-    if args.input_image_dir and args.figure_images > 0:
+    if args.input_image_dir and args.count > 0:
         from diffusion_model.preview import save_comparison
-        save_comparison(figure, names[:args.figure_images], args.conditional_image_dir,
-                        args.output_image_dir, args.input_image_dir)
+        save_comparison(figure, names[:args.count], args.conditional_image_dir,
+                        args.output_dir, args.input_image_dir)
         print(f"comparison figure: {figure}")
 
 

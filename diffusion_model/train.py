@@ -22,17 +22,19 @@ def parse_dim_mults(text):
     try:
         mults = tuple(int(m) for m in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{text}: expected comma-separated integers") from None
     if not mults or min(mults) < 1:
-        raise argparse.ArgumentTypeError(f"multipliers must be positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{text}: multipliers must be positive integers")
     return mults
 
 
 def build_parser():
-    from torch_utils_lib.utils import add_common_args
     from diffusion_model.model.diffusion import OBJECTIVES, SCHEDULES
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
+                                     decay_rate, non_negative_float, non_negative_int,
+                                     positive_float, positive_int)
+    p = ArgumentParser(description=__doc__,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--input_image_dir", default=sample_images("train"),
                       help="normal-light images (x0)")
@@ -42,15 +44,15 @@ def build_parser():
     data.add_argument("--annotation", default=None,
                       help='{"filename": [...]} JSON or COCO json naming the pairs '
                            "(default: every file name present in both folders)")
-    data.add_argument("--image_size", type=int, default=64,
+    data.add_argument("--image_size", type=non_negative_int, default=64,
                       help="random square crop used for training (0 = full images)")
     model = p.add_argument_group("model")
-    model.add_argument("--dim", type=int, default=16, help="UNet channels at full resolution")
+    model.add_argument("--dim", type=positive_int, default=16, help="UNet channels at full resolution")
     model.add_argument("--dim_mults", type=parse_dim_mults, default=(1, 2, 4, 8),
                        help="channel multiplier per UNet level, comma-separated")
-    model.add_argument("--num_blocks", type=int, default=1, help="ConvNeXt blocks per level")
+    model.add_argument("--num_blocks", type=positive_int, default=1, help="ConvNeXt blocks per level")
     model.add_argument("--schedule", choices=SCHEDULES, default="linear", help="noise schedule")
-    model.add_argument("--timesteps", type=int, default=1000, help="diffusion steps")
+    model.add_argument("--timesteps", type=positive_int, default=1000, help="diffusion steps")
     model.add_argument("--objective", choices=OBJECTIVES, default="v",
                        help="what the network predicts: the noise (eps, as the seed) or v "
                             "(default: it learns faster, measured on the sample set)")
@@ -59,43 +61,23 @@ def build_parser():
                        help="where checkpoints, logs and previews go")
     train.add_argument("--weight_path", default=None,
                        help="start from this checkpoint's weights (its EMA weights when present)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue from --checkpoint_dir/last.pth (optimizer, EMA, RNG included)")
-    train.add_argument("--batch_size", type=int, default=8)
-    train.add_argument("--epoch", type=int, default=100, help="total number of epochs")
-    train.add_argument("--lr", type=float, default=5e-4)
-    train.add_argument("--weight_decay", type=float, default=0.0)
-    train.add_argument("--lr_step_size", type=int, default=0,
-                       help="multiply the lr by --lr_gamma every this many epochs (0 = constant)")
-    train.add_argument("--lr_gamma", type=float, default=0.5)
-    train.add_argument("--ema_decay", type=float, default=0.995,
+    train.add_argument("--batch_size", type=positive_int, default=8)
+    train.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=5e-4)
+    train.add_argument("--weight_decay", type=non_negative_float, default=0.0)
+    add_training_args(train, epochs=100, max_grad_norm=1.0, lr_step_size=0, lr_gamma=0.5)
+    train.add_argument("--ema_decay", type=decay_rate, default=0.995,
                        help="EMA decay of the weights used for sampling (0 = no averaging)")
-    train.add_argument("--max_grad_norm", type=float, default=1.0, help="gradient clipping (0 = off)")
-    train.add_argument("--checkpoint_epoch", type=int, default=10,
+    train.add_argument("--checkpoint_epoch", type=non_negative_int, default=10,
                        help="also keep epoch_N.pth every this many epochs (0 = only last.pth)")
-    train.add_argument("--sample_every", type=int, default=10,
+    train.add_argument("--sample_every", type=non_negative_int, default=10,
                        help="save a preview PNG every this many epochs (0 = never)")
-    train.add_argument("--sample_steps", type=int, default=20, help="DDIM steps of the previews")
+    train.add_argument("--sample_steps", type=positive_int, default=20,
+                       help="DDIM steps of the previews")
     add_common_args(p)
     return p
 
 
 def check_args(args):
-    positive = {"--batch_size": args.batch_size, "--epoch": args.epoch, "--lr": args.lr,
-                "--timesteps": args.timesteps, "--dim": args.dim, "--num_blocks": args.num_blocks,
-                "--sample_steps": args.sample_steps}
-    for flag, value in positive.items():
-        if value <= 0:
-            raise UserError(f"{flag} {value}: must be positive")
-    non_negative = {"--image_size": args.image_size, "--weight_decay": args.weight_decay,
-                    "--lr_step_size": args.lr_step_size, "--checkpoint_epoch": args.checkpoint_epoch,
-                    "--sample_every": args.sample_every, "--workers": args.workers,
-                    "--max_grad_norm": args.max_grad_norm}
-    for flag, value in non_negative.items():
-        if value < 0:
-            raise UserError(f"{flag} {value}: must not be negative")
-    if not 0 <= args.ema_decay < 1:
-        raise UserError(f"--ema_decay {args.ema_decay}: must be in [0, 1)")
     if args.dim % 2:
         raise UserError(f"--dim {args.dim}: must be even (sin/cos time features)")
 

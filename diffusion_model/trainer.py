@@ -8,13 +8,13 @@ from diffusion_model.data import PairedImageDataset, read_pair, resolve_names
 from diffusion_model.ema import EMA
 from diffusion_model.model.diffusion import build_diffusion
 from diffusion_model.preview import center_crop, save_training_preview
-from torch_utils_lib.checkpoint import (check_same_config, latest_checkpoint, load_checkpoint,
+from torch_utils_lib.checkpoint import (check_same_config, checkpoint_to_resume, load_checkpoint,
                                         resume_training)
 from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.devices import resolve_amp, seed_everything
 from torch_utils_lib.distributed import cleanup_distributed, init_distributed
-from torch_utils_lib.engine import fit
+from torch_utils_lib.engine import build_lr_scheduler, fit
 from torch_utils_lib.runinfo import write_run_metadata
 
 CONFIG_KEYS = ("unet", "timesteps", "schedule", "objective")
@@ -73,41 +73,28 @@ def train(args):
                                 for d in (args.input_image_dir, args.conditional_image_dir)]},
         {"--checkpoint_dir": args.checkpoint_dir})
 
-    last = latest_checkpoint(args.checkpoint_dir)
+    resume_path = checkpoint_to_resume(args.resume, args.checkpoint_dir, announce=dist_info.is_main)
     state = init = None
-    if last and args.resume:
-        state = load_checkpoint(last)
-        config = checkpoint_config(state, last)
-        check_same_config(last, config, config_from_args(args))
-    elif last:
-        raise UserError(f"{last}: a training run is already there; pass --resume to continue "
-                        f"it or choose another --checkpoint_dir")
+    if resume_path:
+        state = load_checkpoint(resume_path)
+        config = checkpoint_config(state, resume_path)
+        check_same_config(resume_path, config, config_from_args(args))
     elif args.weight_path:
         init = load_checkpoint(args.weight_path)
         config = checkpoint_config(init, args.weight_path)
     else:
         config = config_from_args(args)
-    if state is None and args.resume and dist_info.is_main:
-        print(f"no checkpoint in {args.checkpoint_dir} yet: starting a new run")
 
     diffusion = build_diffusion(config).to(device)
     if init is not None:
         diffusion.load_state_dict(sampling_weights(init))
     ema = EMA(diffusion, args.ema_decay)
     optimizer = torch.optim.AdamW(diffusion.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = (torch.optim.lr_scheduler.StepLR(optimizer, args.lr_step_size, args.lr_gamma)
-                 if args.lr_step_size else None)
+    scheduler = build_lr_scheduler(optimizer, args.lr_step_size, args.lr_milestones, args.lr_gamma)
     scaler = torch.amp.GradScaler("cuda") if amp else None
     start_epoch = 0
     if state is not None:
         start_epoch = resume_training(state, diffusion, optimizer, scheduler, scaler, ema)
-        if dist_info.is_main:
-            print(f"resuming {last} after epoch {start_epoch}")
-    if start_epoch >= args.epoch:
-        if dist_info.is_main:
-            print(f"{last}: already trained for {start_epoch} epochs (--epoch {args.epoch}); nothing to do")
-        cleanup_distributed()
-        return
     n_params = sum(p.numel() for p in diffusion.parameters())
     if dist_info.is_main:
         os.makedirs(args.checkpoint_dir, exist_ok=True)
@@ -148,7 +135,7 @@ def train(args):
         return {"preview": path}
 
     try:
-        fit(model, optimizer, scheduler, loader, device, epochs=args.epoch,
+        fit(model, optimizer, scheduler, loader, device, epochs=args.epochs,
             checkpoint_dir=args.checkpoint_dir, config=config, start_epoch=start_epoch,
             loss_fn=diffusion_loss, scaler=scaler, amp=amp, max_grad_norm=args.max_grad_norm or None,
             checkpoint_every=args.checkpoint_epoch, on_epoch_end=on_epoch_end,

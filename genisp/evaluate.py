@@ -22,9 +22,10 @@ from torch_utils_lib.paths import RUNS_DIR, sample_raw
 PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
+    from torch_utils_lib.coco_eval import BACKENDS
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--annotation", default=None,
                         help="COCO boxes of the RAW files (default: <raw_dir>/annotations.json)")
@@ -36,27 +37,26 @@ def parse_args(argv=None):
                         help="weights of a named detector: 'coco' or a file (default: as trained)")
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINE_CHOICES),
                         choices=PIPELINE_CHOICES)
-    parser.add_argument("--resize", type=int, nargs=2, default=None, metavar=("LONG", "SHORT"),
+    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
+                        metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
-    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--batch_size", type=positive_int, default=8)
     parser.add_argument("--cache_dir", default=os.path.join(RUNS_DIR, "cache", "genisp_raw"),
                         help="cache of pre-processed RAW arrays ('none' to decode every time)")
-    parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_eval"))
-    parser.add_argument("--coco_backend", default="pycocotools",
-                        choices=("pycocotools", "faster_coco_eval"))
-    from torch_utils_lib.utils import add_common_args
-    add_common_args(parser)
-    args = parser.parse_args(argv)
-    if args.annotation is None:
-        args.annotation = os.path.join(args.raw_dir, "annotations.json")
-    return args
+    parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_eval"),
+                        help="results.json/.md, ap.png and the detections of each pipeline")
+    parser.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    add_common_args(parser, seed=False)
+    return parser
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.annotation is None:
+        args.annotation = os.path.join(args.raw_dir, "annotations.json")
     from genisp.detection import load_frozen_detector, load_genisp
     from genisp.model import BoxDetector, GenISPDetector
-    from torch_utils_lib.devices import resolve_amp, seed_everything
+    from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import init_distributed
     from torch_utils_lib.runinfo import write_run_metadata
 
@@ -67,7 +67,6 @@ def main(argv=None):
                          "--cache_dir": None if args.cache_dir.lower() == "none" else args.cache_dir})
     device = init_distributed(args.device).device
     amp = resolve_amp(args.amp, device)
-    seed_everything(args.seed)
     genisp, genisp_config = None, {}
     if "genisp" in args.pipelines:
         if not os.path.isfile(args.weight_path):

@@ -18,16 +18,20 @@ from torch_utils_lib.coco_json import load_coco_json
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
+                                     positive_int, probability)
+    parser = ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
-    parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_inference"))
+    parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_inference"),
+                        help="enhanced PNGs, and with --detect overlays and detections.json")
     parser.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "genisp", "last.pth"),
                         help="GenISP checkpoint from genisp/train.py")
-    parser.add_argument("--resize", type=int, nargs=2, default=None, metavar=("LONG", "SHORT"),
+    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
+                        metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
-    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--batch_size", type=positive_int, default=4)
     parser.add_argument("--detect", action="store_true",
                         help="also run the frozen detector: overlays and detections.json")
     parser.add_argument("--detector", default=None,
@@ -36,15 +40,14 @@ def parse_args(argv=None):
                         help="weights of a named detector: 'coco' or a file (default: as trained)")
     parser.add_argument("--annotation", default=None,
                         help="COCO file whose image ids the detections should use (optional)")
-    parser.add_argument("--score_threshold", type=float, default=0.5,
-                        help="smallest score drawn on the overlays (detections.json keeps all)")
-    from torch_utils_lib.utils import add_common_args
-    add_common_args(parser)
-    return parser.parse_args(argv)
+    parser.add_argument("--score_threshold", type=probability, default=0.5,
+                        help="smallest score kept, in detections.json and on the overlays")
+    add_common_args(parser, seed=False, workers=False)
+    return parser
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     # imported here, after parsing: --help and flag errors need no torch
     import torch
 
@@ -53,8 +56,9 @@ def main(argv=None):
     from genisp.raw import RawLoader, list_raw_files
     from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.detection_models import detections_to_cpu
-    from torch_utils_lib.devices import seed_everything
+    from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.devices import autocast
     from torch_utils_lib.image_io import write_image
     from torch_utils_lib.metric_logger import MetricLogger
     from torch_utils_lib.runinfo import write_run_metadata
@@ -66,7 +70,7 @@ def main(argv=None):
                          "--detector": args.detector, "--detector_weights": args.detector_weights},
                         {"--output_dir": args.output_dir})
     device = init_distributed(args.device).device
-    seed_everything(args.seed)
+    amp = resolve_amp(args.amp, device)
     names = list_raw_files(args.raw_dir)
     if not names:
         raise UserError(f"{args.raw_dir}: no RAW files (by extension) in this folder")
@@ -103,11 +107,12 @@ def main(argv=None):
             batch = todo[start:start + args.batch_size]
             loaded = [loader.load(os.path.join(args.raw_dir, n)) for n in batch]
             images = [to_tensor(a).to(device) for a, _ in loaded]
-            enhanced = genisp(images)
-            detections = None
-            if detector is not None:
-                with boxes_only(detector):
-                    detections = detector(list(enhanced))
+            with autocast(device, amp):
+                enhanced = genisp(images)
+                detections = None
+                if detector is not None:
+                    with boxes_only(detector):
+                        detections = detector(list(enhanced))
             for i, name in enumerate(batch):
                 stem = os.path.splitext(name)[0]
                 rgb = to_uint8(enhanced[i])
@@ -115,6 +120,8 @@ def main(argv=None):
                 if detections is None:
                     continue
                 det = detections_to_cpu(detections[i])
+                keep = det["scores"] >= args.score_threshold
+                det = {k: v[keep] for k, v in det.items()}
                 overlay = draw_detections(rgb, det, categories, args.score_threshold)
                 write_image(os.path.join(args.output_dir, stem + "_detections.png"), overlay)
                 raw_h, raw_w = loaded[i][1]["raw_size"]

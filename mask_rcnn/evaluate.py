@@ -4,7 +4,8 @@ Rows: the given checkpoint, any --compare checkpoints, and torchvision's COCO-pr
 when its weights are in the local cache and the dataset's categories are COCO's.
 Example:
   python mask_rcnn/evaluate.py --weight_path runs/mask_rcnn/sample/last.pth \\
-      --normal_light_img_dir data/sample/val --low_light_img_dir data/sample/low_light/gamma_noise/val
+      --normal_light_image_dir data/sample/val \\
+      --low_light_image_dir data/sample/low_light/gamma_noise/val
 """
 import os
 import sys
@@ -17,10 +18,14 @@ import argparse
 def build_parser():
     from torch_utils_lib.coco_eval import BACKENDS
     from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-    from torch_utils_lib.utils import add_common_args
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--normal_light_img_dir", default=sample_images("val"))
-    p.add_argument("--low_light_img_dir", default=sample_low_light("val", "gamma_noise"))
+    from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
+                                     positive_int, probability)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--normal_light_image_dir", "--normal_light_img_dir", dest="normal_light_image_dir",
+                   default=sample_images("val"), help="normal-light images")
+    p.add_argument("--low_light_image_dir", "--low_light_img_dir", dest="low_light_image_dir",
+                   default=sample_low_light("val", "gamma_noise"),
+                   help="the same images in low light (synthetic, or restored ones)")
     p.add_argument("--annotation", default=sample_annotation("val"), help="ground truth (COCO json)")
     p.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth"),
                    help="checkpoint written by mask_rcnn/train.py")
@@ -28,13 +33,16 @@ def build_parser():
                    help="more checkpoints as rows, e.g. finetuned=runs/mask_rcnn/low/last.pth")
     p.add_argument("--pretrained", default="maskrcnn_resnet50_fpn",
                    help="COCO-pretrained torchvision row when cached and applicable ('none' to skip)")
-    p.add_argument("--output_dir", default=None, help="table JSON/Markdown (default: beside the checkpoint)")
-    p.add_argument("--save_image_dir", default=None, help="comparison PNGs (default: OUTPUT_DIR/figures)")
-    p.add_argument("--count", type=int, default=4, help="images to draw side by side")
-    p.add_argument("--score_threshold", type=float, default=0.5, help="for the drawings only")
-    p.add_argument("--batch_size", type=int, default=4)
+    p.add_argument("--output_dir", "--save_image_dir", dest="output_dir", default=None,
+                   help="the AP table (ap_table.md/.json), detections per model and the "
+                        "comparison PNGs in OUTPUT_DIR/figures (default: CHECKPOINT_DIR/eval)")
+    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
+                   help="images to draw side by side (0: none)")
+    p.add_argument("--score_threshold", type=probability, default=0.5,
+                   help="smallest score drawn (AP counts every detection)")
+    p.add_argument("--batch_size", type=positive_int, default=4)
     p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
-    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    p.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
                    help="resamples of the images for 95%% intervals of AP and of the drop (0: off)")
     add_common_args(p)
     return p
@@ -61,10 +69,10 @@ def main():
     if args.pretrained != "none" and pretrained_available(args.pretrained) and categories_in_coco(args.annotation):
         models[f"{args.pretrained} (COCO)"] = args.pretrained
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
-    sets = {"normal": args.normal_light_img_dir, "low_light": args.low_light_img_dir}
-    check_outputs_apart({"--normal_light_img_dir": sets["normal"], "--low_light_img_dir": sets["low_light"],
+    sets = {"normal": args.normal_light_image_dir, "low_light": args.low_light_image_dir}
+    check_outputs_apart({"--normal_light_image_dir": sets["normal"], "--low_light_image_dir": sets["low_light"],
                          "--annotation": args.annotation, "--weight_path/--compare": list(models.values())},
-                        {"--output_dir": output_dir, "--save_image_dir": args.save_image_dir})
+                        {"--output_dir": output_dir})
 
     results = {}
     results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
@@ -75,7 +83,7 @@ def main():
             args.coco_backend, results_dirs[name], amp)
         if name == "checkpoint" and args.count > 0 and is_main_process():
             save_comparisons(model, config, args.annotation, sets["normal"], sets["low_light"],
-                             args.save_image_dir or os.path.join(output_dir, "figures"), args.count,
+                             os.path.join(output_dir, "figures"), args.count,
                              dist.device, args.score_threshold)
     cleanup_distributed()
     if not is_main_process():

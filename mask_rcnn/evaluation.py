@@ -172,8 +172,10 @@ def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, co
     return paths
 
 
-def run_inference(model, config, image_dir, output_dir, device, batch_size=4, score_threshold=0.5):
-    """Detections for every image in `image_dir`: overlays and a COCO results JSON (ids = file names)."""
+def run_inference(model, config, image_dir, output_dir, device, batch_size=4, score_threshold=0.5,
+                  amp=False):
+    """Detections scoring at least `score_threshold` for every image in `image_dir`: overlays and
+    a COCO results JSON (ids = file names)."""
     files = list_images(image_dir)
     if not files:
         raise UserError(f"{image_dir}: no images found")
@@ -184,7 +186,7 @@ def run_inference(model, config, image_dir, output_dir, device, batch_size=4, sc
     for start in range(0, len(files), batch_size):
         batch = files[start:start + batch_size]
         images = [read_rgb(os.path.join(image_dir, f)) for f in batch]
-        for name, image, output in zip(batch, images, predict_images(model, images, device)):
+        for name, image, output in zip(batch, images, predict_images(model, images, device, amp)):
             keep = output["scores"] >= score_threshold
             kept = {k: v[keep] for k, v in output.items()}
             write_image(os.path.join(output_dir, os.path.splitext(name)[0] + "_pred.png"),

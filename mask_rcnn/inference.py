@@ -13,29 +13,36 @@ from torch_utils_lib.cli import run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_low_light
 
 
-def main():
-    from torch_utils_lib.utils import add_common_args
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int, probability
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image_dir", default=sample_low_light("val", "gamma_noise"))
     p.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth"),
                    help="a mask_rcnn/train.py checkpoint or a torchvision detector name (COCO weights)")
-    p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "mask_rcnn", "inference"))
-    p.add_argument("--score_threshold", type=float, default=0.5)
-    p.add_argument("--batch_size", type=int, default=4)
-    add_common_args(p)
-    args = p.parse_args()
+    p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "mask_rcnn", "inference"),
+                   help="overlays (<name>_pred.png) and detections.json")
+    p.add_argument("--score_threshold", type=probability, default=0.5,
+                   help="smallest score kept, in detections.json and on the overlays")
+    p.add_argument("--batch_size", type=positive_int, default=4)
+    add_common_args(p, seed=False, workers=False)
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
 
     from mask_rcnn.evaluation import run_inference
     from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import write_run_metadata
-    from torch_utils_lib.utils import init_distributed
+    from torch_utils_lib.utils import init_distributed, resolve_amp
     check_outputs_apart({"--image_dir": args.image_dir, "--weight_path": args.weight_path},
                         {"--output_dir": args.output_dir})
     device = init_distributed(args.device).device
     model, config = load_detector(args.weight_path, device)
     images, detections = run_inference(model, config, args.image_dir, args.output_dir, device,
-                                       args.batch_size, args.score_threshold)
+                                       args.batch_size, args.score_threshold,
+                                       resolve_amp(args.amp, device))
     write_run_metadata(args.output_dir, args)
     print(f"{images} images, {detections} detections >= {args.score_threshold} -> {args.output_dir}")
 

@@ -14,16 +14,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from mask_rcnn.training import train
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
+                                 non_negative_float, non_negative_int, positive_float,
+                                 positive_int, run_main)
 from torch_utils_lib.coco_eval import BACKENDS
 from torch_utils_lib.detection_models import DETECTOR_NAMES
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.transforms import AUGMENTATIONS
-from torch_utils_lib.utils import add_common_args, cleanup_distributed
+from torch_utils_lib.utils import cleanup_distributed
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image_dir", default=sample_images("train"), help="training images")
     p.add_argument("--annotation", default=sample_annotation("train"), help="COCO instances json")
     p.add_argument("--checkpoint_dir", default=os.path.join(RUNS_DIR, "mask_rcnn", "sample"),
@@ -33,39 +35,34 @@ def build_parser():
     p.add_argument("--model", default="maskrcnn_resnet18_fpn", choices=DETECTOR_NAMES)
     p.add_argument("--weights", default="none",
                    help="initial weights: none, imagenet (backbone), coco (torch hub cache) or a file")
-    p.add_argument("--num_classes", type=int, default=None,
+    p.add_argument("--num_classes", type=positive_int, default=None,
                    help="classes incl. background (default: from the annotation)")
-    p.add_argument("--trainable_backbone_layers", type=int, default=None,
+    p.add_argument("--trainable_backbone_layers", type=non_negative_int, default=None,
                    help="ResNet stages to train with pretrained weights (0-5, default 3)")
-    p.add_argument("--batch_size", type=int, default=4)
-    p.add_argument("--epoch", type=int, default=20, help="number of epochs")
+    p.add_argument("--batch_size", type=positive_int, default=4)
     p.add_argument("--optimizer", default="adamw", choices=("adam", "adamw", "sgd"))
-    p.add_argument("--lr", "--learning_rate", dest="lr", type=float, default=1e-3)
-    p.add_argument("--weight_decay", type=float, default=1e-4)
-    p.add_argument("--lr_step_size", type=int, default=15, help="epochs between lr decays")
-    p.add_argument("--lr_gamma", type=float, default=0.1, help="lr decay factor")
-    p.add_argument("--warmup_iters", type=int, default=50, help="linear lr warm-up iterations")
-    p.add_argument("--clip_grad_norm", type=float, default=10.0, help="0 disables clipping")
-    p.add_argument("--checkpoint_epoch", type=int, default=0,
+    p.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=1e-3)
+    p.add_argument("--weight_decay", type=non_negative_float, default=1e-4)
+    p.add_argument("--warmup_iters", type=non_negative_int, default=50,
+                   help="linear lr warm-up iterations")
+    add_training_args(p, epochs=20, max_grad_norm=10.0, lr_step_size=15)
+    p.add_argument("--checkpoint_epoch", type=non_negative_int, default=0,
                    help="also keep epoch_N.pth every N epochs (last.pth is always written)")
     p.add_argument("--augment", default="hflip", choices=tuple(AUGMENTATIONS),
                    help="; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()))
-    p.add_argument("--min_size", type=int, default=None, help="model input short side")
-    p.add_argument("--max_size", type=int, default=None, help="model input long side limit")
+    p.add_argument("--min_size", type=positive_int, default=None, help="model input short side")
+    p.add_argument("--max_size", type=positive_int, default=None, help="model input long side limit")
     p.add_argument("--val_image_dir", default=sample_images("val"))
     p.add_argument("--val_annotation", default=sample_annotation("val"))
-    p.add_argument("--eval_every", type=int, default=5, help="validate every N epochs (0: never)")
+    p.add_argument("--eval_every", type=non_negative_int, default=5,
+                   help="validate every N epochs (0: never)")
     p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
-    p.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from CHECKPOINT_DIR/last.pth (or the given file)")
     add_common_args(p)
     return p
 
 
 def main():
     args = build_parser().parse_args()
-    if args.epoch < 1 or args.batch_size < 1 or args.lr <= 0:
-        raise UserError("--epoch and --batch_size must be >= 1 and --lr > 0")
     try:
         stats = train(args)
     finally:

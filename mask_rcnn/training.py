@@ -4,13 +4,14 @@ import os
 import torch
 
 from torch_utils_lib import transforms as T
-from torch_utils_lib.checkpoint import check_same_config, load_checkpoint, resume_training
+from torch_utils_lib.checkpoint import (check_same_config, checkpoint_to_resume, load_checkpoint,
+                                        resume_training)
 from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config,
                                               load_detector_checkpoint, load_detector_weights)
-from torch_utils_lib.engine import evaluate, fit
+from torch_utils_lib.engine import build_lr_scheduler, evaluate, fit
 from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
 from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_amp, seed_everything,
                                    sync_buffers, unwrap)
@@ -61,10 +62,6 @@ def train(args):
     dist = init_distributed(args.device)
     seed_everything(args.seed + dist.rank)
     amp = resolve_amp(args.amp, dist.device)
-    os.makedirs(args.checkpoint_dir, exist_ok=True)
-    if dist.is_main:
-        write_run_metadata(args.checkpoint_dir, args, world_size=dist.world_size)
-
     init_state, init_config = (load_detector_checkpoint(args.weight_path) if args.weight_path
                                else (None, None))
     model_name = init_config["model"] if init_config else args.model
@@ -86,6 +83,10 @@ def train(args):
         load_detector_weights(model, init_state, args.weight_path)
     config = detector_config(model_name, names, model.transform.min_size[0], model.transform.max_size,
                              category_ids)
+    resume_path = checkpoint_to_resume(args.resume, args.checkpoint_dir, announce=dist.is_main)
+    os.makedirs(args.checkpoint_dir, exist_ok=True)
+    if dist.is_main:
+        write_run_metadata(args.checkpoint_dir, args, world_size=dist.world_size)
     model.to(dist.device)
     if dist.distributed:
         model = torch.nn.parallel.DistributedDataParallel(
@@ -93,19 +94,13 @@ def train(args):
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(args.optimizer, params, args.lr, args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, args.lr_step_size, args.lr_gamma)
+    scheduler = build_lr_scheduler(optimizer, args.lr_step_size, args.lr_milestones, args.lr_gamma)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start_epoch = 0
-    if args.resume:
-        path = args.resume if os.path.isfile(args.resume) else os.path.join(args.checkpoint_dir, "last.pth")
-        if os.path.isfile(path):
-            state = load_checkpoint(path)
-            check_same_config(path, state.get("config"), config, ("model", "num_classes"))
-            start_epoch = resume_training(state, model, optimizer, scheduler, scaler)
-            if dist.is_main:
-                print(f"resuming from {path} at epoch {start_epoch + 1}")
-        elif dist.is_main:
-            print(f"no checkpoint at {path}: starting from scratch")
+    if resume_path:
+        state = load_checkpoint(resume_path)
+        check_same_config(resume_path, state.get("config"), config, ("model", "num_classes"))
+        start_epoch = resume_training(state, model, optimizer, scheduler, scaler)
 
     loader = detection_loader(train_set, args.batch_size, train=True, workers=args.workers,
                               seed=args.seed)
@@ -118,7 +113,7 @@ def train(args):
     def validate(epoch):
         if val_loader is None or args.eval_every <= 0:
             return None
-        if (epoch + 1) % args.eval_every and epoch + 1 != args.epoch:
+        if (epoch + 1) % args.eval_every and epoch + 1 != args.epochs:
             return None
         sync_buffers(model)
         iou_types = ("bbox", "segm") if model_name.startswith("maskrcnn") else ("bbox",)
@@ -128,9 +123,9 @@ def train(args):
         last_stats.update(stats)
         return {f"val_{t}_{k}": v for t, s in stats.items() for k, v in s.items() if k in ("AP", "AP50")}
 
-    fit(model, optimizer, scheduler, loader, dist.device, epochs=args.epoch,
+    fit(model, optimizer, scheduler, loader, dist.device, epochs=args.epochs,
         checkpoint_dir=args.checkpoint_dir, config=config, start_epoch=start_epoch, scaler=scaler,
-        amp=amp, warmup_iters=args.warmup_iters, max_grad_norm=args.clip_grad_norm,
+        amp=amp, warmup_iters=args.warmup_iters, max_grad_norm=args.max_grad_norm or None,
         checkpoint_every=args.checkpoint_epoch, on_epoch_end=validate)
     if last_stats and is_main_process():
         atomic_write_json(os.path.join(args.checkpoint_dir, "val_stats.json"), last_stats)

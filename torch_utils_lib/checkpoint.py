@@ -11,7 +11,7 @@ import random
 import numpy as np
 import torch
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import RESUME_LAST, UserError
 from torch_utils_lib.runinfo import atomic_write_bytes
 
 
@@ -127,3 +127,25 @@ def latest_checkpoint(checkpoint_dir, name="last.pth"):
     """Path of the resumable checkpoint in `checkpoint_dir`, or None."""
     path = os.path.join(checkpoint_dir, name)
     return path if os.path.isfile(path) else None
+
+
+def checkpoint_to_resume(resume, checkpoint_dir, announce=True):
+    """The checkpoint a training run continues from (--resume's meaning), or None for a new run.
+
+    `resume` is None (no --resume), RESUME_LAST (--resume without a value: CHECKPOINT_DIR/last.pth)
+    or a path. A missing file starts a new run and says so. A new run never replaces a run
+    already in `checkpoint_dir`: that is a UserError naming the way on.
+    """
+    last = os.path.join(checkpoint_dir, "last.pth")
+    path = None if resume is None else last if resume == RESUME_LAST else resume
+    if path is not None and os.path.isfile(path):
+        if announce:
+            print(f"resuming from {path}")
+        return path
+    if os.path.isfile(last):
+        missing = f"--resume {path}: no such file, and " if path else ""
+        raise UserError(f"{last}: {missing}a training run is already there; pass --resume to "
+                        f"continue it or choose another --checkpoint_dir")
+    if path is not None and announce:
+        print(f"--resume: no checkpoint at {path}; starting a new run")
+    return None

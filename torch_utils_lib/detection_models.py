@@ -17,6 +17,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from torch_utils_lib.checkpoint import is_plain_state_dict, read_state
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.devices import autocast
 from torch_utils_lib.transforms import to_tensor
 
 _D = torchvision.models.detection
@@ -298,9 +299,11 @@ def detections_to_cpu(output):
 
 
 @torch.no_grad()
-def predict_images(model, images, device):
+def predict_images(model, images, device, amp=False):
     """Detections for HxWx3 uint8 images, one CPU output dict each (the model must be in eval)."""
-    return [detections_to_cpu(o) for o in model([to_tensor(i).to(device) for i in images])]
+    with autocast(torch.device(device), amp):
+        outputs = model([to_tensor(i).to(device) for i in images])
+    return [detections_to_cpu(o) for o in outputs]
 
 
 def label_map_by_name(dataset_categories, detector_categories):

@@ -1,5 +1,5 @@
 """Seeding, the default device, AMP's default, and the flags every training/eval script shares."""
-import argparse
+import contextlib
 import random
 
 import numpy as np
@@ -27,19 +27,16 @@ def default_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def add_common_args(parser, seed=0):
-    """The flags every training/eval script shares: --device, --seed, --workers, --amp."""
-    parser.add_argument("--device", default=default_device(),
-                        help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=seed, help="random seed")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                        help="mixed precision (default: on for CUDA, off on CPU; --no-amp turns it off)")
-    return parser
-
 
 def resolve_amp(amp_flag, device):
     """AMP is on by default on CUDA and unavailable on CPU (bfloat16 CPU autocast is slower there)."""
     if amp_flag is None:
         return device.type == "cuda"
     return bool(amp_flag) and device.type == "cuda"
+
+
+def autocast(device, enabled):
+    """Mixed precision on CUDA when enabled; a no-op context otherwise."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()

@@ -7,17 +7,20 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
+from torch_utils_lib.cli import ArgumentParser, UserError, run_main
 
-from torch_utils_lib.cli import UserError, run_main
+
+def build_parser():
+    from torch_utils_lib.detection_models import TORCHVISION_DETECTORS
+    parser = ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="+", help=f"detectors: {', '.join(TORCHVISION_DETECTORS)}")
+    parser.add_argument("--backbone", action="store_true", help="also the ImageNet backbone weights")
+    return parser
 
 
 def main():
     from torch_utils_lib.detection_models import TORCHVISION_DETECTORS, cached_weights_path
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="+", help=f"detectors: {', '.join(TORCHVISION_DETECTORS)}")
-    parser.add_argument("--backbone", action="store_true", help="also the ImageNet backbone weights")
-    args = parser.parse_args()
+    args = build_parser().parse_args()
     for name in args.names:
         if name not in TORCHVISION_DETECTORS:
             raise UserError(f"{name}: unknown detector ({', '.join(TORCHVISION_DETECTORS)})")

@@ -1,11 +1,11 @@
 """Training and evaluation loops shared by Mask R-CNN, the diffusion restorer and GenISP."""
-import contextlib
 import math
 
 import torch
 
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.detection_models import detections_to_cpu
+from torch_utils_lib.devices import autocast  # noqa: F401 (engine.autocast is the loop's name for it)
 from torch_utils_lib.utils import MetricLogger, reduce_mean
 
 
@@ -20,13 +20,6 @@ def detection_losses(model, batch, device):
     targets = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
                 for k, v in t.items()} for t in targets]
     return model(images, targets)
-
-
-def autocast(device, enabled):
-    """Mixed precision on CUDA when enabled; a no-op context otherwise."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def optimizer_params(optimizer):
@@ -123,16 +116,27 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     return stats
 
 
+def build_lr_scheduler(optimizer, step_size=0, milestones=None, gamma=0.1):
+    """The epoch-wise lr schedule of --lr_milestones or --lr_step_size (None: a constant lr)."""
+    if milestones:
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, sorted(milestones), gamma)
+    if step_size:
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma)
+    return None
+
+
 PLOT_INTERVAL_S = 60
 
 
 def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint_dir, config,
         start_epoch=0, loss_fn=detection_losses, scaler=None, amp=False, warmup_iters=0,
-        max_grad_norm=None, checkpoint_every=0, on_epoch_end=None, after_step=None, ema=None):
+        max_grad_norm=None, checkpoint_every=0, on_epoch_end=None, after_step=None, ema=None,
+        saved_model=None):
     """Train from `start_epoch` to `epochs`, checkpointing after every epoch.
 
     `checkpoint_dir/last.pth` is rewritten atomically after each epoch (what --resume reads);
-    `epoch_N.pth` is kept every `checkpoint_every` epochs. `on_epoch_end(epoch)` may return a
+    `epoch_N.pth` is kept every `checkpoint_every` epochs. Checkpoints hold `saved_model`'s
+    weights (default: `model`; GenISP saves itself without the frozen detector it trains through). `on_epoch_end(epoch)` may return a
     dict of metrics (validation AP, sample figures) that is logged with the epoch's losses.
     Losses go to `train_log.jsonl`; the loss-curve PNG is redrawn at the end and at most once
     every PLOT_INTERVAL_S seconds before (drawing it costs ~1 s, more than a short epoch).
@@ -155,11 +159,15 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
         import json
         with open(history_path) as f:
             history = [h for h in json.load(f) if h["epoch"] < start_epoch]
+    if start_epoch >= epochs and is_main_process():
+        print(f"{os.path.join(checkpoint_dir, 'last.pth')}: already trained for {start_epoch} "
+              f"epochs (raise --epochs to go on)")
+    saved_model = model if saved_model is None else saved_model
     last_plot = time.monotonic()
 
     def save_last(epoch):
         state = dict(optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch, ema=ema)
-        save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), model, config, **state)
+        save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), saved_model, config, **state)
         return state
 
     for epoch in range(start_epoch, epochs):
@@ -169,9 +177,10 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
                                  max_grad_norm=max_grad_norm,
                                  log_path=log_path, after_step=after_step,
                                  desc=f"epoch {epoch + 1}/{epochs}")
+        lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
-        record = {"epoch": epoch, **{f"train_{k}": v for k, v in losses.items()}}
+        record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in losses.items()}}
         if on_epoch_end is not None:
             try:
                 record.update(on_epoch_end(epoch) or {})
@@ -183,7 +192,7 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
         if is_main_process():
             state = save_last(epoch)
             if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
-                save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), model,
+                save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), saved_model,
                                 config, **state)
             atomic_write_json(history_path, history)
             if epoch + 1 == epochs or time.monotonic() - last_plot > PLOT_INTERVAL_S:
@@ -194,7 +203,7 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
                     print(f"warning: {plot_path}: loss curve not drawn ({e})", file=sys.stderr)
                 last_plot = time.monotonic()
         if is_main_process():
-            print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in record.items() if not isinstance(v, dict)))
     return history
 

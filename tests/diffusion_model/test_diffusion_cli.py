@@ -63,7 +63,7 @@ def test_resume_continues_exactly(tmp_path, subset):
     model, _ = load_diffusion(str(straight / "last.pth"))
     assert all(torch.equal(v, a["ema"]["shadow"][k]) for k, v in model.state_dict().items())
     run = json.loads((straight / "run.json").read_text())
-    assert run["args"]["epoch"] == 3 and "torch" in run["versions"]
+    assert run["args"]["epochs"] == 3 and "torch" in run["versions"]
 
 
 @pytest.mark.parametrize("objective", ["eps", "v"])

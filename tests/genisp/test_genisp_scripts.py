@@ -35,7 +35,7 @@ def trained_genisp(trained_sample_detector, tmp_path_factory):
 
 def test_genisp_raises_the_frozen_detectors_ap_over_the_minimal_pipeline(trained_genisp, tmp_path):
     run_dir, detector, cache = trained_genisp
-    for name in ("last.pth", "history.json", "run.json", "train_log.jsonl", "loss_curves.png"):
+    for name in ("last.pth", "history.json", "run.json", "train_log.jsonl", "loss_curve.png"):
         assert (run_dir / name).is_file(), name
     history = json.loads((run_dir / "history.json").read_text())
     assert [h["epoch"] for h in history] == [0, 1] and history[1]["lr"] == pytest.approx(1e-3)
@@ -158,3 +158,59 @@ def test_evaluate_reports_each_camera_of_a_mixed_set(trained_genisp, tmp_path):
     assert set(table) == {"genisp", "genisp (DNG)", "genisp (NEF)", "minimal", "minimal (DNG)",
                           "minimal (NEF)"}
     assert "| genisp (NEF) |" in result.stdout
+
+
+def tiny_detector(path):
+    """An untrained light Mask R-CNN checkpoint for the sample shapes (64-pixel inputs)."""
+    import torch
+
+    from torch_utils_lib.checkpoint import save_checkpoint
+    from torch_utils_lib.detection_models import build_detector, detector_config
+    torch.manual_seed(0)
+    names = ["__background__", "circle", "square", "triangle"]
+    model = build_detector("maskrcnn_resnet18_fpn", len(names), "none", min_size=64, max_size=64)
+    save_checkpoint(str(path), model, detector_config("maskrcnn_resnet18_fpn", names, 64, 64,
+                                                      [None, 1, 2, 3]))
+    return path
+
+
+def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
+    """2 epochs in one go == 1 epoch, stopped, then --resume to 2 (as the other trainers)."""
+    require_sample_raw()
+    import torch
+
+    from torch_utils_lib.runinfo import read_jsonl
+    detector = tiny_detector(tmp_path / "detector.pth")
+    subset = tmp_path / "subset.json"
+    coco = json.loads(open(os.path.join(sample_raw("train"), "annotations.json")).read())
+    coco["images"] = coco["images"][:8]
+    ids = {i["id"] for i in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in ids]
+    subset.write_text(json.dumps(coco))
+
+    def train(name, epochs, *extra):
+        result = run_script("genisp/train.py", "--detector", detector, "--annotation", subset,
+                            "--checkpoint_dir", tmp_path / name, "--cache_dir", "none",
+                            "--epochs", epochs, "--batch_size", 4, "--lr_milestones", 1,
+                            "--resize", 0, 0, "--parameter_size", 32, "--device", "cpu",
+                            "--seed", 3, *extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result
+
+    train("straight", 2)
+    train("split", 1)
+    assert "resuming from" in train("split", 2, "--resume").stdout
+    a = torch.load(tmp_path / "straight" / "last.pth", weights_only=True)
+    b = torch.load(tmp_path / "split" / "last.pth", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1
+    assert set(a["model"]) == set(b["model"]) and not any(k.startswith("detector") for k in a["model"])
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for name in ("straight", "split"):
+        run = tmp_path / name
+        assert [h["epoch"] for h in json.loads((run / "history.json").read_text())] == [0, 1]
+        # two steps per epoch, each logged once
+        assert [r["epoch"] for r in read_jsonl(str(run / "train_log.jsonl"))] == [0, 0, 1, 1]
+        assert (run / "loss_curve.png").is_file()
+    history = [json.loads((tmp_path / n / "history.json").read_text()) for n in ("straight", "split")]
+    assert history[0] == history[1] and history[0][1]["lr"] == pytest.approx(1e-3)

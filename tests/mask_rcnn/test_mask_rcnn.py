@@ -25,7 +25,7 @@ def test_light_model_learns_on_the_sample_set(trained_sample_detector):
     assert stats["segm"]["AP50"] >= 0.5
     assert (trained_sample_detector / "loss_curve.png").stat().st_size > 1000
     with open(trained_sample_detector / "run.json") as f:
-        assert json.load(f)["args"]["epoch"] > 0
+        assert json.load(f)["args"]["epochs"] > 0
 
 
 def test_evaluate_prints_the_table_and_its_ap_is_pycocotools(trained_sample_detector, tmp_path):
@@ -125,7 +125,7 @@ def test_user_flags_parse_as_typed():
     from mask_rcnn.train import build_parser
     args = build_parser().parse_args(["--learning_rate", "0.02", "--lr_gamma", "0.9", "--epoch", "3",
                                       "--trainable_backbone_layers", "2", "--checkpoint_epoch", "1"])
-    assert args.lr == 0.02 and args.lr_gamma == 0.9 and args.epoch == 3
+    assert args.lr == 0.02 and args.lr_gamma == 0.9 and args.epochs == 3
     assert args.trainable_backbone_layers == 2 and args.checkpoint_epoch == 1
 
 
