@@ -32,6 +32,8 @@ def parse_args(argv=None):
                              "mask_rcnn/train.py checkpoint")
     parser.add_argument("--detector_weights", default="coco",
                         help="weights of a named detector: 'coco' (torch hub cache) or a file")
+    parser.add_argument("--category_map", default=None, metavar="FILE",
+                        help="JSON {dataset class name: detector class name}: overrides the built-in synonyms")
     parser.add_argument("--epochs", "--epoch", dest="epochs", type=int, default=15)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
@@ -82,8 +84,9 @@ def main(argv=None):
 
     detector, detector_config = load_frozen_detector(args.detector, args.detector_weights, device)
     detector_categories = list(detector_config["categories"])
+    from torch_utils_lib.categories import load_category_map
     dataset = raw_dataset(args.raw_dir, args.annotation, detector_categories, "minimal", cache_dir,
-                          resize, train=True)
+                          resize, train=True, category_map=load_category_map(args.category_map))
     loader = detection_loader(dataset, args.batch_size, train=True, workers=args.workers,
                               seed=args.seed)
 

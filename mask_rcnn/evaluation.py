@@ -6,8 +6,9 @@ import torch
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, cached_weights_path, label_map_by_name,
-                                              load_detector, TORCHVISION_DETECTORS)
+from torch_utils_lib.categories import all_categories_match, match_categories
+from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, cached_weights_path, load_detector,
+                                              TORCHVISION_DETECTORS)
 from torch_utils_lib.engine import evaluate
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.visualize import draw_instances, side_by_side
@@ -15,23 +16,27 @@ from torch_utils_lib.visualize import draw_instances, side_by_side
 STATS_SHOWN = ("AP", "AP50", "AP75")
 
 
-def dataset_for(config, image_dir, annotation):
-    """The annotation's images in `image_dir`, labelled in the detector's label space."""
+def dataset_for(config, image_dir, annotation, category_map=None):
+    """The annotation's images in `image_dir`, labelled in the detector's label space.
+
+    Classes match by name (torch_utils_lib.categories), whatever their ids: a dataset's id 1 is
+    not COCO's person unless it is named so.
+    """
     probe = CocoDetection(image_dir, annotation)
-    ids = config.get("category_ids")
-    if ids and all(c["id"] in ids for c in probe.categories) and any(i is not None for i in ids):
-        label_map = {cid: label for label, cid in enumerate(ids) if cid is not None and label > 0}
-    else:
-        label_map = label_map_by_name(probe.categories, config["categories"])
+    label_map = match_categories(probe.categories, config["categories"], category_map, annotation)
     return CocoDetection(image_dir, annotation, label_map=label_map)
 
 
 def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_size=4, workers=0,
-                           backend="pycocotools", results_dir=None, amp=False):
-    """{set name: {iou type: 12 COCO stats}} of one loaded detector on several image folders."""
+                           backend="pycocotools", results_dir=None, amp=False, category_map=None):
+    """{set name: {iou type: 12 COCO stats}} of one loaded detector on several image folders.
+
+    With `results_dir`, each set's detections go to `detections_<set>_<iou type>.json` there
+    (COCO results format, the annotation's own image and category ids).
+    """
     stats = {}
     for name, image_dir in image_dirs.items():
-        dataset = dataset_for(config, image_dir, annotation)
+        dataset = dataset_for(config, image_dir, annotation, category_map)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
         prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
         iou_types = ("bbox", "segm") if config["model"].startswith("maskrcnn") else ("bbox",)
@@ -40,12 +45,12 @@ def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_
 
 
 def evaluate_image_sets(weight_path, annotation, image_dirs, device="cpu", batch_size=4, workers=0,
-                        backend="pycocotools", results_dir=None, amp=False):
+                        backend="pycocotools", results_dir=None, amp=False, category_map=None):
     """Load a mask_rcnn/train.py checkpoint and evaluate it on each of `image_dirs`."""
     device = torch.device(device)
     model, config = load_detector(weight_path, device)
     return evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_size, workers,
-                                  backend, results_dir, amp)
+                                  backend, results_dir, amp, category_map)
 
 
 def pretrained_available(name):
@@ -53,9 +58,11 @@ def pretrained_available(name):
     return os.path.isfile(cached_weights_path(TORCHVISION_DETECTORS[name][1]))
 
 
-def categories_in_coco(annotation):
+def categories_in_coco(annotation, category_map=None):
+    """True when every class of the annotation maps onto a COCO class (by name or synonym)."""
     from torch_utils_lib.coco_utils import load_coco_json
-    return all(c["name"] in COCO_CATEGORY_NAMES for c in load_coco_json(annotation)["categories"])
+    return all_categories_match(load_coco_json(annotation)["categories"], COCO_CATEGORY_NAMES,
+                                category_map)
 
 
 def drop_table(results, normal="normal", low="low_light"):
@@ -67,8 +74,11 @@ def drop_table(results, normal="normal", low="low_light"):
             if iou_type not in sets.get(normal, {}):
                 continue
             for stat in STATS_SHOWN:
-                a, b = sets[normal][iou_type][stat], sets[low][iou_type][stat]
+                a = sets[normal][iou_type][stat]
                 row[f"{iou_type} {stat} normal"] = a
+                if low not in sets:
+                    continue
+                b = sets[low][iou_type][stat]
                 row[f"{iou_type} {stat} low"] = b
                 row[f"{iou_type} {stat} drop"] = a - b
         rows[model_name] = row
@@ -107,11 +117,11 @@ def ground_truth_panel(dataset, index, image):
 
 @torch.no_grad()
 def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, count, device,
-                     score_threshold=0.5):
+                     score_threshold=0.5, category_map=None):
     """Side-by-side PNGs: ground truth | predictions on normal light | on low light."""
     model.eval()
-    normal = dataset_for(config, normal_dir, annotation)
-    low = dataset_for(config, low_dir, annotation)
+    normal = dataset_for(config, normal_dir, annotation, category_map)
+    low = dataset_for(config, low_dir, annotation, category_map)
     paths = []
     for index in range(min(count, len(normal))):
         panels = []

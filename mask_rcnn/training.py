@@ -4,6 +4,7 @@ import os
 import torch
 
 from torch_utils_lib import transforms as T
+from torch_utils_lib.categories import all_categories_match, load_category_map, match_categories
 from torch_utils_lib.checkpoint import load_checkpoint, resume_training
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_utils import CocoDetection
@@ -15,28 +16,19 @@ from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_am
                                    sync_buffers, unwrap)
 
 
-def categories_match_coco(categories):
-    """True when every dataset category is COCO's (same id and name): the COCO head then fits."""
-    return all(0 < c["id"] < len(COCO_CATEGORY_NAMES) and COCO_CATEGORY_NAMES[c["id"]] == c["name"]
-               for c in categories)
-
-
-def label_space(categories, weights, init_config=None):
+def label_space(categories, weights, init_config=None, category_map=None, source="annotation"):
     """(label_map, names by label, category id by label) for training.
 
-    A checkpoint given with --weight_path fixes the label space; COCO weights on a dataset of COCO
-    categories keep COCO's 91 labels (the pretrained head is reused); otherwise labels 1..K.
+    Classes match by name (torch_utils_lib.categories), never by id. A checkpoint given with
+    --weight_path fixes the label space; COCO weights on a dataset whose every class maps onto a
+    COCO class keep COCO's 91 labels (the pretrained head is reused); otherwise labels 1..K.
     """
     if init_config is not None:
-        ids = init_config["category_ids"]
-        label_map = {cid: label for label, cid in enumerate(ids) if cid is not None and label > 0}
-        missing = [c["name"] for c in categories if c["id"] not in label_map]
-        if missing:
-            raise UserError(f"categories {missing} are not in the --weight_path model's labels")
-        return label_map, init_config["categories"], ids
-    if weights == "coco" and categories_match_coco(categories):
-        return ({c["id"]: c["id"] for c in categories}, COCO_CATEGORY_NAMES,
-                list(range(len(COCO_CATEGORY_NAMES))))
+        label_map = match_categories(categories, init_config["categories"], category_map, source)
+        return label_map, init_config["categories"], init_config["category_ids"]
+    if weights == "coco" and all_categories_match(categories, COCO_CATEGORY_NAMES, category_map):
+        return (match_categories(categories, COCO_CATEGORY_NAMES, category_map, source),
+                COCO_CATEGORY_NAMES, list(range(len(COCO_CATEGORY_NAMES))))
     ordered = sorted(categories, key=lambda c: c["id"])
     return ({c["id"]: i for i, c in enumerate(ordered, 1)}, ["__background__"] + [c["name"] for c in ordered],
             [None] + [c["id"] for c in ordered])
@@ -63,7 +55,9 @@ def train(args):
     init_config = init_state["config"] if init_state else None
     model_name = init_config["model"] if init_config else args.model
     probe = CocoDetection(args.image_dir, args.annotation, with_masks=True)
-    label_map, names, category_ids = label_space(probe.categories, args.weights, init_config)
+    category_map = load_category_map(args.category_map)
+    label_map, names, category_ids = label_space(probe.categories, args.weights, init_config,
+                                                 category_map, args.annotation)
     train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
                               transforms=T.training_augmentation(args.augment))
     num_classes = args.num_classes or len(names)
@@ -101,7 +95,9 @@ def train(args):
                               seed=args.seed)
     val_loader = None
     if args.val_image_dir and args.val_annotation:
-        val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=label_map)
+        val_probe = CocoDetection(args.val_image_dir, args.val_annotation)
+        val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=match_categories(
+            val_probe.categories, names, category_map, args.val_annotation))
         val_loader = detection_loader(val_set, args.batch_size, train=False, workers=args.workers)
     last_stats = {}
 

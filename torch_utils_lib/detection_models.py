@@ -217,12 +217,3 @@ def load_detector(spec, device="cpu", weights="coco", flag="--weights"):
                         f"({', '.join(DETECTOR_NAMES)})")
     return model.to(device).eval(), config
 
-
-def label_map_by_name(dataset_categories, detector_categories):
-    """Map dataset category ids to detector labels by class name; UserError for unknown names."""
-    index = {name: label for label, name in enumerate(detector_categories)}
-    missing = [c["name"] for c in dataset_categories if c["name"] not in index]
-    if missing:
-        raise UserError(f"categories {missing} are not in the detector's label space "
-                        f"({len(detector_categories) - 1} classes)")
-    return {c["id"]: index[c["name"]] for c in dataset_categories}
