@@ -9,16 +9,10 @@ from torch_utils_lib.engine import keep_labels, predict
 GENISP_CONFIG_NAME = "genisp"
 
 
-def present_categories(coco_dict):
-    """The categories that at least one annotation uses (RAW-NOD lists 80, uses 3)."""
-    used = {a["category_id"] for a in coco_dict["annotations"]}
-    return [c for c in coco_dict["categories"] if c["id"] in used]
-
-
 def label_map_for(annotation_file, detector_categories, category_map=None):
     """Dataset category id -> detector label, by class name (torch_utils_lib.categories), for the
     categories in use."""
-    from torch_utils_lib.categories import match_categories
+    from torch_utils_lib.categories import match_categories, present_categories
     from torch_utils_lib.coco_utils import load_coco_json
     categories = present_categories(load_coco_json(annotation_file))
     return match_categories(categories, detector_categories, category_map, annotation_file)

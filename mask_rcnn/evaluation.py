@@ -6,7 +6,7 @@ import torch
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
-from torch_utils_lib.categories import all_categories_match, match_categories
+from torch_utils_lib.categories import all_categories_match, match_categories, present_categories
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, cached_weights_path, load_detector,
                                               TORCHVISION_DETECTORS)
 from torch_utils_lib.engine import evaluate
@@ -23,7 +23,8 @@ def dataset_for(config, image_dir, annotation, category_map=None):
     not COCO's person unless it is named so.
     """
     probe = CocoDetection(image_dir, annotation)
-    label_map = match_categories(probe.categories, config["categories"], category_map, annotation)
+    label_map = match_categories(present_categories(probe.coco_dict), config["categories"],
+                                 category_map, annotation)
     return CocoDetection(image_dir, annotation, label_map=label_map)
 
 
@@ -61,7 +62,7 @@ def pretrained_available(name):
 def categories_in_coco(annotation, category_map=None):
     """True when every class of the annotation maps onto a COCO class (by name or synonym)."""
     from torch_utils_lib.coco_utils import load_coco_json
-    return all_categories_match(load_coco_json(annotation)["categories"], COCO_CATEGORY_NAMES,
+    return all_categories_match(present_categories(load_coco_json(annotation)), COCO_CATEGORY_NAMES,
                                 category_map)
 
 

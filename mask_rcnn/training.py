@@ -4,7 +4,8 @@ import os
 import torch
 
 from torch_utils_lib import transforms as T
-from torch_utils_lib.categories import all_categories_match, load_category_map, match_categories
+from torch_utils_lib.categories import (all_categories_match, load_category_map, match_categories,
+                                       present_categories)
 from torch_utils_lib.checkpoint import load_checkpoint, resume_training
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_utils import CocoDetection
@@ -16,18 +17,21 @@ from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_am
                                    sync_buffers, unwrap)
 
 
-def label_space(categories, weights, init_config=None, category_map=None, source="annotation"):
+def label_space(categories, weights, init_config=None, category_map=None, source="annotation",
+                present=None):
     """(label_map, names by label, category id by label) for training.
 
     Classes match by name (torch_utils_lib.categories), never by id. A checkpoint given with
     --weight_path fixes the label space; COCO weights on a dataset whose every class maps onto a
     COCO class keep COCO's 91 labels (the pretrained head is reused); otherwise labels 1..K.
+    Mapping onto an existing label space needs only the `present` (annotated) categories.
     """
+    present = categories if present is None else present
     if init_config is not None:
-        label_map = match_categories(categories, init_config["categories"], category_map, source)
+        label_map = match_categories(present, init_config["categories"], category_map, source)
         return label_map, init_config["categories"], init_config["category_ids"]
-    if weights == "coco" and all_categories_match(categories, COCO_CATEGORY_NAMES, category_map):
-        return (match_categories(categories, COCO_CATEGORY_NAMES, category_map, source),
+    if weights == "coco" and all_categories_match(present, COCO_CATEGORY_NAMES, category_map):
+        return (match_categories(present, COCO_CATEGORY_NAMES, category_map, source),
                 COCO_CATEGORY_NAMES, list(range(len(COCO_CATEGORY_NAMES))))
     ordered = sorted(categories, key=lambda c: c["id"])
     return ({c["id"]: i for i, c in enumerate(ordered, 1)}, ["__background__"] + [c["name"] for c in ordered],
@@ -57,7 +61,8 @@ def train(args):
     probe = CocoDetection(args.image_dir, args.annotation, with_masks=True)
     category_map = load_category_map(args.category_map)
     label_map, names, category_ids = label_space(probe.categories, args.weights, init_config,
-                                                 category_map, args.annotation)
+                                                 category_map, args.annotation,
+                                                 present_categories(probe.coco_dict))
     train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
                               transforms=T.training_augmentation(args.augment))
     num_classes = args.num_classes or len(names)
@@ -97,7 +102,7 @@ def train(args):
     if args.val_image_dir and args.val_annotation:
         val_probe = CocoDetection(args.val_image_dir, args.val_annotation)
         val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=match_categories(
-            val_probe.categories, names, category_map, args.val_annotation))
+            present_categories(val_probe.coco_dict), names, category_map, args.val_annotation))
         val_loader = detection_loader(val_set, args.batch_size, train=False, workers=args.workers)
     last_stats = {}
 

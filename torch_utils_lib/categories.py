@@ -23,6 +23,13 @@ def _key(name):
     return str(name).strip().lower()
 
 
+def present_categories(coco_dict):
+    """The categories that at least one annotation uses (RAW-NOD lists 80, uses 3; an ExDark split
+    lists 12): only these need a detector class."""
+    used = {a["category_id"] for a in coco_dict["annotations"]}
+    return [c for c in coco_dict["categories"] if c["id"] in used]
+
+
 def load_category_map(path):
     """The {dataset name: detector name} JSON of --category_map (None when no file is given)."""
     if not path:
