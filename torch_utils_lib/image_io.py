@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, read_json
 from torch_utils_lib.runinfo import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -23,6 +23,25 @@ def list_images(image_dir):
     if not os.path.isdir(image_dir):
         raise UserError(f"{image_dir}: image directory not found")
     return sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def annotation_file_names(path):
+    """File names listed by a `{"filename": [...]}` JSON, a COCO json, or a JSON list of names."""
+    data = read_json(path, "annotation file")
+    if isinstance(data, dict) and isinstance(data.get("images"), list):
+        names = [image.get("file_name") if isinstance(image, dict) else None
+                 for image in data["images"]]
+    elif isinstance(data, dict) and isinstance(data.get("filename"), list):
+        names = data["filename"]
+    elif isinstance(data, list):
+        names = data
+    else:
+        raise UserError(f"{path}: expected a COCO json, {{\"filename\": [...]}} or a list of names")
+    if not all(isinstance(n, str) and n for n in names):
+        raise UserError(f"{path}: every listed image needs a file name string")
+    if not names:
+        raise UserError(f"{path}: lists no images")
+    return names
 
 
 def _to_uint8(array):
