@@ -31,6 +31,10 @@ def build_parser():
     p.add_argument("--category_map", default=None, metavar="FILE",
                    help="JSON {dataset class name: detector class name}: overrides the built-in "
                         "synonyms (motorbike->motorcycle, diningtable->dining table, ...)")
+    p.add_argument("--image_set", action="append", default=[], metavar="NAME=IMAGE_DIR[,ANNOTATION]",
+                   help="repeatable: score these sets instead of the normal/low-light pair "
+                        "(ANNOTATION defaults to --annotation); detections go to "
+                        "OUTPUT_DIR/<model>/detections_<NAME>_<iou type>.json")
     p.add_argument("--compare", nargs="*", default=[], metavar="NAME=CHECKPOINT",
                    help="more checkpoints as rows, e.g. finetuned=runs/mask_rcnn/low/last.pth")
     p.add_argument("--pretrained", default="maskrcnn_resnet50_fpn",
@@ -47,7 +51,8 @@ def build_parser():
 
 def main():
     from mask_rcnn.evaluation import (categories_in_coco, drop_table, evaluate_model_on_sets,
-                                      markdown_table, pretrained_available, save_comparisons)
+                                      markdown_table, parse_image_sets, pretrained_available,
+                                      save_comparisons, set_table)
     from torch_utils_lib.categories import load_category_map
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text, write_run_metadata
@@ -66,24 +71,30 @@ def main():
     if args.pretrained != "none" and pretrained_available(args.pretrained) and categories_in_coco(args.annotation, category_map):
         models[f"{args.pretrained} (COCO)"] = args.pretrained
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
-    sets = {"normal": args.normal_light_img_dir}
-    if args.low_light_img_dir.lower() != "none":
-        sets["low_light"] = args.low_light_img_dir
+    if args.image_set:
+        sets = parse_image_sets(args.image_set, args.annotation)
+    else:
+        sets = {"normal": (args.normal_light_img_dir, args.annotation)}
+        if args.low_light_img_dir.lower() != "none":
+            sets["low_light"] = (args.low_light_img_dir, args.annotation)
 
     results = {}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
-        results[name] = evaluate_model_on_sets(
-            model, config, args.annotation, sets, dist.device, args.batch_size, args.workers,
-            args.coco_backend, os.path.join(output_dir, name.split(" ")[0]), amp, category_map)
+        results[name] = {}
+        for annotation in dict.fromkeys(a for _, a in sets.values()):
+            results[name].update(evaluate_model_on_sets(
+                model, config, annotation, {s: d for s, (d, a) in sets.items() if a == annotation},
+                dist.device, args.batch_size, args.workers, args.coco_backend,
+                os.path.join(output_dir, name.split(" ")[0]), amp, category_map))
         if name == "checkpoint" and args.count > 0 and "low_light" in sets and is_main_process():
-            save_comparisons(model, config, args.annotation, sets["normal"], sets["low_light"],
+            save_comparisons(model, config, args.annotation, sets["normal"][0], sets["low_light"][0],
                              args.save_image_dir or os.path.join(output_dir, "figures"), args.count,
                              dist.device, args.score_threshold, category_map)
     cleanup_distributed()
     if not is_main_process():
         return
-    rows = drop_table(results)
+    rows = set_table(results) if args.image_set else drop_table(results)
     table = markdown_table(rows)
     print(table)
     write_run_metadata(output_dir, args)

@@ -86,6 +86,26 @@ def drop_table(results, normal="normal", low="low_light"):
     return rows
 
 
+def parse_image_sets(specs, default_annotation):
+    """{name: (image dir, annotation)} of --image_set NAME=IMAGE_DIR[,ANNOTATION] values."""
+    sets = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        parts = rest.split(",")
+        if not sep or not name or not parts[0] or len(parts) > 2 or name in sets:
+            raise UserError(f"--image_set {spec}: expected NAME=IMAGE_DIR[,ANNOTATION] with a "
+                            f"new NAME")
+        sets[name] = (parts[0], parts[1] if len(parts) == 2 else default_annotation)
+    return sets
+
+
+def set_table(results):
+    """Rows '<model> | <set>' of {column: value} with each IoU type's STATS_SHOWN."""
+    return {f"{model} | {name}": {f"{iou} {stat}": stats[iou][stat] for iou in ("bbox", "segm")
+                                  if iou in stats for stat in STATS_SHOWN}
+            for model, sets in results.items() for name, stats in sets.items()}
+
+
 def markdown_table(rows, first="model"):
     """A Markdown table of {row name: {column: float}} (columns in first-seen order)."""
     columns = []
