@@ -99,7 +99,7 @@ def train(args):
     loader = detection_loader(train_set, args.batch_size, train=True, workers=args.workers,
                               seed=args.seed)
     val_loader = None
-    if args.val_image_dir and args.val_annotation:
+    if args.val_image_dir and args.val_annotation and args.eval_every > 0:
         val_probe = CocoDetection(args.val_image_dir, args.val_annotation)
         val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=match_categories(
             present_categories(val_probe.coco_dict), names, category_map, args.val_annotation))

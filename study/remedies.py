@@ -117,13 +117,15 @@ def train_diffusion(study):
 
 
 def restored_images(study, test_set):
+    from torch_utils_lib.image_io import annotation_file_names
     a = study.args
     out = study.path("diffusion", "restored", test_set.name)
+    complete = all(os.path.isfile(os.path.join(out, n)) for n in annotation_file_names(test_set.annotation))
     study.run(f"restore {test_set.name}", "diffusion_model/inference.py", "--conditional_image_dir",
               test_set.image_dir, "--input_image_dir", test_set.normal_dir or "", "--annotation",
               test_set.annotation, "--output_image_dir", out, "--weight_path",
               study.path("diffusion", "last.pth"), "--steps", a.diffusion_steps, "--device", a.device,
-              "--seed", a.seed, "--figure_images", 0)
+              "--seed", a.seed, "--figure_images", 0, done=out if complete else None)
     return out
 
 

@@ -49,3 +49,19 @@ def test_coco_label_model_scores_voc_named_ids_from_zero_and_dumps_dataset_ids(t
         # chair/car/motorbike are LIS ids 0/1/2 (COCO's 62/3/4); giraffe has no id in the set.
         ids = {d["category_id"] for d in detections}
         assert ids == {cid - 1 for cid in LIS_NAMES}, ids
+
+
+def test_finetuning_a_coco_label_model_on_voc_names_keeps_the_coco_head(tmp_path):
+    made = run_script("dataset/make_sample.py", "--output_dir", tmp_path / "sample", "--train", 1,
+                      "--val", 5, "--size", 64)
+    assert made.returncode == 0, made.stderr[-2000:]
+    dark, annotation, normal = make_lis_style_set(str(tmp_path / "sample"), "val", str(tmp_path / "lis"))
+    weights = coco_label_space_checkpoint(tmp_path / "coco_space.pth")
+    result = run_script("mask_rcnn/train.py", "--weight_path", weights, "--image_dir", dark,
+                        "--annotation", annotation, "--checkpoint_dir", tmp_path / "ft", "--epoch", 1,
+                        "--batch_size", 5, "--eval_every", 0, "--min_size", 64, "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-3000:]
+    from torch_utils_lib.checkpoint import load_checkpoint
+    from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES
+    config = load_checkpoint(str(tmp_path / "ft" / "last.pth"))["config"]
+    assert config["categories"] == COCO_CATEGORY_NAMES and config["num_classes"] == 91
