@@ -107,6 +107,9 @@ def check_args(args):
         raise UserError("GenISP needs RAW: keep 'physics' in --methods or give --raw_train_dir")
     if not 0 <= args.mix_ratio <= 1:
         raise UserError(f"--mix_ratio {args.mix_ratio}: must lie between 0 and 1")
+    from study.test_sets import parse_real_test
+    for spec in args.real_test:  # before any step runs
+        parse_real_test(spec)
     if args.nproc_per_node < 1:
         raise UserError("--nproc_per_node must be at least 1")
     if args.category_map:

@@ -89,3 +89,14 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     assert "[study] synthesis gamma_noise: reusing" in log and "[study] evaluate normal: reusing" in log
     assert detector.stat().st_mtime_ns == trained_at
     assert json.loads((out / "report.json").read_text())["rows"].keys() == rows.keys()
+
+
+def test_bad_study_arguments_end_in_one_line(tmp_path):
+    from tests.helpers import assert_user_error
+    result = run_script("study/run.py", "--output_dir", tmp_path / "s", "--real_test", "lis=only_a_dir")
+    assert_user_error(result, "--real_test lis=only_a_dir", "NAME=IMAGE_DIR,ANNOTATION")
+    result = run_script("study/run.py", "--output_dir", tmp_path / "s", "--real_test",
+                        f"lis={tmp_path},{tmp_path / 'missing.json'}")
+    assert_user_error(result, "missing.json", "annotation of --real_test lis not found")
+    result = run_script("study/run.py", "--output_dir", tmp_path / "s", "--mix_ratio", "1.5")
+    assert_user_error(result, "--mix_ratio")
