@@ -5,7 +5,6 @@ commands). Steps whose outputs exist are reused and training steps run with --re
 interrupted study continues where it stopped. Rows come from study.remedies.REMEDIES, columns from
 study.test_sets.TEST_SETS.
 """
-import json
 import os
 import subprocess
 import sys
@@ -204,8 +203,3 @@ def run_study(args):
         rows[REFERENCE_ROW] = reference
     figures = make_figures(study, remedies, test_sets, rows, inputs)
     return write_report(study, remedies, test_sets, rows, figures)
-
-
-def read_report(out):
-    with open(os.path.join(out, "report.json")) as f:
-        return json.load(f)

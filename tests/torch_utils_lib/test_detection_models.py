@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS, build_detector,
-                                              cached_weights_path, freeze_batchnorm)
+from torch_utils_lib.detection_models import (TORCHVISION_DETECTORS, build_detector, cached_weights_path,
+                                              freeze_batchnorm)
 
 
 @pytest.fixture
