@@ -37,8 +37,9 @@ class Study:
         arguments = [str(a) for a in arguments]
         launcher, printable = [sys.executable], ["python"]
         if distributed and self.args.nproc_per_node > 1:
-            launcher += ["-m", "torch.distributed.run", "--nproc_per_node", str(self.args.nproc_per_node)]
-            printable = ["torchrun", "--nproc_per_node", str(self.args.nproc_per_node)]
+            launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                         str(self.args.nproc_per_node)]
+            printable = ["torchrun", "--standalone", "--nproc_per_node", str(self.args.nproc_per_node)]
         printable = " ".join(printable + [script, *arguments])
         self.commands.append(printable)
         if done and os.path.exists(done) and not self.args.overwrite:

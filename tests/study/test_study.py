@@ -100,3 +100,17 @@ def test_bad_study_arguments_end_in_one_line(tmp_path):
     assert_user_error(result, "missing.json", "annotation of --real_test lis not found")
     result = run_script("study/run.py", "--output_dir", tmp_path / "s", "--mix_ratio", "1.5")
     assert_user_error(result, "--mix_ratio")
+
+
+def test_nproc_per_node_launches_steps_under_torchrun(tmp_path, capfd):
+    import argparse
+
+    from study.benchmark import Study
+    args = argparse.Namespace(output_dir=str(tmp_path), methods=["gamma_noise"], nproc_per_node=2,
+                              overwrite=False)
+    study = Study(args)
+    study.run("help", "mask_rcnn/evaluate.py", "--help", distributed=True)
+    study.run("help", "dataset/enhance.py", "--help")
+    assert study.commands == ["torchrun --standalone --nproc_per_node 2 mask_rcnn/evaluate.py --help",
+                              "python dataset/enhance.py --help"]
+    assert capfd.readouterr().out.count("usage: evaluate.py") == 2  # one per process
