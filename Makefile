@@ -13,7 +13,7 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) mask_rcnn/study.py --output_dir runs/demo
+	$(PY) study/run.py --output_dir runs/demo
 
 test: setup
 	$(PY) -m pytest -q -ra tests

@@ -9,27 +9,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from torch_utils_lib import transforms as T
-from torch_utils_lib.cli import UserError, read_json
-from torch_utils_lib.coco_json import validate_coco
-from torch_utils_lib.image_io import list_images, read_rgb
-
-
-def annotation_file_names(path):
-    """File names listed by a `{"filename": [...]}` JSON, a COCO json, or a JSON list of names."""
-    data = read_json(path, "annotation file")
-    if isinstance(data, dict) and "images" in data:
-        names = [image["file_name"] for image in validate_coco(data, path)["images"]]
-    elif isinstance(data, dict) and isinstance(data.get("filename"), list):
-        names = data["filename"]
-    elif isinstance(data, list):
-        names = data
-    else:
-        raise UserError(f"{path}: expected a COCO json, {{\"filename\": [...]}} or a list of names")
-    if not all(isinstance(n, str) and n for n in names):
-        raise UserError(f"{path}: every listed image needs a file name string")
-    if not names:
-        raise UserError(f"{path}: lists no images")
-    return names
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
 
 
 def resolve_names(image_dirs, annotation=None):

@@ -1,33 +1,21 @@
 """The frozen detector's side of GenISP: loading it, mapping labels by name, scoring COCO AP on RAW."""
-import torch
-
 from genisp.data import RawCocoDetection, make_loader, unscale_outputs
 from genisp.model import GenISP
 from torch_utils_lib.checkpoint import load_checkpoint
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.detection_models import load_detector
-from torch_utils_lib.engine import predict
+from torch_utils_lib.engine import keep_labels, predict
 
 GENISP_CONFIG_NAME = "genisp"
 
 
-def present_categories(coco_dict):
-    """The categories that at least one annotation uses (RAW-NOD lists 80, uses 3)."""
-    used = {a["category_id"] for a in coco_dict["annotations"]}
-    return [c for c in coco_dict["categories"] if c["id"] in used]
-
-
-def label_map_for(annotation_file, detector_categories):
-    """Dataset category id -> detector label, by class name, for the categories in use."""
+def label_map_for(annotation_file, detector_categories, category_map=None):
+    """Dataset category id -> detector label, by class name (torch_utils_lib.categories), for the
+    categories in use."""
+    from torch_utils_lib.categories import match_categories, present_categories
     from torch_utils_lib.coco_utils import load_coco_json
     categories = present_categories(load_coco_json(annotation_file))
-    index = {name: label for label, name in enumerate(detector_categories)}
-    missing = [c["name"] for c in categories if c["name"] not in index]
-    if missing:
-        raise UserError(f"{annotation_file}: categories {missing} are not among the detector's "
-                        f"classes ({', '.join(n for n in detector_categories[1:5])}, ...); use a "
-                        f"detector trained on them (--detector <mask_rcnn checkpoint>)")
-    return {c["id"]: index[c["name"]] for c in categories}
+    return match_categories(categories, detector_categories, category_map, annotation_file)
 
 
 def load_frozen_detector(spec, weights, device):
@@ -39,9 +27,9 @@ def load_frozen_detector(spec, weights, device):
 
 
 def raw_dataset(raw_dir, annotation_file, detector_categories, pipeline="minimal", cache_dir=None,
-                resize=None, train=False):
+                resize=None, train=False, category_map=None):
     """A RawCocoDetection whose labels are the detector's (matched by class name)."""
-    label_map = label_map_for(annotation_file, detector_categories)
+    label_map = label_map_for(annotation_file, detector_categories, category_map)
     used_ids = set(label_map)
     dataset = RawCocoDetection(raw_dir, annotation_file, make_loader(pipeline, cache_dir, resize),
                                train=train, label_map=label_map)
@@ -61,16 +49,6 @@ def load_genisp(path, device="cpu"):
     genisp = GenISP(config.get("parameter_size", 256))
     genisp.load_state_dict(state["model"])
     return genisp.to(device).eval(), config
-
-
-def keep_labels(outputs, labels):
-    """Drop detections of classes the dataset does not annotate (a COCO detector sees 80)."""
-    allowed = torch.tensor(sorted(labels))
-    kept = []
-    for output in outputs:
-        mask = torch.isin(output["labels"], allowed)
-        kept.append({k: v[mask] for k, v in output.items()})
-    return kept
 
 
 def predict_raw(model, data_loader, device, amp=False, desc="detecting"):

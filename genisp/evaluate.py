@@ -35,6 +35,8 @@ def build_parser():
                         help="frozen detector (default: the one GenISP was trained with)")
     parser.add_argument("--detector_weights", default=None,
                         help="weights of a named detector: 'coco' or a file (default: as trained)")
+    parser.add_argument("--category_map", default=None, metavar="FILE",
+                        help="JSON {dataset class name: detector class name}: overrides the built-in synonyms")
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINE_CHOICES),
                         choices=PIPELINE_CHOICES)
     parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
@@ -60,6 +62,7 @@ def main(argv=None):
     from torch_utils_lib.distributed import init_distributed
     from torch_utils_lib.runinfo import write_run_metadata
 
+    from torch_utils_lib.categories import load_category_map
     check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
                          "--weight_path": args.weight_path if "genisp" in args.pipelines else None,
                          "--detector": args.detector, "--detector_weights": args.detector_weights},
@@ -91,13 +94,15 @@ def main(argv=None):
     table = evaluate_pipelines(models, args.pipelines, args.raw_dir, args.annotation,
                                detector_config["categories"], cache_dir, resize, device, amp,
                                args.batch_size, args.workers, args.output_dir, args.coco_backend,
-                               settings=_identity(args, genisp is not None, detector_spec, weights))
+                               settings=_identity(args, genisp is not None, detector_spec, weights),
+                               category_map=load_category_map(args.category_map))
     print(format_table(table))
     return 0
 
 
 def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categories, cache_dir,
-                       resize, device, amp, batch_size, workers, output_dir, backend, settings):
+                       resize, device, amp, batch_size, workers, output_dir, backend, settings,
+                       category_map=None):
     """{row name: 12 stats} for each pipeline (and each camera when there are several); saved."""
     import json
 
@@ -110,7 +115,8 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
     table = {}
     for pipeline in pipelines:
         dataset = raw_dataset(raw_dir, annotation, detector_categories,
-                              "rawpy" if pipeline == "rawpy" else "minimal", cache_dir, resize)
+                              "rawpy" if pipeline == "rawpy" else "minimal", cache_dir, resize,
+                              category_map=category_map)
         detections_path = os.path.join(output_dir, f"detections_{pipeline}.json")
         record_settings = json.loads(json.dumps({  # as it reads back from JSON (lists, not tuples)
             **settings, "pipeline": pipeline, "resize": resize,

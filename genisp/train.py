@@ -34,6 +34,8 @@ def build_parser():
                              "mask_rcnn/train.py checkpoint")
     parser.add_argument("--detector_weights", default="coco",
                         help="weights of a named detector: 'coco' (torch hub cache) or a file")
+    parser.add_argument("--category_map", default=None, metavar="FILE",
+                        help="JSON {dataset class name: detector class name}: overrides the built-in synonyms")
     parser.add_argument("--batch_size", type=positive_int, default=8)
     parser.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=1e-2,
                         help="Adam learning rate")
@@ -81,8 +83,9 @@ def main(argv=None):
 
     detector, detector_config = load_frozen_detector(args.detector, args.detector_weights, device)
     detector_categories = list(detector_config["categories"])
+    from torch_utils_lib.categories import load_category_map
     dataset = raw_dataset(args.raw_dir, args.annotation, detector_categories, "minimal", cache_dir,
-                          resize, train=True)
+                          resize, train=True, category_map=load_category_map(args.category_map))
     loader = detection_loader(dataset, args.batch_size, train=True, workers=args.workers,
                               seed=args.seed)
 

@@ -1,7 +1,9 @@
 """Evaluate Mask R-CNN on normal-light and low-light images: one table of AP and its drop.
 
 Rows: the given checkpoint, any --compare checkpoints, and torchvision's COCO-pretrained model
-when its weights are in the local cache and the dataset's categories are COCO's.
+when its weights are in the local cache and every dataset class maps onto a COCO class. Classes
+match by name with synonyms (torch_utils_lib/categories.py; --category_map extends them), never by
+id; dumped detections carry the annotation's own category ids.
 Example:
   python mask_rcnn/evaluate.py --weight_path runs/mask_rcnn/sample/last.pth \\
       --normal_light_image_dir data/sample/val \\
@@ -25,10 +27,19 @@ def build_parser():
                    default=sample_images("val"), help="normal-light images")
     p.add_argument("--low_light_image_dir", "--low_light_img_dir", dest="low_light_image_dir",
                    default=sample_low_light("val", "gamma_noise"),
-                   help="the same images in low light (synthetic, or restored ones)")
+                   help="the same images in low light (synthetic, or restored ones); 'none': "
+                        "score the normal-light set only")
     p.add_argument("--annotation", default=sample_annotation("val"), help="ground truth (COCO json)")
     p.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth"),
-                   help="checkpoint written by mask_rcnn/train.py")
+                   help="checkpoint written by mask_rcnn/train.py, or a torchvision detector name "
+                        "(COCO weights from the torch hub cache)")
+    p.add_argument("--category_map", default=None, metavar="FILE",
+                   help="JSON {dataset class name: detector class name}: overrides the built-in "
+                        "synonyms (motorbike->motorcycle, diningtable->dining table, ...)")
+    p.add_argument("--image_set", action="append", default=[], metavar="NAME=IMAGE_DIR[,ANNOTATION]",
+                   help="repeatable: score these sets instead of the normal/low-light pair "
+                        "(ANNOTATION defaults to --annotation); detections go to "
+                        "OUTPUT_DIR/<model>/detections_<NAME>_<iou type>.json")
     p.add_argument("--compare", nargs="*", default=[], metavar="NAME=CHECKPOINT",
                    help="more checkpoints as rows, e.g. finetuned=runs/mask_rcnn/low/last.pth")
     p.add_argument("--pretrained", default="maskrcnn_resnet50_fpn",
@@ -50,14 +61,17 @@ def build_parser():
 
 def main():
     from mask_rcnn.evaluation import (categories_in_coco, drop_table, evaluate_model_on_sets,
-                                      markdown_table, pretrained_available, save_comparisons)
+                                      markdown_table, parse_image_sets, pretrained_available,
+                                      save_comparisons, set_table)
     from mask_rcnn.evaluation import add_intervals, with_intervals
+    from torch_utils_lib.categories import load_category_map
     from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text, write_run_metadata
     from torch_utils_lib.utils import cleanup_distributed, init_distributed, is_main_process, resolve_amp
 
     args = build_parser().parse_args()
+    category_map = load_category_map(args.category_map)
     dist = init_distributed(args.device)
     amp = resolve_amp(args.amp, dist.device)
     models = {"checkpoint": args.weight_path}
@@ -66,32 +80,42 @@ def main():
         if not sep:
             name, path = os.path.splitext(os.path.basename(item))[0], item
         models[name] = path
-    if args.pretrained != "none" and pretrained_available(args.pretrained) and categories_in_coco(args.annotation):
+    if args.pretrained != "none" and pretrained_available(args.pretrained) and categories_in_coco(args.annotation, category_map):
         models[f"{args.pretrained} (COCO)"] = args.pretrained
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
-    sets = {"normal": args.normal_light_image_dir, "low_light": args.low_light_image_dir}
-    check_outputs_apart({"--normal_light_image_dir": sets["normal"], "--low_light_image_dir": sets["low_light"],
-                         "--annotation": args.annotation, "--weight_path/--compare": list(models.values())},
+    if args.image_set:
+        sets = parse_image_sets(args.image_set, args.annotation)
+    else:
+        sets = {"normal": (args.normal_light_image_dir, args.annotation)}
+        if args.low_light_image_dir.lower() != "none":
+            sets["low_light"] = (args.low_light_image_dir, args.annotation)
+    check_outputs_apart({**{f"--image_set {name}": list(pair) for name, pair in sets.items()},
+                         "--annotation": args.annotation, "--category_map": args.category_map,
+                         "--weight_path/--compare": list(models.values())},
                         {"--output_dir": output_dir})
 
     results = {}
     results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
-        results[name] = evaluate_model_on_sets(
-            model, config, args.annotation, sets, dist.device, args.batch_size, args.workers,
-            args.coco_backend, results_dirs[name], amp)
-        if name == "checkpoint" and args.count > 0 and is_main_process():
-            save_comparisons(model, config, args.annotation, sets["normal"], sets["low_light"],
+        results[name] = {}
+        for annotation in dict.fromkeys(a for _, a in sets.values()):
+            results[name].update(evaluate_model_on_sets(
+                model, config, annotation, {s: d for s, (d, a) in sets.items() if a == annotation},
+                dist.device, args.batch_size, args.workers, args.coco_backend, results_dirs[name],
+                amp, category_map))
+        if name == "checkpoint" and args.count > 0 and "low_light" in sets and is_main_process():
+            save_comparisons(model, config, args.annotation, sets["normal"][0], sets["low_light"][0],
                              os.path.join(output_dir, "figures"), args.count,
-                             dist.device, args.score_threshold)
+                             dist.device, args.score_threshold, category_map)
     cleanup_distributed()
     if not is_main_process():
         return
     drops = {}
     if args.bootstrap > 0:
-        drops = add_intervals(results, args.annotation, results_dirs, args.bootstrap, args.seed)
-    rows = drop_table(results, drops=drops)
+        drops = add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs,
+                              args.bootstrap, args.seed)
+    rows = set_table(results) if args.image_set else drop_table(results, drops=drops)
     table = markdown_table(with_intervals(rows))
     print(table)
     write_run_metadata(output_dir, args)

@@ -8,9 +8,9 @@ from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_eval import detections_to_coco
 from torch_utils_lib.coco_utils import CocoDetection, load_coco_json
 from torch_utils_lib.data import detection_loader
+from torch_utils_lib.categories import all_categories_match, match_categories, present_categories
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
-                                              cached_weights_path, label_map_by_name,
-                                              load_detector, predict_images)
+                                              cached_weights_path, load_detector, predict_images)
 from torch_utils_lib.engine import evaluate
 from torch_utils_lib.image_io import list_images, read_rgb, write_image
 from torch_utils_lib.metric_logger import MetricLogger
@@ -21,23 +21,28 @@ from torch_utils_lib.visualize import draw_detections as instance_panel  # noqa:
 STATS_SHOWN = ("AP", "AP50", "AP75")
 
 
-def dataset_for(config, image_dir, annotation):
-    """The annotation's images in `image_dir`, labelled in the detector's label space."""
+def dataset_for(config, image_dir, annotation, category_map=None):
+    """The annotation's images in `image_dir`, labelled in the detector's label space.
+
+    Classes match by name (torch_utils_lib.categories), whatever their ids: a dataset's id 1 is
+    not COCO's person unless it is named so.
+    """
     probe = CocoDetection(image_dir, annotation)
-    ids = config.get("category_ids")
-    if ids and all(c["id"] in ids for c in probe.categories) and any(i is not None for i in ids):
-        label_map = {cid: label for label, cid in enumerate(ids) if cid is not None and label > 0}
-    else:
-        label_map = label_map_by_name(probe.categories, config["categories"])
+    label_map = match_categories(present_categories(probe.coco_dict), config["categories"],
+                                 category_map, annotation)
     return CocoDetection(image_dir, annotation, label_map=label_map)
 
 
 def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_size=4, workers=0,
-                           backend="pycocotools", results_dir=None, amp=False):
-    """{set name: {iou type: 12 COCO stats}} of one loaded detector on several image folders."""
+                           backend="pycocotools", results_dir=None, amp=False, category_map=None):
+    """{set name: {iou type: 12 COCO stats}} of one loaded detector on several image folders.
+
+    With `results_dir`, each set's detections go to `detections_<set>_<iou type>.json` there
+    (COCO results format, the annotation's own image and category ids).
+    """
     stats = {}
     for name, image_dir in image_dirs.items():
-        dataset = dataset_for(config, image_dir, annotation)
+        dataset = dataset_for(config, image_dir, annotation, category_map)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
         prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
         iou_types = ("bbox", "segm") if config["model"].startswith("maskrcnn") else ("bbox",)
@@ -46,12 +51,12 @@ def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_
 
 
 def evaluate_image_sets(weight_path, annotation, image_dirs, device="cpu", batch_size=4, workers=0,
-                        backend="pycocotools", results_dir=None, amp=False):
+                        backend="pycocotools", results_dir=None, amp=False, category_map=None):
     """Load a mask_rcnn/train.py checkpoint and evaluate it on each of `image_dirs`."""
     device = torch.device(device)
     model, config = load_detector(weight_path, device)
     return evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_size, workers,
-                                  backend, results_dir, amp)
+                                  backend, results_dir, amp, category_map)
 
 
 def pretrained_available(name):
@@ -59,9 +64,10 @@ def pretrained_available(name):
     return os.path.isfile(cached_weights_path(TORCHVISION_DETECTORS[name][1]))
 
 
-def categories_in_coco(annotation):
-    """True when every category of `annotation` is a COCO category name."""
-    return all(c["name"] in COCO_CATEGORY_NAMES for c in load_coco_json(annotation)["categories"])
+def categories_in_coco(annotation, category_map=None):
+    """True when every class of the annotation maps onto a COCO class (by name or synonym)."""
+    return all_categories_match(present_categories(load_coco_json(annotation)), COCO_CATEGORY_NAMES,
+                                category_map)
 
 
 def drop_table(results, normal="normal", low="low_light", drops=None):
@@ -78,9 +84,13 @@ def drop_table(results, normal="normal", low="low_light", drops=None):
                 continue
             for stat in STATS_SHOWN:
                 for name, column in ((normal, "normal"), (low, "low")):
+                    if name not in sets:
+                        continue
                     row[f"{iou_type} {stat} {column}"] = sets[name][iou_type][stat]
                     if f"{stat}_ci" in sets[name][iou_type]:
                         row[f"{iou_type} {stat} {column}_ci"] = sets[name][iou_type][f"{stat}_ci"]
+                if low not in sets:
+                    continue
                 row[f"{iou_type} {stat} drop"] = sets[normal][iou_type][stat] - sets[low][iou_type][stat]
                 if drops and iou_type in drops.get(model_name, {}):
                     row[f"{iou_type} {stat} drop_ci"] = drops[model_name][iou_type][f"{stat}_drop_ci"]
@@ -94,6 +104,28 @@ def with_intervals(rows):
     return {name: {c: (format_interval(v, row[f"{c}_ci"]) if f"{c}_ci" in row else v)
                    for c, v in row.items() if not c.endswith("_ci")}
             for name, row in rows.items()}
+
+
+def parse_image_sets(specs, default_annotation):
+    """{name: (image dir, annotation)} of --image_set NAME=IMAGE_DIR[,ANNOTATION] values."""
+    sets = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        parts = rest.split(",")
+        if not sep or not name or not parts[0] or len(parts) > 2 or name in sets:
+            raise UserError(f"--image_set {spec}: expected NAME=IMAGE_DIR[,ANNOTATION] with a "
+                            f"new NAME")
+        sets[name] = (parts[0], parts[1] if len(parts) == 2 else default_annotation)
+    return sets
+
+
+def set_table(results):
+    """Rows '<model> | <set>' of {column: value} with each IoU type's STATS_SHOWN."""
+    return {f"{model} | {name}": {f"{iou} {stat}{suffix}": stats[iou][stat + suffix]
+                                  for iou in ("bbox", "segm") if iou in stats
+                                  for stat in STATS_SHOWN for suffix in ("", "_ci")
+                                  if stat + suffix in stats[iou]}
+            for model, sets in results.items() for name, stats in sets.items()}
 
 
 def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal", low="low_light"):
@@ -121,19 +153,28 @@ def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal",
     return intervals, drops
 
 
-def add_intervals(results, annotation, results_dirs, n=1000, seed=0):
+def add_intervals(results, annotations, results_dirs, n=1000, seed=0):
     """Add `<stat>_ci` to `results` ({model: {set: {iou type: stats}}}) in place from the
-    detections evaluate_model_on_sets dumped in `results_dirs[model]`; return the paired normal -
-    low drops {model: {iou type: {<stat>_drop, <stat>_drop_ci, <stat>_drop_share_le_0}}}."""
+    detections evaluate_model_on_sets dumped in `results_dirs[model]`; `annotations` is
+    {set: annotation file}. Returns the paired normal - low drops
+    {model: {iou type: {<stat>_drop, <stat>_drop_ci, <stat>_drop_share_le_0}}} (sets named
+    "normal" and "low_light" on the same annotation)."""
     drops = {}
     for model_name, sets in results.items():
-        files = {name: {t: os.path.join(results_dirs[model_name], f"detections_{name}_{t}.json")
-                        for t in by_type} for name, by_type in sets.items()}
-        intervals, differences = bootstrap_sets(annotation, files, n, seed)
-        drops[model_name] = {iou_type: {f"{stat}_drop{suffix}": d[key] for stat, d in by_stat.items()
-                                        for key, suffix in (("delta", ""), ("ci", "_ci"),
-                                                            ("share_le_0", "_share_le_0"))}
-                             for iou_type, by_stat in differences.items()}
+        intervals = {}
+        for annotation in dict.fromkeys(annotations[name] for name in sets):
+            group = [name for name in sets if annotations[name] == annotation]
+            files = {name: {t: os.path.join(results_dirs[model_name], f"detections_{name}_{t}.json")
+                            for t in sets[name]} for name in group}
+            group_intervals, differences = bootstrap_sets(
+                annotation, files, n, seed, normal="normal" if "normal" in group else group[0])
+            intervals.update(group_intervals)
+            if differences:
+                drops[model_name] = {
+                    iou_type: {f"{stat}_drop{suffix}": d[key] for stat, d in by_stat.items()
+                               for key, suffix in (("delta", ""), ("ci", "_ci"),
+                                                   ("share_le_0", "_share_le_0"))}
+                    for iou_type, by_stat in differences.items()}
         for name, by_type in intervals.items():
             for iou_type, summary in by_type.items():
                 sets[name][iou_type].update({k: v for k, v in summary.items() if k.endswith("_ci")})
@@ -151,11 +192,11 @@ def ground_truth_panel(dataset, index, image):
 
 
 def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, count, device,
-                     score_threshold=0.5):
+                     score_threshold=0.5, category_map=None):
     """Side-by-side PNGs: ground truth | predictions on normal light | on low light."""
     model.eval()
-    normal = dataset_for(config, normal_dir, annotation)
-    low = dataset_for(config, low_dir, annotation)
+    normal = dataset_for(config, normal_dir, annotation, category_map)
+    low = dataset_for(config, low_dir, annotation, category_map)
     paths = []
     for index in range(min(count, len(normal))):
         panels = []

@@ -35,6 +35,9 @@ def build_parser():
     p.add_argument("--model", default="maskrcnn_resnet18_fpn", choices=DETECTOR_NAMES)
     p.add_argument("--weights", default="none",
                    help="initial weights: none, imagenet (backbone), coco (torch hub cache) or a file")
+    p.add_argument("--category_map", default=None, metavar="FILE",
+                   help="JSON {dataset class name: detector class name} for matching classes to "
+                        "--weight_path's or COCO's by name (overrides the built-in synonyms)")
     p.add_argument("--num_classes", type=positive_int, default=None,
                    help="classes incl. background (default: from the annotation)")
     p.add_argument("--trainable_backbone_layers", type=non_negative_int, default=None,

@@ -4,6 +4,8 @@ import os
 import torch
 
 from torch_utils_lib import transforms as T
+from torch_utils_lib.categories import (all_categories_match, load_category_map, match_categories,
+                                       present_categories)
 from torch_utils_lib.checkpoint import (check_same_config, checkpoint_to_resume, load_checkpoint,
                                         resume_training)
 from torch_utils_lib.cli import UserError, check_outputs_apart
@@ -17,28 +19,22 @@ from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_am
                                    sync_buffers, unwrap)
 
 
-def categories_match_coco(categories):
-    """True when every dataset category is COCO's (same id and name): the COCO head then fits."""
-    return all(0 < c["id"] < len(COCO_CATEGORY_NAMES) and COCO_CATEGORY_NAMES[c["id"]] == c["name"]
-               for c in categories)
-
-
-def label_space(categories, weights, init_config=None):
+def label_space(categories, weights, init_config=None, category_map=None, source="annotation",
+                present=None):
     """(label_map, names by label, category id by label) for training.
 
-    A checkpoint given with --weight_path fixes the label space; COCO weights on a dataset of COCO
-    categories keep COCO's 91 labels (the pretrained head is reused); otherwise labels 1..K.
+    Classes match by name (torch_utils_lib.categories), never by id. A checkpoint given with
+    --weight_path fixes the label space; COCO weights on a dataset whose every class maps onto a
+    COCO class keep COCO's 91 labels (the pretrained head is reused); otherwise labels 1..K.
+    Mapping onto an existing label space needs only the `present` (annotated) categories.
     """
+    present = categories if present is None else present
     if init_config is not None:
-        ids = init_config["category_ids"]
-        label_map = {cid: label for label, cid in enumerate(ids) if cid is not None and label > 0}
-        missing = [c["name"] for c in categories if c["id"] not in label_map]
-        if missing:
-            raise UserError(f"categories {missing} are not in the --weight_path model's labels")
-        return label_map, init_config["categories"], ids
-    if weights == "coco" and categories_match_coco(categories):
-        return ({c["id"]: c["id"] for c in categories}, COCO_CATEGORY_NAMES,
-                list(range(len(COCO_CATEGORY_NAMES))))
+        label_map = match_categories(present, init_config["categories"], category_map, source)
+        return label_map, init_config["categories"], init_config["category_ids"]
+    if weights == "coco" and all_categories_match(present, COCO_CATEGORY_NAMES, category_map):
+        return (match_categories(present, COCO_CATEGORY_NAMES, category_map, source),
+                COCO_CATEGORY_NAMES, list(range(len(COCO_CATEGORY_NAMES))))
     ordered = sorted(categories, key=lambda c: c["id"])
     return ({c["id"]: i for i, c in enumerate(ordered, 1)}, ["__background__"] + [c["name"] for c in ordered],
             [None] + [c["id"] for c in ordered])
@@ -66,7 +62,10 @@ def train(args):
                                else (None, None))
     model_name = init_config["model"] if init_config else args.model
     probe = CocoDetection(args.image_dir, args.annotation, train=True, with_masks=False)
-    label_map, names, category_ids = label_space(probe.categories, args.weights, init_config)
+    category_map = load_category_map(args.category_map)
+    label_map, names, category_ids = label_space(probe.categories, args.weights, init_config,
+                                                 category_map, args.annotation,
+                                                 present_categories(probe.coco_dict))
     # Mask R-CNN needs a mask on every instance: a box-only or mixed set stops with the way out
     train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
                               transforms=T.training_augmentation(args.augment),
@@ -105,8 +104,10 @@ def train(args):
     loader = detection_loader(train_set, args.batch_size, train=True, workers=args.workers,
                               seed=args.seed)
     val_loader = None
-    if args.val_image_dir and args.val_annotation:
-        val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=label_map)
+    if args.val_image_dir and args.val_annotation and args.eval_every > 0:
+        val_probe = CocoDetection(args.val_image_dir, args.val_annotation)
+        val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=match_categories(
+            present_categories(val_probe.coco_dict), names, category_map, args.val_annotation))
         val_loader = detection_loader(val_set, args.batch_size, train=False, workers=args.workers)
     last_stats = {}
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.helpers import REPO, run_script
 
-FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "torch_utils_lib", "bench")
+FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "study", "torch_utils_lib", "bench")
 
 
 def scripts():

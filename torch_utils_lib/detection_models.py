@@ -305,12 +305,3 @@ def predict_images(model, images, device, amp=False):
         outputs = model([to_tensor(i).to(device) for i in images])
     return [detections_to_cpu(o) for o in outputs]
 
-
-def label_map_by_name(dataset_categories, detector_categories):
-    """Map dataset category ids to detector labels by class name; UserError for unknown names."""
-    index = {name: label for label, name in enumerate(detector_categories)}
-    missing = [c["name"] for c in dataset_categories if c["name"] not in index]
-    if missing:
-        raise UserError(f"categories {missing} are not in the detector's label space "
-                        f"({len(detector_categories) - 1} classes)")
-    return {c["id"]: index[c["name"]] for c in dataset_categories}

@@ -97,19 +97,33 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
     logger.close()
 
 
+def keep_labels(outputs, labels):
+    """Drop detections of labels outside `labels` (a COCO detector sees 80 classes, a dataset
+    annotates a few: the rest have no category id in it)."""
+    allowed = torch.tensor(sorted(labels), dtype=torch.int64)
+    kept = []
+    for output in outputs:
+        mask = torch.isin(output["labels"], allowed)
+        kept.append({k: v[mask] for k, v in output.items()})
+    return kept
+
+
 def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
              results_path=None, amp=False):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 
-    Under torchrun each process predicts its shard; results are gathered before scoring.
-    `results_path` (a prefix) dumps the detections in COCO results format per IoU type.
+    Only detections of labels the dataset's label map knows are scored (and dumped, with the
+    dataset's own category ids). Under torchrun each process predicts its shard; results are
+    gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
+    format per IoU type.
     """
     from torch_utils_lib.coco_eval import CocoEvaluator
     dataset = data_loader.dataset
     dataset = getattr(dataset, "dataset", dataset)  # a Subset of a CocoDetection
     evaluator = CocoEvaluator(dataset, iou_types, backend=backend)
+    labels = set(dataset.label_map.values())
     for targets, outputs in predict(model, data_loader, device, amp):
-        evaluator.update(targets, outputs)
+        evaluator.update(targets, keep_labels(outputs, labels))
     stats = evaluator.summarize()
     if results_path:
         evaluator.dump(results_path)

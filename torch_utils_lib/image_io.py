@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from torch_utils_lib.atomic_io import atomic_write_bytes
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, read_json
+from torch_utils_lib.coco_json import validate_coco
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -50,6 +51,24 @@ def list_files(directory, extensions, what="image directory"):
 def list_images(image_dir):
     """Sorted file names of the images (regular files) directly inside `image_dir`."""
     return list_files(image_dir, IMAGE_EXTENSIONS)
+
+
+def annotation_file_names(path):
+    """File names listed by a `{"filename": [...]}` JSON, a COCO json, or a JSON list of names."""
+    data = read_json(path, "annotation file")
+    if isinstance(data, dict) and "images" in data:
+        names = [image["file_name"] for image in validate_coco(data, path)["images"]]
+    elif isinstance(data, dict) and isinstance(data.get("filename"), list):
+        names = data["filename"]
+    elif isinstance(data, list):
+        names = data
+    else:
+        raise UserError(f"{path}: expected a COCO json, {{\"filename\": [...]}} or a list of names")
+    if not all(isinstance(n, str) and n for n in names):
+        raise UserError(f"{path}: every listed image needs a file name string")
+    if not names:
+        raise UserError(f"{path}: lists no images")
+    return names
 
 
 def _to_uint8(array):

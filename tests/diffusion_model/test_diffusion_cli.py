@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from diffusion_model import evaluate, inference, train
-from diffusion_model.data import PairedImageDataset, annotation_file_names, resolve_names
+from diffusion_model.data import PairedImageDataset, resolve_names
+from torch_utils_lib.image_io import annotation_file_names
 from diffusion_model.ema import EMA
 from diffusion_model.model import ConditionalDiffusion, UNet
 from diffusion_model.trainer import load_diffusion

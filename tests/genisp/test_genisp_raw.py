@@ -169,7 +169,8 @@ def test_real_camera_raw_without_colour_matrix(shared_data):
 def test_rawnod_annotations_load(shared_data, tmp_path):
     """RAW-NOD as it is: string ids, extra box flags, 80 listed categories of which 3 are used."""
     from genisp.data import RawCocoDetection, make_loader
-    from genisp.detection import label_map_for, present_categories
+    from genisp.detection import label_map_for
+    from torch_utils_lib.categories import present_categories
     from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES
     expected = {"Nikon/raw_new_Nikon750_test.json": (400, 80),
                 "Sony/raw_str_labeled_new_Sony_RX100m7_test.json": (321, 3),

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS, build_detector,
-                                              cached_weights_path, freeze_batchnorm, label_map_by_name)
+from torch_utils_lib.detection_models import (TORCHVISION_DETECTORS, build_detector, cached_weights_path,
+                                              freeze_batchnorm)
 
 
 @pytest.fixture
@@ -57,10 +57,3 @@ def test_file_weights_must_fit(tmp_path):
     assert build_detector("maskrcnn_resnet18_fpn", 4, str(tmp_path / "w.pth")) is not None
     with pytest.raises(UserError, match="do not fit"):
         build_detector("maskrcnn_resnet18_fpn", 7, str(tmp_path / "w.pth"))
-
-
-def test_categories_map_by_name_into_coco_labels():
-    cats = [{"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"}, {"id": 3, "name": "car"}]
-    assert label_map_by_name(cats, COCO_CATEGORY_NAMES) == {1: 1, 2: 2, 3: 3}
-    with pytest.raises(UserError, match="unicorn"):
-        label_map_by_name([{"id": 1, "name": "unicorn"}], COCO_CATEGORY_NAMES)

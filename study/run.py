@@ -1,24 +1,19 @@
-"""One command for the whole study: what does low light cost, and which remedy wins it back?
+"""The low-light benchmark: every remedy on every test set, in one table.
 
-Builds (or takes) a normal-light set, synthesizes low-light copies (gamma_noise and physics, with
-RAW), trains Mask R-CNN on normal light, fine-tunes it on low light, trains the diffusion restorer
-and restores, trains GenISP on the RAW set, evaluates everything, and writes
-OUTPUT_DIR/report.md (+ report.json, examples.png, loss_curves.png, ap_bars.png).
-Rerun the same command to continue an interrupted study.
+Rows (study/remedies.py): none, finetune, finetune_mixed, diffusion, gamma, clahe, histeq, genisp.
+Columns (study/test_sets.py): normal, each --methods synthesis of the val set, each --real_test
+set, the RAW set. Builds (or takes) a normal-light set, synthesizes low light, trains what the
+remedies need, scores them and writes OUTPUT_DIR/report.md (+ report.json, examples.png,
+loss_curves.png, ap_bars.png, and every evaluation's detections under eval/). Rerun the same
+command to continue an interrupted study.
 
-On the bundled sample set (CPU, roughly 15 minutes):
-  python mask_rcnn/study.py
-On COCO (GPU; the RAW rows use COCO-derived physics RAW):
-  python mask_rcnn/study.py --output_dir runs/coco_study --model maskrcnn_resnet50_fpn --weights coco \\
-      --train_image_dir coco/train2017 --train_annotation coco/annotations/instances_train2017.json \\
-      --val_image_dir coco/val2017 --val_annotation coco/annotations/instances_val2017.json \\
-      --epochs 12 --finetune_epochs 6 --diffusion_epochs 100 --diffusion_image_size 128 \\
-      --diffusion_dim 32 --diffusion_dim_mults 1,2,4,8 --diffusion_lr 2e-4 --diffusion_steps 50 \\
-      --genisp_epochs 15 --genisp_resize 1333 800 --genisp_parameter_size 256 --min_size 800 \\
-      --workers 16
-With RAW-NOD for the GenISP rows (real night RAW):
-  ... --raw_train_dir RAW-NOD/Sony --raw_train_annotation rawnod/Sony/raw_new_Sony_RX100m7_train.json \\
-      --raw_val_dir RAW-NOD/Sony --raw_val_annotation rawnod/Sony/raw_new_Sony_RX100m7_val.json
+On the bundled sample set (CPU):
+  python study/run.py --output_dir runs/demo
+On a GPU node (COCO, LIS, ExDark, RAW-NOD; see the README):
+  python study/run.py --output_dir runs/coco_study --nproc_per_node 8 --model maskrcnn_resnet50_fpn \\
+      --weights coco --train_image_dir coco/train2017 ... \\
+      --real_test lis=LIS/low,LIS/annotations/lis_coco_png_test.json,LIS/normal \\
+      --real_test exdark=ExDark/ExDark,ExDark/coco/instances_test.json
 """
 import os
 import sys
@@ -32,10 +27,13 @@ from torch_utils_lib.paths import RUNS_DIR
 
 
 def build_parser():
+    from study.remedies import REMEDIES
     from torch_utils_lib.transforms import AUGMENTATIONS
     from torch_utils_lib.utils import default_device
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"))
+    p.add_argument("--remedies", nargs="+", default=list(REMEDIES), choices=list(REMEDIES),
+                   help="rows of the table (none is always needed)")
     data = p.add_argument_group("data (default: the bundled sample set, rebuilt in OUTPUT_DIR/data)")
     data.add_argument("--train_image_dir")
     data.add_argument("--train_annotation")
@@ -43,7 +41,16 @@ def build_parser():
     data.add_argument("--val_annotation")
     data.add_argument("--methods", nargs="+", default=["gamma_noise", "physics"],
                       choices=("gamma_noise", "physics"),
-                      help="low-light syntheses; the first is the one fine-tuning and diffusion target")
+                      help="low-light syntheses of the val set (test sets); the first is what "
+                           "fine-tuning and diffusion train on")
+    data.add_argument("--real_test", action="append", default=[],
+                      metavar="NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR]",
+                      help="repeatable: a real low-light test set as it is (COCO json); with a "
+                           "normal-light pair, the detector on the pair is its upper reference and "
+                           "image-producing remedies get PSNR/SSIM against it")
+    data.add_argument("--category_map", default=None, metavar="FILE",
+                      help="JSON {dataset class name: detector class name} for sets whose class "
+                           "names differ from the detector's (beyond the built-in synonyms)")
     data.add_argument("--raw_train_dir", help="RAW files for GenISP (default: the physics synthesis')")
     data.add_argument("--raw_train_annotation")
     data.add_argument("--raw_val_dir")
@@ -56,8 +63,11 @@ def build_parser():
                        help="Mask R-CNN training augmentation (default: dihedral on the sample set, "
                             "whose shapes have no up; hflip on user data)")
     scale.add_argument("--epochs", type=int, default=32, help="Mask R-CNN epochs on normal light")
-    scale.add_argument("--finetune_epochs", type=int, default=4)
+    scale.add_argument("--finetune_epochs", type=int, default=4,
+                       help="epochs of finetune and of finetune_mixed")
     scale.add_argument("--finetune_lr", type=float, default=5e-4)
+    scale.add_argument("--mix_ratio", type=float, default=0.5,
+                       help="finetune_mixed: share of the train images given as synthetic low light")
     scale.add_argument("--batch_size", type=int, default=4)
     scale.add_argument("--diffusion_epochs", type=int, default=200)
     scale.add_argument("--diffusion_image_size", type=int, default=16, help="training crop")
@@ -75,7 +85,10 @@ def build_parser():
                        help="ConvWB/ConvCC thumbnail side (the paper: 256)")
     scale.add_argument("--genisp_resize", type=int, nargs=2, default=[0, 0], metavar=("LONG", "SHORT"),
                        help="GenISP input size (0 0: the packed RAW size; the paper: 1333 800)")
-    p.add_argument("--figure_images", type=int, default=4)
+    p.add_argument("--nproc_per_node", type=int, default=1,
+                   help="run training and evaluation steps under torchrun with this many processes")
+    p.add_argument("--count", "--figure_images", dest="count", type=int, default=4,
+                   help="example images per synthetic set in examples.png (2 per real set)")
     p.add_argument("--workers", type=int, default=2, help="synthesis processes")
     p.add_argument("--device", default=default_device())
     p.add_argument("--seed", type=int, default=0)
@@ -83,17 +96,35 @@ def build_parser():
     return p
 
 
-def main():
-    args = build_parser().parse_args()
+def check_args(args):
     given = [args.train_image_dir, args.train_annotation, args.val_image_dir, args.val_annotation]
     if any(given) and not all(given):
         raise UserError("give all of --train_image_dir, --train_annotation, --val_image_dir, "
                         "--val_annotation (or none, for the sample set)")
     if bool(args.raw_train_dir) != bool(args.raw_val_dir):
         raise UserError("give both --raw_train_dir and --raw_val_dir (or neither)")
-    if "physics" not in args.methods and not args.raw_train_dir:
+    if "genisp" in args.remedies and "physics" not in args.methods and not args.raw_train_dir:
         raise UserError("GenISP needs RAW: keep 'physics' in --methods or give --raw_train_dir")
-    from mask_rcnn.low_light_study import run_study
+    if not 0 <= args.mix_ratio <= 1:
+        raise UserError(f"--mix_ratio {args.mix_ratio}: must lie between 0 and 1")
+    from study.test_sets import parse_real_test
+    for spec in args.real_test:  # before any step runs
+        parse_real_test(spec)
+    if args.nproc_per_node < 1:
+        raise UserError("--nproc_per_node must be at least 1")
+    if args.category_map:
+        from torch_utils_lib.categories import load_category_map
+        load_category_map(args.category_map)
+        args.category_map = os.path.abspath(args.category_map)
+
+
+def main():
+    args = build_parser().parse_args()
+    check_args(args)
+    from study.benchmark import run_study
+    from torch_utils_lib.runinfo import write_run_metadata
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_run_metadata(args.output_dir, args)
     table = run_study(args)
     print(table)
     print(f"report: {os.path.join(os.path.abspath(args.output_dir), 'report.md')}")

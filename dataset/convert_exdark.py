@@ -1,0 +1,46 @@
+"""Convert ExDark's annotations to COCO: one instances_<split>.json per split (boxes only).
+
+Example (ExDark as downloaded: images in ExDark/<Class>/, annotations in ExDark_Annno/<Class>/):
+  python dataset/convert_exdark.py --image_dir ExDark/ExDark --annotation_dir ExDark/ExDark_Annno \\
+      --class_list ExDark/imageclasslist.txt --output_dir ExDark/coco
+Then e.g. the study's real test set: --real_test exdark=ExDark/ExDark,ExDark/coco/instances_test.json
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, require_dir, require_file, run_main
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--image_dir", required=True, help="ExDark's images, one folder per class")
+    p.add_argument("--annotation_dir", required=True, help="ExDark's .txt files, one folder per class")
+    p.add_argument("--class_list", required=True, help="imageclasslist.txt")
+    p.add_argument("--output_dir", required=True, help="where instances_{train,val,test}.json go")
+    return p
+
+
+def main():
+    from dataset.exdark import convert
+    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+    args = build_parser().parse_args()
+    require_dir(args.image_dir, "image directory")
+    require_dir(args.annotation_dir, "annotation directory")
+    require_file(args.class_list, "class list")
+    for given in (args.image_dir, args.annotation_dir):
+        if os.path.realpath(args.output_dir) == os.path.realpath(given):
+            raise UserError(f"{args.output_dir}: the output folder must not be an input folder")
+    sets = convert(args.image_dir, args.annotation_dir, args.class_list)
+    for split, coco in sets.items():
+        path = os.path.join(args.output_dir, f"instances_{split}.json")
+        atomic_write_json(path, coco)
+        print(f"{path}: {len(coco['images'])} images, {len(coco['annotations'])} boxes")
+    write_run_metadata(args.output_dir, args)
+
+
+if __name__ == "__main__":
+    run_main(main)

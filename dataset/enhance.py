@@ -1,0 +1,74 @@
+"""Classical low-light enhancement of a folder: gamma to the normal-light mean luma, CLAHE, histeq.
+
+Writes the enhanced images under the same file names (atomically; never into the input folder)
+and enhancement.json (the target and each image's gamma). gamma's target is the mean luma of
+--reference_dir (e.g. the normal-light train set) or --target_luma. Methods: dataset/enhancement.py.
+Examples:
+  python dataset/enhance.py --method gamma --input_dir data/sample/low_light/gamma_noise/val \\
+      --reference_dir data/sample/train --output_dir runs/enhanced/gamma
+  python dataset/enhance.py --method clahe --input_dir ExDark/ExDark \\
+      --annotation ExDark/coco/instances_test.json --output_dir runs/enhanced/exdark_clahe
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, run_main, require_dir
+
+
+def build_parser():
+    from dataset.enhancement import METHODS
+    from torch_utils_lib.paths import sample_images, sample_low_light
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", choices=METHODS, required=True)
+    p.add_argument("--input_dir", default=sample_low_light("val", "gamma_noise"), help="images to enhance")
+    p.add_argument("--output_dir", required=True, help="where enhanced images go (same file names)")
+    p.add_argument("--annotation", default=None,
+                   help="COCO json (or name list) naming the images, subfolders allowed "
+                        "(default: every image directly in --input_dir)")
+    p.add_argument("--reference_dir", default=sample_images("train"),
+                   help="gamma: normal-light images whose mean luma is the target")
+    p.add_argument("--reference_annotation", default=None, help="names of the --reference_dir images")
+    p.add_argument("--target_luma", type=float, default=None,
+                   help="gamma: target mean luma 0-255 (instead of measuring --reference_dir)")
+    p.add_argument("--clip_limit", type=float, default=2.0, help="clahe: contrast limit")
+    return p
+
+
+def image_names(image_dir, annotation):
+    from torch_utils_lib.image_io import annotation_file_names, list_images
+    require_dir(image_dir, "image directory")
+    names = annotation_file_names(annotation) if annotation else list_images(image_dir)
+    if not names:
+        raise UserError(f"{image_dir}: no images found")
+    return names
+
+
+def main():
+    from dataset.enhancement import check_output_dir, enhance_folder, folder_mean_luma
+    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+    from tqdm import tqdm
+    args = build_parser().parse_args()
+    names = image_names(args.input_dir, args.annotation)
+    check_output_dir(args.input_dir, args.output_dir)
+    target = args.target_luma
+    if args.method == "gamma" and target is None:
+        target = folder_mean_luma(args.reference_dir,
+                                  image_names(args.reference_dir, args.reference_annotation))
+    if target is not None and not 0 < target < 255:
+        raise UserError(f"--target_luma {target}: must lie between 0 and 255")
+    with tqdm(total=len(names), desc=f"enhance ({args.method})") as progress:
+        records = enhance_folder(args.input_dir, args.output_dir, names, args.method, target,
+                                 args.clip_limit, progress)
+    atomic_write_json(os.path.join(args.output_dir, "enhancement.json"),
+                      {"method": args.method, "target_luma": target, "images": records})
+    write_run_metadata(args.output_dir, args)
+    print(f"{len(names)} images -> {args.output_dir}"
+          + (f" (target mean luma {target:.1f})" if target is not None else ""))
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,116 @@
+"""The benchmark end to end at toy scale: every step runs as the real scripts, every remedy gets a
+row on every test set it applies to, real-format low-light sets included, and it resumes."""
+import json
+
+from tests.helpers import make_exdark_style_set, make_lis_style_set, run_script
+
+SYNTHETIC = ("gamma_noise", "physics")
+IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "identity")
+DETECTOR_REMEDIES = ("none", "finetune", "finetune_mixed")
+
+
+def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypatch, capsys):
+    from study.benchmark import REFERENCE_ROW, run_study
+    from study.remedies import REMEDIES, Remedy
+    from study.run import build_parser, check_args
+
+    data = tmp_path / "data"
+    made = run_script("dataset/make_sample.py", "--output_dir", data, "--train", 8, "--val", 5,
+                      "--size", 64)
+    assert made.returncode == 0, made.stderr[-2000:]
+    lis = make_lis_style_set(str(data), "val", str(tmp_path / "lis"))
+    exdark_images, exdark_txt, class_list = make_exdark_style_set(str(data), "val", str(tmp_path / "exdark"))
+    converted = run_script("dataset/convert_exdark.py", "--image_dir", exdark_images, "--annotation_dir",
+                           exdark_txt, "--class_list", class_list, "--output_dir", tmp_path / "exdark_coco")
+    assert converted.returncode == 0, converted.stderr[-2000:]
+    category_map = tmp_path / "category_map.json"  # the sample detector knows shapes
+    category_map.write_text(json.dumps({"chair": "circle", "car": "square", "motorbike": "triangle",
+                                        "Cup": "circle", "Table": "square", "People": "triangle"}))
+
+    # Adding a remedy: one registry entry (here an identity enhancement) gives its row.
+    monkeypatch.setitem(REMEDIES, "identity", Remedy(
+        "identity", "the low-light images as they are",
+        images=lambda study, test_set: test_set.image_dir, low_light_only=True))
+
+    out = tmp_path / "study"
+    argv = ["--output_dir", out, "--train_image_dir", data / "train",
+            "--train_annotation", data / "annotations" / "instances_train.json",
+            "--val_image_dir", data / "val", "--val_annotation", data / "annotations" / "instances_val.json",
+            "--real_test", "lis=" + ",".join(lis),
+            "--real_test", f"exdark={exdark_images},{tmp_path / 'exdark_coco' / 'instances_test.json'}",
+            "--category_map", category_map,
+            "--min_size", 64, "--epochs", 1, "--finetune_epochs", 1, "--batch_size", 4,
+            "--diffusion_epochs", 1, "--diffusion_batch_size", 4, "--diffusion_steps", 2,
+            "--genisp_epochs", 1, "--genisp_batch_size", 4, "--genisp_parameter_size", 32,
+            "--count", 1, "--device", "cpu"]
+    args = build_parser().parse_args(list(map(str, argv)))
+    assert args.remedies[-1] == "identity"
+    check_args(args)
+    run_study(args)
+    report = json.loads((out / "report.json").read_text())
+    rows = report["rows"]
+    assert list(rows) == [*DETECTOR_REMEDIES, "diffusion", "gamma", "clahe", "histeq", "genisp",
+                          "identity", REFERENCE_ROW]
+    assert [t["name"] for t in report["test_sets"]] == ["normal", *SYNTHETIC, "lis", "exdark", "raw"]
+    for remedy in DETECTOR_REMEDIES + IMAGE_REMEDIES:
+        for test_set in (*SYNTHETIC, "lis", "exdark"):
+            cell = rows[remedy][test_set]
+            assert 0 <= cell["bbox"]["AP"] <= cell["bbox"]["AP50"] <= 1, (remedy, test_set)
+            with open(cell["detections"]["bbox"]) as f:  # COCO results, the set's own ids
+                ids = {d["category_id"] for d in json.load(f)}
+            assert ids <= ({0, 1, 2} if test_set == "lis" else
+                           {8, 11, 12} if test_set == "exdark" else {1, 2, 3}), (remedy, test_set, ids)
+        assert ("segm" in rows[remedy]["lis"]) and "segm" not in rows[remedy]["exdark"]  # box-only set
+    for remedy in DETECTOR_REMEDIES:
+        assert "bbox" in rows[remedy]["normal"]
+    for remedy in IMAGE_REMEDIES:
+        assert "normal" not in rows[remedy]
+        assert 0 < rows[remedy]["lis"]["SSIM"] <= 1 and rows[remedy]["gamma_noise"]["PSNR"] > 5
+        assert "PSNR" not in rows[remedy]["exdark"]  # no normal-light pair
+    assert set(rows["genisp"]) == {"raw"} and set(rows["none"]) >= {"raw"}
+    assert rows[REFERENCE_ROW]["lis"]["bbox"]["AP"] >= 0 and "exdark" not in rows[REFERENCE_ROW]
+    # the identity remedy sees exactly the unremedied images
+    assert rows["identity"]["lis"]["bbox"] == rows["none"]["lis"]["bbox"]
+    assert rows["identity"]["lis"]["PSNR"] < rows["gamma"]["lis"]["PSNR"]  # gamma brightens 4x-darkened images
+    for figure in ("examples.png", "loss_curves.png", "ap_bars.png"):
+        assert (out / figure).stat().st_size > 1000
+    text = (out / "report.md").read_text()
+    assert "| identity |" in text and "lis bbox AP" in text and "dataset/enhance.py" in text
+    assert "mask_rcnn/evaluate.py" in text and "--augment hflip" in text
+
+    # A second run finds every step done and only rewrites the report.
+    detector = out / "mask_rcnn" / "normal" / "last.pth"
+    trained_at = detector.stat().st_mtime_ns
+    capsys.readouterr()
+    args = build_parser().parse_args(list(map(str, argv)))
+    check_args(args)
+    run_study(args)
+    log = capsys.readouterr().out
+    assert "[study] synthesis gamma_noise: reusing" in log and "[study] evaluate normal: reusing" in log
+    assert detector.stat().st_mtime_ns == trained_at
+    assert json.loads((out / "report.json").read_text())["rows"].keys() == rows.keys()
+
+
+def test_bad_study_arguments_end_in_one_line(tmp_path):
+    from tests.helpers import assert_user_error
+    result = run_script("study/run.py", "--output_dir", tmp_path / "s", "--real_test", "lis=only_a_dir")
+    assert_user_error(result, "--real_test lis=only_a_dir", "NAME=IMAGE_DIR,ANNOTATION")
+    result = run_script("study/run.py", "--output_dir", tmp_path / "s", "--real_test",
+                        f"lis={tmp_path},{tmp_path / 'missing.json'}")
+    assert_user_error(result, "missing.json", "annotation of --real_test lis not found")
+    result = run_script("study/run.py", "--output_dir", tmp_path / "s", "--mix_ratio", "1.5")
+    assert_user_error(result, "--mix_ratio")
+
+
+def test_nproc_per_node_launches_steps_under_torchrun(tmp_path, capfd):
+    import argparse
+
+    from study.benchmark import Study
+    args = argparse.Namespace(output_dir=str(tmp_path), methods=["gamma_noise"], nproc_per_node=2,
+                              overwrite=False)
+    study = Study(args)
+    study.run("help", "mask_rcnn/evaluate.py", "--help", distributed=True)
+    study.run("help", "dataset/enhance.py", "--help")
+    assert study.commands == ["torchrun --standalone --nproc_per_node 2 mask_rcnn/evaluate.py --help",
+                              "python dataset/enhance.py --help"]
+    assert capfd.readouterr().out.count("usage: evaluate.py") == 2  # one per process
