@@ -25,7 +25,8 @@ from torch_utils_lib.cli import run_main
 from torch_utils_lib.coco_bootstrap import ImageMatches, bootstrap_weights
 from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
 from torch_utils_lib.paths import RUNS_DIR
-from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.runinfo import write_run_metadata
 
 SIZE = 640
 

@@ -109,7 +109,7 @@ def bench_training(args, device):
     import torch
 
     from diffusion_model.model import ConditionalDiffusion, UNet
-    from torch_utils_lib.engine import autocast
+    from torch_utils_lib.devices import autocast
     results = {}
     for amp in ((False, True) if device.type == "cuda" else (False,)):
         torch.manual_seed(args.seed)

@@ -174,7 +174,8 @@ def _epoch_in_new_process(paths, cache, resize):
 
 
 def bench_memory(device, batch=8, size=(800, 1333)):
-    from torch_utils_lib.engine import autocast, optimizer_step
+    from torch_utils_lib.devices import autocast
+    from torch_utils_lib.engine import optimizer_step
     results = {}
     for amp in (False, True):
         torch.manual_seed(0)

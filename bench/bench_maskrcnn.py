@@ -19,7 +19,8 @@ from bench.timing import timed
 from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
 from torch_utils_lib.detection_models import build_detector
-from torch_utils_lib.engine import autocast, optimizer_step
+from torch_utils_lib.devices import autocast
+from torch_utils_lib.engine import optimizer_step
 from torch_utils_lib.paths import RUNS_DIR
 from torch_utils_lib.runinfo import write_run_metadata
 from torch_utils_lib.tables import markdown_table

@@ -37,7 +37,8 @@ from genisp.model import GenISP, GenISPDetector
 from torch_utils_lib.cli import UserError, run_main
 from torch_utils_lib.detection_models import (TORCHVISION_DETECTORS, build_detector,
                                               cached_weights_path)
-from torch_utils_lib.engine import autocast, optimizer_step, predict
+from torch_utils_lib.devices import autocast
+from torch_utils_lib.engine import optimizer_step, predict
 from torch_utils_lib.tables import markdown_table
 
 GENISP_DETECTOR = "retinanet_resnet50_fpn_v2"

@@ -26,7 +26,8 @@ def build_parser():
 
 def main():
     from dataset.exdark import convert
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.runinfo import write_run_metadata
     args = build_parser().parse_args()
     require_dir(args.image_dir, "image directory")
     require_dir(args.annotation_dir, "annotation directory")

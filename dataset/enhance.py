@@ -49,7 +49,8 @@ def image_names(image_dir, annotation):
 
 def main():
     from dataset.enhancement import check_output_dir, enhance_folder, folder_mean_luma
-    from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.runinfo import write_run_metadata
     from tqdm import tqdm
     args = build_parser().parse_args()
     names = image_names(args.input_dir, args.annotation)

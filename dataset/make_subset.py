@@ -23,7 +23,8 @@ from torch_utils_lib.cli import ArgumentParser, UserError, check_outputs_apart, 
 from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.progress import progress
-from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.runinfo import write_run_metadata
 
 
 def parse_size(text):

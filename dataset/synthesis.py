@@ -23,7 +23,7 @@ from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.image_io import encode_image, list_images, read_rgb
 from torch_utils_lib.image_metrics import luma, psnr, ssim, summarize
-from torch_utils_lib.runinfo import atomic_write_bytes, atomic_write_json
+from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
 
 METHODS = ("gamma_noise", "physics")
 METRICS = ("psnr_ssim", "psnr", "none")

@@ -13,7 +13,7 @@ def label_map_for(annotation_file, detector_categories, category_map=None):
     """Dataset category id -> detector label, by class name (torch_utils_lib.categories), for the
     categories in use."""
     from torch_utils_lib.categories import match_categories, present_categories
-    from torch_utils_lib.coco_utils import load_coco_json
+    from torch_utils_lib.coco_json import load_coco_json
     categories = present_categories(load_coco_json(annotation_file))
     return match_categories(categories, detector_categories, category_map, annotation_file)
 

@@ -67,8 +67,10 @@ def main():
     from torch_utils_lib.categories import load_category_map
     from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
-    from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text, write_run_metadata
-    from torch_utils_lib.utils import cleanup_distributed, init_distributed, is_main_process, resolve_amp
+    from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
+    from torch_utils_lib.runinfo import write_run_metadata
+    from torch_utils_lib.devices import resolve_amp
+    from torch_utils_lib.distributed import cleanup_distributed, init_distributed, is_main_process
 
     args = build_parser().parse_args()
     category_map = load_category_map(args.category_map)

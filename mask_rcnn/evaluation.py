@@ -6,7 +6,8 @@ import torch
 from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_eval import detections_to_coco
-from torch_utils_lib.coco_utils import CocoDetection, load_coco_json
+from torch_utils_lib.coco_json import load_coco_json
+from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.categories import all_categories_match, match_categories, present_categories
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
@@ -135,7 +136,7 @@ def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal",
     Every set is resampled with the same image counts, so the normal - low drop is paired.
     """
     from torch_utils_lib.coco_bootstrap import difference_summary, interval_summary, resampled_stats
-    from torch_utils_lib.coco_utils import load_coco_json, normalize_coco
+    from torch_utils_lib.coco_json import load_coco_json, normalize_coco
     from torch_utils_lib.cli import read_json
     gt, original_ids = normalize_coco(load_coco_json(annotation))
     to_int = {orig: i for i, orig in original_ids.items()}

@@ -35,7 +35,8 @@ def main():
     from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.runinfo import write_run_metadata
-    from torch_utils_lib.utils import init_distributed, resolve_amp
+    from torch_utils_lib.devices import resolve_amp
+    from torch_utils_lib.distributed import init_distributed
     check_outputs_apart({"--image_dir": args.image_dir, "--weight_path": args.weight_path},
                         {"--output_dir": args.output_dir})
     device = init_distributed(args.device).device

@@ -21,7 +21,7 @@ from torch_utils_lib.coco_eval import BACKENDS
 from torch_utils_lib.detection_models import DETECTOR_NAMES
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.transforms import AUGMENTATIONS
-from torch_utils_lib.utils import cleanup_distributed
+from torch_utils_lib.distributed import cleanup_distributed
 
 
 def build_parser():

@@ -14,9 +14,10 @@ from torch_utils_lib.data import detection_loader
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config,
                                               load_detector_checkpoint, load_detector_weights)
 from torch_utils_lib.engine import build_lr_scheduler, evaluate, fit
-from torch_utils_lib.runinfo import atomic_write_json, write_run_metadata
-from torch_utils_lib.utils import (init_distributed, is_main_process, resolve_amp, seed_everything,
-                                   sync_buffers, unwrap)
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.devices import resolve_amp, seed_everything
+from torch_utils_lib.distributed import init_distributed, is_main_process, sync_buffers, unwrap
 
 
 def label_space(categories, weights, init_config=None, category_map=None, source="annotation",

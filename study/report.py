@@ -1,7 +1,7 @@
 """The study's report: one table (rows = remedies, columns = test sets), figures, JSON beside it."""
 import os
 
-from torch_utils_lib.runinfo import atomic_write_json, atomic_write_text
+from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
 
 CELL_METRICS = (("bbox", "AP"), ("bbox", "AP50"), ("segm", "AP"), ("segm", "AP50"), ("PSNR", None),
                 ("SSIM", None))

@@ -221,7 +221,7 @@ def test_unwritable_output_is_one_line_naming_the_path(inputs, tmp_path, light_s
 
 
 def test_atomic_write_failure_names_the_target(tmp_path):
-    from torch_utils_lib.runinfo import atomic_write_bytes
+    from torch_utils_lib.atomic_io import atomic_write_bytes
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=f"^{tmp_path / 'file' / 'x.json'}: cannot write"):
         atomic_write_bytes(str(tmp_path / "file" / "x.json"), b"{}")
@@ -438,7 +438,7 @@ def test_plain_torchvision_state_dict_with_coco_classes(tmp_path, capsys):
 def test_full_disk_and_blocked_paths_are_one_line(tmp_path, capsys):
     """/dev/full answers every write with ENOSPC; a file where a folder is needed fails as root."""
     from torch_utils_lib.cli import run_main
-    from torch_utils_lib.utils import MetricLogger
+    from torch_utils_lib.metric_logger import MetricLogger
     logger = MetricLogger("/dev/full", disable=True)
     with pytest.raises(UserError, match="^/dev/full: cannot write .No space left on device"):
         logger.update(loss=1.0)

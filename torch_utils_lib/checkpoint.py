@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from torch_utils_lib.cli import RESUME_LAST, UserError
-from torch_utils_lib.runinfo import atomic_write_bytes
+from torch_utils_lib.atomic_io import atomic_write_bytes
 
 
 def capture_rng_state():

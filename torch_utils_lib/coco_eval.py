@@ -9,8 +9,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.runinfo import atomic_write_json
-from torch_utils_lib.utils import all_gather_object, is_main_process
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.distributed import all_gather_object, is_main_process
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 BACKENDS = ("pycocotools", "faster_coco_eval")

@@ -1,12 +1,22 @@
 """Training and evaluation loops shared by Mask R-CNN, the diffusion restorer and GenISP."""
+import json
 import math
+import os
+import sys
+import time
 
 import torch
 
+from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text, remove_stale_temporaries
+from torch_utils_lib.checkpoint import save_checkpoint
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.data import set_loader_epoch
 from torch_utils_lib.detection_models import detections_to_cpu
-from torch_utils_lib.devices import autocast  # noqa: F401 (engine.autocast is the loop's name for it)
-from torch_utils_lib.utils import MetricLogger, reduce_mean
+from torch_utils_lib.devices import autocast
+from torch_utils_lib.distributed import is_main_process, reduce_mean
+from torch_utils_lib.metric_logger import MetricLogger
+from torch_utils_lib.plots import plot_loss_curves
+from torch_utils_lib.runinfo import read_jsonl
 
 
 class NonFiniteLossError(UserError):
@@ -117,7 +127,7 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
     format per IoU type.
     """
-    from torch_utils_lib.coco_eval import CocoEvaluator
+    from torch_utils_lib.coco_eval import CocoEvaluator  # pycocotools: only where AP is computed
     dataset = data_loader.dataset
     dataset = getattr(dataset, "dataset", dataset)  # a Subset of a CocoDetection
     evaluator = CocoEvaluator(dataset, iou_types, backend=backend)
@@ -156,21 +166,10 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
     every PLOT_INTERVAL_S seconds before (drawing it costs ~1 s, more than a short epoch).
     Returns the list of per-epoch records.
     """
-    import os
-    import sys
-    import time
-
-    from torch_utils_lib.checkpoint import save_checkpoint
-    from torch_utils_lib.data import set_loader_epoch
-    from torch_utils_lib.plots import plot_loss_curves
-    from torch_utils_lib.runinfo import atomic_write_json
-    from torch_utils_lib.utils import is_main_process
-
     log_path = prepare_checkpoint_dir(checkpoint_dir, start_epoch)
     history_path = os.path.join(checkpoint_dir, "history.json")
     history = []
     if start_epoch > 0 and os.path.isfile(history_path):
-        import json
         with open(history_path) as f:
             history = [h for h in json.load(f) if h["epoch"] < start_epoch]
     if start_epoch >= epochs and is_main_process():
@@ -229,12 +228,6 @@ def prepare_checkpoint_dir(checkpoint_dir, start_epoch, log_name="train_log.json
     only the steps of epochs before `start_epoch` (those the checkpoint holds; none for a fresh
     run), so the log holds each epoch once however often the run was interrupted.
     """
-    import os
-
-    from torch_utils_lib.atomic_io import remove_stale_temporaries
-    from torch_utils_lib.runinfo import read_jsonl
-    from torch_utils_lib.utils import is_main_process
-
     os.makedirs(checkpoint_dir, exist_ok=True)
     log_path = os.path.join(checkpoint_dir, log_name)
     if is_main_process():
@@ -246,7 +239,4 @@ def prepare_checkpoint_dir(checkpoint_dir, start_epoch, log_name="train_log.json
 
 
 def atomic_write_json_lines(path, records):
-    import json
-
-    from torch_utils_lib.runinfo import atomic_write_text
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))

@@ -12,8 +12,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-# atomic writes moved to torch_utils_lib.atomic_io; re-exported while callers move over
-from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
+from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.paths import REPO_ROOT
 
 _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pycocotools",

@@ -10,7 +10,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.coco_utils import CocoDetection, load_coco_json, normalize_coco
+from torch_utils_lib.coco_json import load_coco_json, normalize_coco
+from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.image_io import read_rgb
 from torch_utils_lib.paths import sample_annotation, sample_images
 
