@@ -176,68 +176,35 @@ def _number(kind, text):
     return value
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be positive")
-    return value
+def _checked(name, kind, accept, problem, doc):
+    """An argparse type: `text` parsed as `kind` (finite), refused with `problem` unless `accept`."""
+    def convert(text):
+        value = _number(kind, text)
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{text}: {problem}")
+        return value
+    convert.__name__, convert.__doc__ = name, f"argparse type: {doc}."
+    return convert
 
 
-def non_negative_int(text):
-    """argparse type: an integer >= 0."""
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must not be negative")
-    return value
+positive_int = _checked("positive_int", int, lambda v: v >= 1, "must be positive", "an integer >= 1")
+non_negative_int = _checked("non_negative_int", int, lambda v: v >= 0, "must not be negative",
+                            "an integer >= 0")
+finite_float = _checked("finite_float", float, lambda v: True, "", "any finite number (not nan or inf)")
+positive_float = _checked("positive_float", float, lambda v: v > 0, "must be positive",
+                          "a finite number > 0")
+non_negative_float = _checked("non_negative_float", float, lambda v: v >= 0, "must not be negative",
+                              "a finite number >= 0")
+probability = _checked("probability", float, lambda v: 0 <= v <= 1, "must be between 0 and 1",
+                       "a number in [0, 1]")
+decay_rate = _checked("decay_rate", float, lambda v: 0 <= v < 1, "must be in [0, 1)",
+                      "a number in [0, 1) (an averaging or decay factor)")
 
 
 def int_at_least(low):
     """argparse type: an integer >= `low`."""
-    def convert(text):
-        value = _number(int, text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{text}: must be at least {low}")
-        return value
-    convert.__name__ = f"int_at_least_{low}"
-    return convert
-
-
-def finite_float(text):
-    """argparse type: any finite number (not nan or inf)."""
-    return _number(float, text)
-
-
-def positive_float(text):
-    """argparse type: a finite number > 0."""
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text}: must be positive")
-    return value
-
-
-def non_negative_float(text):
-    """argparse type: a finite number >= 0."""
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: must not be negative")
-    return value
-
-
-def probability(text):
-    """argparse type: a number in [0, 1]."""
-    value = _number(float, text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be between 0 and 1")
-    return value
-
-
-def decay_rate(text):
-    """argparse type: a number in [0, 1) (an averaging or decay factor)."""
-    value = _number(float, text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be in [0, 1)")
-    return value
+    return _checked(f"int_at_least_{low}", int, lambda v: v >= low, f"must be at least {low}",
+                    f"an integer >= {low}")
 
 
 def add_common_args(parser, *, seed=True, workers=True, amp=True, default_seed=0):

@@ -150,11 +150,7 @@ def build_detector(name, num_classes, weights="none", trainable_backbone_layers=
             return model
         model = builder(num_classes=num_classes, **kwargs)
     if file_state is not None:
-        try:
-            model.load_state_dict(file_state)
-        except RuntimeError as e:
-            raise UserError(f"{weights}: weights do not fit {name} with {num_classes} classes "
-                            f"({str(e).splitlines()[0][:160]})") from None
+        load_detector_weights(model, file_state, weights)
     return model
 
 
@@ -288,7 +284,8 @@ def load_detector_weights(model, state, path):
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise UserError(f"{path}: weights do not fit {type(model).__name__} "
+        raise UserError(f"{path}: weights do not fit {type(model).__name__} with "
+                        f"{_class_count(model.state_dict())} classes "
                         f"({str(e).strip().splitlines()[-1].strip()[:160]})") from None
     return model
 
