@@ -91,12 +91,12 @@ COLLISIONS = {
     "diffusion restore onto its inputs": ("diffusion_model/inference.py",
                                           ["--conditional_image_dir", "{root}/low", "--weight_path",
                                            "{root}/weights.pth", "--output_image_dir", "{root}/low",
-                                           "--overwrite"], "--output_image_dir"),
+                                           "--overwrite"], "--output_dir"),
     "diffusion restore onto absolute names of a list": (
         "diffusion_model/inference.py", ["--conditional_image_dir", "{root}/low", "--annotation",
                                          "{root}/low/list.json", "--weight_path", "{root}/weights.pth",
                                          "--output_image_dir", "{out}/restored", "--input_image_dir", ""],
-        "--output_image_dir (with an --annotation entry)"),
+        "--output_dir (with an --annotation entry)"),
     "diffusion train into the condition folder": (
         "diffusion_model/train.py", ["--input_image_dir", "{root}/normal", "--conditional_image_dir",
                                      "{root}/low", "--checkpoint_dir", "{root}/low/ckpt", "--device", "cpu"],
@@ -281,17 +281,19 @@ def test_ddim_cosine_eta_one_stays_finite(steps):
         diffusion.sample(cond, "ddim", steps=steps, eta=1.5)
 
 
-@pytest.mark.parametrize("eta", ["1.5", "-0.1", "nan"])
-def test_eta_outside_zero_one_is_refused(inputs, tmp_path, eta):
+@pytest.mark.parametrize("eta, problem", [("1.5", "must be between 0 and 1"),
+                                          ("-0.1", "must be between 0 and 1"),
+                                          ("nan", "not a finite number")])
+def test_eta_outside_zero_one_is_refused(inputs, tmp_path, eta, problem):
     result = run_script("diffusion_model/inference.py", "--conditional_image_dir", inputs / "low",
                         "--weight_path", inputs / "weights.pth", "--output_image_dir", tmp_path / "o",
                         "--eta", eta)
-    assert_user_error(result, f"--eta {float(eta)}: must be between 0")
+    assert_user_error(result, f"--eta {eta}: {problem}")
 
 
 def test_images_holding_nan_are_not_written(tmp_path):
-    from diffusion_model.data import to_uint8
     from torch_utils_lib.image_io import write_image
+    from torch_utils_lib.transforms import to_uint8
     image = torch.zeros(3, 4, 4)
     image[1, 2, 2] = float("nan")
     with pytest.raises(UserError, match="not finite"):

@@ -54,12 +54,28 @@ def detector_name_for(name, detector_names, category_map=None):
     return index.get(SYNONYMS.get(key, key))
 
 
+def unnamed_labels(detector_names):
+    """True for a detector whose labels carry no class names: 'class_<label>' for every label."""
+    return len(detector_names) > 1 and all(name == f"class_{label}"
+                                           for label, name in enumerate(detector_names) if label)
+
+
 def match_categories(dataset_categories, detector_names, category_map=None, source="dataset"):
     """{dataset category id: detector label} by class name; one-line UserError for any class
     that maps to nothing (naming it and --category_map) or two classes mapping to one label.
 
     `detector_names[label]` is the class name of each detector label (0: background).
     """
+    if category_map is None and unnamed_labels(detector_names):
+        # No names to match (a plain state dict): each dataset id is taken as the label it was
+        # trained with, as the checkpoint's loader says once.
+        outside = [c["name"] for c in dataset_categories if not 0 < c["id"] < len(detector_names)]
+        if outside:
+            raise UserError(f"{source}: the detector's classes have no names, and the ids of "
+                            f"{', '.join(map(repr, outside))} are not among its labels "
+                            f"1..{len(detector_names) - 1}; name them with --category_map FILE "
+                            f"(JSON {{\"<class>\": \"class_<label>\"}})")
+        return {c["id"]: c["id"] for c in dataset_categories}
     label_of = {n: label for label, n in enumerate(detector_names) if n not in BACKGROUND_NAMES}
     label_map, missing, taken = {}, [], {}
     for category in dataset_categories:
