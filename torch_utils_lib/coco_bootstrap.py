@@ -166,6 +166,22 @@ def resampled_stats(gt_dict, results_by_set, iou_type, n=1000, seed=0):
     return full, draws
 
 
+def load_detections(annotation, detection_files):
+    """(gt dict, {set: results}) for resampled_stats from an annotation file and dumped COCO
+    results files ({set: path}; a RAW evaluation's {"settings", "results"} reads as its results),
+    image ids renumbered as normalize_coco renumbers the annotation's."""
+    from torch_utils_lib.cli import read_json
+    from torch_utils_lib.coco_utils import load_coco_json, normalize_coco  # torch: only when used
+    gt, original_ids = normalize_coco(load_coco_json(annotation))
+    to_int = {original: i for i, original in original_ids.items()}
+    results = {}
+    for name, path in detection_files.items():
+        saved = read_json(path, "detections")
+        saved = saved["results"] if isinstance(saved, dict) else saved
+        results[name] = [{**r, "image_id": to_int[r["image_id"]]} for r in saved]
+    return gt, results
+
+
 def interval_summary(full, draws, names=CI_STATS):
     """{stat: value, stat_ci: [low, high]} from one set's full stats and its resampled stats."""
     out = {}

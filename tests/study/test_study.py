@@ -2,7 +2,10 @@
 row on every test set it applies to, real-format low-light sets included, and it resumes."""
 import json
 
+import pytest
+
 from tests.helpers import make_exdark_style_set, make_lis_style_set, run_script
+from torch_utils_lib.coco_bootstrap import format_interval
 
 SYNTHETIC = ("gamma_noise", "physics")
 IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "identity")
@@ -42,7 +45,8 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
             "--min_size", 64, "--epochs", 1, "--finetune_epochs", 1, "--batch_size", 4,
             "--diffusion_epochs", 1, "--diffusion_batch_size", 4, "--diffusion_steps", 2,
             "--genisp_epochs", 1, "--genisp_batch_size", 4, "--genisp_parameter_size", 32,
-            "--count", 1, "--device", "cpu"]
+            "--count", 1, "--severities", 6, 2, "--severity_methods", "physics",
+            "--bootstrap", 200, "--device", "cpu"]
     args = build_parser().parse_args(list(map(str, argv)))
     assert args.remedies[-1] == "identity"
     check_args(args)
@@ -72,7 +76,8 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     # the identity remedy sees exactly the unremedied images
     assert rows["identity"]["lis"]["bbox"] == rows["none"]["lis"]["bbox"]
     assert rows["identity"]["lis"]["PSNR"] < rows["gamma"]["lis"]["PSNR"]  # gamma brightens 4x-darkened images
-    for figure in ("examples.png", "loss_curves.png", "ap_bars.png"):
+    assert_intervals_and_darkness_curves(report, rows, out)
+    for figure in ("examples.png", "loss_curves.png", "ap_bars.png", "darkness.png"):
         assert (out / figure).stat().st_size > 1000
     text = (out / "report.md").read_text()
     assert "| identity |" in text and "lis bbox AP" in text and "dataset/enhance.py" in text
@@ -89,6 +94,45 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     assert "[study] synthesis gamma_noise: reusing" in log and "[study] evaluate normal: reusing" in log
     assert detector.stat().st_mtime_ns == trained_at
     assert json.loads((out / "report.json").read_text())["rows"].keys() == rows.keys()
+
+
+def assert_intervals_and_darkness_curves(report, rows, out):
+    """Every AP has its interval around it, the paired difference of none with itself is exactly
+    0 [0, 0], and each remedy's darkness curve has P, both levels, mPC, rPC = mPC / P and EV50."""
+    assert [t["name"] for t in report["test_sets"] if t["severity"] is not None] == ["physics_ev2",
+                                                                                       "physics_ev6"]
+    for remedy, cells in rows.items():
+        for name, cell in cells.items():
+            if name == "raw":
+                continue
+            for iou_type in ("bbox", "segm"):
+                if iou_type in cell:
+                    low, high = cell[iou_type]["AP_ci"]
+                    assert low <= cell[iou_type]["AP"] <= high, (remedy, name, iou_type)
+                    assert cell[iou_type]["vs_none"]["AP"]["delta"] == pytest.approx(
+                        cell[iou_type]["AP"] - rows["none"][name][iou_type]["AP"], abs=1e-9)
+    for name, cell in rows["none"].items():
+        if name != "raw":
+            assert cell["bbox"]["vs_none"]["AP"] == {"delta": 0.0, "ci": [0.0, 0.0], "share_le_0": 1.0}
+    curves = report["darkness"]["physics"]
+    assert set(curves) == {*DETECTOR_REMEDIES, *IMAGE_REMEDIES}
+    for remedy, curve in curves.items():
+        clean = rows[remedy if remedy in DETECTOR_REMEDIES else "none"]["normal"]["bbox"]
+        assert curve["P"] == clean["AP"] and curve["P_ci"] == clean["AP_ci"]
+        assert curve["levels"] == {"2.0": rows[remedy]["physics_ev2"]["bbox"]["AP"],
+                                   "6.0": rows[remedy]["physics_ev6"]["bbox"]["AP"]}
+        assert curve["mPC"] == pytest.approx(sum(curve["levels"].values()) / 2)
+        if curve["P"] > 0:
+            assert curve["rPC"] == pytest.approx(curve["mPC"] / curve["P"])
+        assert curve["mPC_ci"][0] <= curve["mPC"] <= curve["mPC_ci"][1]
+        assert curve["EV50"] is None or 0 < curve["EV50"] <= 6
+    text = (out / "report.md").read_text()
+    assert "## AP against darkness" in text
+    for column in ("P", "2 EV", "6 EV", "mPC", "rPC", "EV50"):
+        assert f" {column} |" in text, column
+    none_normal = rows["none"]["normal"]["bbox"]
+    assert f"| none | {format_interval(none_normal['AP'], none_normal['AP_ci'])} |" in text
+    assert "0.000 [0.000, 0.000] (n.s.)" in text  # none against itself
 
 
 def test_bad_study_arguments_end_in_one_line(tmp_path):
