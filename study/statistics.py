@@ -36,13 +36,13 @@ def add_intervals(test_sets, rows, n=1000, seed=0):
                 continue
             gt, results = load_detections(test_set.annotation, files)
             full, draws = resampled_stats(gt, results, iou_type, n, seed)
-            for row in files:
-                stats = cells[row][iou_type]
-                stats.update({k: v for k, v in interval_summary(full[row], draws[row]).items()
-                              if k.endswith("_ci")})
+            for row in files:  # a new dict: cells of one evaluation may share their stats
+                stats = {**cells[row][iou_type], **{k: v for k, v in interval_summary(
+                    full[row], draws[row]).items() if k.endswith("_ci")}}
                 if BASELINE in full:
                     stats[f"vs_{BASELINE}"] = difference_summary(full[row], full[BASELINE], draws[row],
                                                                  draws[BASELINE])
+                cells[row][iou_type] = stats
             draws_by_set[test_set.name, iou_type] = draws
     return draws_by_set
 

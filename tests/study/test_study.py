@@ -10,6 +10,7 @@ from torch_utils_lib.coco_bootstrap import format_interval
 SYNTHETIC = ("gamma_noise", "physics")
 IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "identity")
 DETECTOR_REMEDIES = ("none", "finetune", "finetune_mixed")
+LEVELS = ("physics_ev2", "physics_ev6")
 
 
 def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypatch, capsys):
@@ -55,7 +56,8 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     rows = report["rows"]
     assert list(rows) == [*DETECTOR_REMEDIES, "diffusion", "gamma", "clahe", "histeq", "genisp",
                           "identity", REFERENCE_ROW]
-    assert [t["name"] for t in report["test_sets"]] == ["normal", *SYNTHETIC, "lis", "exdark", "raw"]
+    assert [t["name"] for t in report["test_sets"]] == ["normal", *SYNTHETIC, *LEVELS, "lis", "exdark",
+                                                         "raw"]
     for remedy in DETECTOR_REMEDIES + IMAGE_REMEDIES:
         for test_set in (*SYNTHETIC, "lis", "exdark"):
             cell = rows[remedy][test_set]
@@ -99,8 +101,7 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
 def assert_intervals_and_darkness_curves(report, rows, out):
     """Every AP has its interval around it, the paired difference of none with itself is exactly
     0 [0, 0], and each remedy's darkness curve has P, both levels, mPC, rPC = mPC / P and EV50."""
-    assert [t["name"] for t in report["test_sets"] if t["severity"] is not None] == ["physics_ev2",
-                                                                                       "physics_ev6"]
+    assert [t["name"] for t in report["test_sets"] if t["severity"] is not None] == list(LEVELS)
     for remedy, cells in rows.items():
         for name, cell in cells.items():
             if name == "raw":
