@@ -11,7 +11,9 @@ images draws the weights as multinomial counts (images resampled with replacemen
 """
 import numpy as np
 
+from torch_utils_lib.cli import read_json
 from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
+from torch_utils_lib.coco_json import load_coco_json, normalize_coco
 
 CI_STATS = ("AP", "AP50", "AP75")
 LEVEL = 0.95
@@ -170,8 +172,6 @@ def load_detections(annotation, detection_files):
     """(gt dict, {set: results}) for resampled_stats from an annotation file and dumped COCO
     results files ({set: path}; a RAW evaluation's {"settings", "results"} reads as its results),
     image ids renumbered as normalize_coco renumbers the annotation's."""
-    from torch_utils_lib.cli import read_json
-    from torch_utils_lib.coco_utils import load_coco_json, normalize_coco  # torch: only when used
     gt, original_ids = normalize_coco(load_coco_json(annotation))
     to_int = {original: i for i, original in original_ids.items()}
     results = {}
