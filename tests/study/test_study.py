@@ -159,3 +159,20 @@ def test_nproc_per_node_launches_steps_under_torchrun(tmp_path, capfd):
     assert study.commands == ["torchrun --standalone --nproc_per_node 2 mask_rcnn/evaluate.py --help",
                               "python dataset/enhance.py --help"]
     assert capfd.readouterr().out.count("usage: evaluate.py") == 2  # one per process
+
+
+def test_report_marks_differences_whose_interval_includes_zero():
+    from study.report import darkness_rows, shown
+    table = {"finetune": {"lis bbox AP": 0.4, "lis bbox AP_ci": [0.3, 0.5], "lis bbox ΔAP": 0.05,
+                          "lis bbox ΔAP_ci": [0.01, 0.09], "lis PSNR": 20.0},
+             "gamma": {"lis bbox ΔAP": -0.01, "lis bbox ΔAP_ci": [-0.03, 0.0]}}
+    assert shown(table) == {
+        "finetune": {"lis bbox AP": "0.400 [0.300, 0.500]", "lis bbox ΔAP": "0.050 [0.010, 0.090]",
+                     "lis PSNR": 20.0},
+        "gamma": {"lis bbox ΔAP": "-0.010 [-0.030, 0.000] (n.s.)"}}
+    curve = {"P": 0.5, "P_ci": [0.4, 0.6], "levels": {"2.0": 0.4, "8.0": 0.3},
+             "levels_ci": {"2.0": [0.3, 0.5], "8.0": [0.2, 0.4]}, "mPC": 0.35, "mPC_ci": [0.25, 0.45],
+             "rPC": 0.7, "rPC_ci": [0.6, 0.8], "EV50": None, "EV50_ci": [6.5, None]}
+    assert darkness_rows({"physics": {"none": curve}}) == {"none": {
+        "P": "0.500 [0.400, 0.600]", "2 EV": "0.400 [0.300, 0.500]", "8 EV": "0.300 [0.200, 0.400]",
+        "mPC": "0.350 [0.250, 0.450]", "rPC": "0.700 [0.600, 0.800]", "EV50": ">8 [6.50, >8]"}}
