@@ -98,12 +98,19 @@ def synthesize(study, method, split, image_dir, annotation, level=None):
         extra = ["--save_raw"] if method == "physics" else []
     else:
         out, name = study.path("data", "severity", method, f"{level:g}"), f"synthesis {method} levels"
-        extra = ["--level", level]
+        extra = ["--level", level] + (["--save_raw"] if raw_levels(study, method) else [])
     study.run(name, "dataset/data_preprocessing.py", "--input_dir", image_dir,
               "--annotation", annotation, "--output_dir", out, "--method", method,
               "--seed", study.args.seed, "--workers", study.args.workers, "--quiet", *extra,
-              done=os.path.join(out, "synthesis.json"))
+              done=os.path.join(out, "raw", "annotations.json") if "--save_raw" in extra
+              else os.path.join(out, "synthesis.json"))
     return out
+
+
+def raw_levels(study, method):
+    """Whether the levels of `method` get RAW too: physics, when a remedy works on RAW."""
+    return method == "physics" and any(REMEDIES[name].raw_pipeline for name in study.args.remedies
+                                       if name != "none")
 
 
 def selected_remedies(study):

@@ -174,7 +174,7 @@ def examples_figure(study, remedies, test_sets, inputs):
     device = torch.device(a.device)
     models = {}
     genisp_dir = None
-    raw = next((t for t in test_sets if t.kind == "raw"), None)
+    raw = next((t for t in test_sets if t.kind == "raw" and t.severity is None), None)
     if raw is not None and any(r.name == "genisp" for r in remedies):
         genisp_dir = study.path("genisp", "examples")
         study.run("GenISP examples", "genisp/inference.py", "--raw_dir", raw.image_dir, "--output_dir",

@@ -51,16 +51,21 @@ def darkness_curves(test_sets, rows, draws_by_set, iou_type="bbox", stat="AP"):
     """{method: {remedy: robustness_summary}} over the severity sets of each synthesis method.
 
     P is the remedy's AP on the normal-light set; a remedy scored on low light only (restoration,
-    enhancement) starts from the normal-light detector's P, the image it would see at 0 EV.
+    enhancement, GenISP) starts from the normal-light detector's P, what it would see at 0 EV.
+    A remedy's levels are the RGB severity sets, or the RAW ones (GenISP) where it has no RGB
+    cells; RAW cells have no bootstrap draws, so their curves have no intervals.
     """
     normal = next((t.name for t in test_sets if t.kind == "rgb" and not t.low_light), None)
     j = STAT_NAMES.index(stat)
     curves = {}
     for method in dict.fromkeys(t.method for t in test_sets if t.severity is not None):
-        levels = sorted((t for t in test_sets if t.method == method and t.severity is not None),
-                        key=lambda t: t.severity)
+        by_kind = {kind: sorted((t for t in test_sets if t.method == method and t.severity is not None
+                                 and t.kind == kind), key=lambda t: t.severity)
+                   for kind in ("rgb", "raw")}
         for remedy, cells in rows.items():
-            if not all(t.name in cells and iou_type in cells[t.name] for t in levels):
+            levels = next((sets for sets in by_kind.values() if sets and all(
+                t.name in cells and iou_type in cells[t.name] for t in sets)), None)
+            if levels is None:
                 continue
             clean_row = remedy if normal in cells else BASELINE
             if iou_type not in rows.get(clean_row, {}).get(normal, {}):

@@ -43,9 +43,15 @@ def severity_sets(study):
     """The val set synthesized at each fixed --severities level (EV) by each severity method:
     the points of the AP-against-darkness curves."""
     d = study.data
-    return [TestSet(severity_name(method, ev), folder, d["val_annotation"],
-                    normal_dir=d["val_image_dir"], method=method, severity=ev)
-            for method, levels in d["severity"].items() for ev, folder in levels.items()]
+    sets = []
+    for method, levels in d["severity"].items():
+        for ev, folder in levels.items():
+            sets.append(TestSet(severity_name(method, ev), folder, d["val_annotation"],
+                                normal_dir=d["val_image_dir"], method=method, severity=ev))
+            if os.path.isfile(os.path.join(folder, "raw", "annotations.json")):  # GenISP's levels
+                sets.append(TestSet(severity_name(method, ev) + "_raw", os.path.join(folder, "raw"),
+                                    None, kind="raw", method=method, severity=ev))
+    return sets
 
 
 def severity_name(method, ev):

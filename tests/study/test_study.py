@@ -10,7 +10,7 @@ from torch_utils_lib.coco_bootstrap import format_interval
 SYNTHETIC = ("gamma_noise", "physics")
 IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "identity")
 DETECTOR_REMEDIES = ("none", "finetune", "finetune_mixed")
-LEVELS = ("physics_ev2", "physics_ev6")
+LEVELS = ("physics_ev2", "physics_ev2_raw", "physics_ev6", "physics_ev6_raw")  # RAW for GenISP
 
 
 def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypatch, capsys):
@@ -73,7 +73,8 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
         assert "normal" not in rows[remedy]
         assert 0 < rows[remedy]["lis"]["SSIM"] <= 1 and rows[remedy]["gamma_noise"]["PSNR"] > 5
         assert "PSNR" not in rows[remedy]["exdark"]  # no normal-light pair
-    assert set(rows["genisp"]) == {"raw"} and set(rows["none"]) >= {"raw"}
+    assert set(rows["genisp"]) == {"raw", "physics_ev2_raw", "physics_ev6_raw"}
+    assert set(rows["none"]) >= {"raw", "physics_ev2_raw", "physics_ev6_raw"}
     assert rows[REFERENCE_ROW]["lis"]["bbox"]["AP"] >= 0 and "exdark" not in rows[REFERENCE_ROW]
     # the identity remedy sees exactly the unremedied images
     assert rows["identity"]["lis"]["bbox"] == rows["none"]["lis"]["bbox"]
@@ -104,7 +105,7 @@ def assert_intervals_and_darkness_curves(report, rows, out):
     assert [t["name"] for t in report["test_sets"] if t["severity"] is not None] == list(LEVELS)
     for remedy, cells in rows.items():
         for name, cell in cells.items():
-            if name == "raw":
+            if name.endswith("raw"):  # RAW cells: points only
                 continue
             for iou_type in ("bbox", "segm"):
                 if iou_type in cell:
@@ -113,19 +114,20 @@ def assert_intervals_and_darkness_curves(report, rows, out):
                     assert cell[iou_type]["vs_none"]["AP"]["delta"] == pytest.approx(
                         cell[iou_type]["AP"] - rows["none"][name][iou_type]["AP"], abs=1e-9)
     for name, cell in rows["none"].items():
-        if name != "raw":
+        if not name.endswith("raw"):
             assert cell["bbox"]["vs_none"]["AP"] == {"delta": 0.0, "ci": [0.0, 0.0], "share_le_0": 1.0}
     curves = report["darkness"]["physics"]
-    assert set(curves) == {*DETECTOR_REMEDIES, *IMAGE_REMEDIES}
+    assert set(curves) == {*DETECTOR_REMEDIES, *IMAGE_REMEDIES, "genisp"}
     for remedy, curve in curves.items():
         clean = rows[remedy if remedy in DETECTOR_REMEDIES else "none"]["normal"]["bbox"]
-        assert curve["P"] == clean["AP"] and curve["P_ci"] == clean["AP_ci"]
-        assert curve["levels"] == {"2.0": rows[remedy]["physics_ev2"]["bbox"]["AP"],
-                                   "6.0": rows[remedy]["physics_ev6"]["bbox"]["AP"]}
+        suffix = "_raw" if remedy == "genisp" else ""  # GenISP's levels are the levels' RAW
+        assert curve["P"] == clean["AP"] and curve.get("P_ci", clean["AP_ci"]) == clean["AP_ci"]
+        assert curve["levels"] == {"2.0": rows[remedy]["physics_ev2" + suffix]["bbox"]["AP"],
+                                   "6.0": rows[remedy]["physics_ev6" + suffix]["bbox"]["AP"]}
         assert curve["mPC"] == pytest.approx(sum(curve["levels"].values()) / 2)
         if curve["P"] > 0:
             assert curve["rPC"] == pytest.approx(curve["mPC"] / curve["P"])
-        assert curve["mPC_ci"][0] <= curve["mPC"] <= curve["mPC_ci"][1]
+        assert remedy == "genisp" or curve["mPC_ci"][0] <= curve["mPC"] <= curve["mPC_ci"][1]
         assert curve["EV50"] is None or 0 < curve["EV50"] <= 6
     text = (out / "report.md").read_text()
     assert "## AP against darkness" in text
