@@ -113,7 +113,8 @@ def write_report(study, remedies, test_sets, rows, figures, curves):
                  "times darker): P is the AP on normal light (for restoration and enhancement "
                  "remedies, which only see low light, the normal-light detector's), mPC the mean "
                  "AP over the levels, rPC = mPC / P, EV50 the darkness at which AP falls to half "
-                 "of P (interpolated; '>N' when it stays above half up to the last level). "
+                 "of P (interpolated; '>N' when it stays above half up to the last level). GenISP "
+                 "reads each physics level's RAW (no intervals: RAW cells are scored once). "
                  "Synthesis: " + ", ".join(f"`{m}`" for m in curves) + ".", "", darkness, ""]
     text += ["## Remedies", ""]
     text += [f"- `{r.name}`: {r.description}" for r in remedies]

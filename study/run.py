@@ -4,8 +4,9 @@ Rows (study/remedies.py): none, finetune, finetune_mixed, diffusion, gamma, clah
 Columns (study/test_sets.py): normal, each --methods synthesis of the val set, each --real_test
 set, the RAW set. Builds (or takes) a normal-light set, synthesizes low light, trains what the
 remedies need, scores them and writes OUTPUT_DIR/report.md (+ report.json, examples.png,
-loss_curves.png, ap_bars.png, and every evaluation's detections under eval/). Rerun the same
-command to continue an interrupted study.
+loss_curves.png, ap_bars.png, darkness.png, and every evaluation's detections under eval/). Every
+AP carries a bootstrap interval and a paired difference against `none`; --severities adds AP
+against darkness (P, mPC, rPC, EV50). Rerun the same command to continue an interrupted study.
 
 On the bundled sample set (CPU):
   python study/run.py --output_dir runs/demo
