@@ -210,8 +210,9 @@ def run_study(args):
             else:
                 results[remedy.name].setdefault(test_set.name, {}).update(cell)
     for test_set in test_sets:
-        if test_set.kind == "raw":
-            pipelines = {r.raw_pipeline: r for r in remedies if r.applies(test_set)}
+        if test_set.kind == "raw":  # RAW levels: only for remedies without RGB levels (GenISP)
+            pipelines = {r.raw_pipeline: r for r in remedies if r.applies(test_set)
+                         and (test_set.severity is None or not r.rgb)}
             stats, detections = evaluate_raw(study, test_set, list(pipelines))
             for pipeline, remedy in pipelines.items():
                 results[remedy.name][test_set.name] = {**stats[pipeline],

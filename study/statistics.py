@@ -20,7 +20,8 @@ IOU_TYPES = ("bbox", "segm")
 
 def add_intervals(test_sets, rows, n=1000, seed=0):
     """Add to every RGB cell's stats `<stat>_ci` and `vs_none` ({stat: {delta, ci, share_le_0}}:
-    the row minus `none` on the same resampled images), in place. Returns the resampled stats
+    the row minus `none` on the same resampled images), in place; bbox only on the severity sets,
+    which serve the bbox darkness curves. Returns the resampled stats
     {(set name, iou type): {row: (n, 12) draws}}."""
     draws_by_set = {}
     if n <= 0:
@@ -29,7 +30,7 @@ def add_intervals(test_sets, rows, n=1000, seed=0):
         if test_set.kind != "rgb":
             continue
         cells = {row: cells[test_set.name] for row, cells in rows.items() if test_set.name in cells}
-        for iou_type in IOU_TYPES:
+        for iou_type in IOU_TYPES if test_set.severity is None else ("bbox",):  # curves: bbox
             files = {row: cell["detections"][iou_type] for row, cell in cells.items()
                      if iou_type in cell.get("detections", {})}
             if not files:
