@@ -13,7 +13,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import contextlib
 import copy
 import io
@@ -21,7 +20,7 @@ import time
 
 import numpy as np
 
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
 from torch_utils_lib.coco_bootstrap import ImageMatches, bootstrap_weights
 from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
 from torch_utils_lib.paths import RUNS_DIR
@@ -73,16 +72,20 @@ def naive_stats(evaluator, weights):
     return np.array(e.stats)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--num_images", type=int, default=500)
-    p.add_argument("--num_detections", type=int, default=5000)
-    p.add_argument("--num_categories", type=int, default=80)
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples")
-    p.add_argument("--naive_runs", type=int, default=3, help="resamples timed the naive way")
+def build_parser():
+    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--num_images", type=positive_int, default=500)
+    p.add_argument("--num_detections", type=positive_int, default=5000)
+    p.add_argument("--num_categories", type=positive_int, default=80)
+    p.add_argument("--bootstrap", type=positive_int, default=1000, help="resamples")
+    p.add_argument("--naive_runs", type=positive_int, default=3, help="resamples timed the naive way")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "bench_bootstrap.json"))
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = build_parser().parse_args()
     gt, results = synthetic_coco(args.num_images, args.num_detections, args.num_categories, args.seed)
     weights = bootstrap_weights(args.num_images, args.bootstrap, args.seed)
 

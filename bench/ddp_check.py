@@ -8,20 +8,19 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse
 import json
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import ArgumentParser, non_negative_int, positive_int, run_main
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rank", type=int, required=True)
-    parser.add_argument("--world_size", type=int, default=2)
+    parser = ArgumentParser(description=__doc__)
+    parser.add_argument("--rank", type=non_negative_int, required=True)
+    parser.add_argument("--world_size", type=positive_int, default=2)
     parser.add_argument("--backend", choices=("nccl", "gloo"), default="nccl")
     parser.add_argument("--init_file", required=True, help="file:// rendezvous shared by the ranks")
     parser.add_argument("--result_file", required=True)

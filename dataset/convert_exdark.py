@@ -12,11 +12,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, require_dir, require_file, run_main
+from torch_utils_lib.cli import ArgumentParser, UserError, require_dir, require_file, run_main
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image_dir", required=True, help="ExDark's images, one folder per class")
     p.add_argument("--annotation_dir", required=True, help="ExDark's .txt files, one folder per class")
     p.add_argument("--class_list", required=True, help="imageclasslist.txt")

@@ -16,13 +16,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, run_main, require_dir
+from torch_utils_lib.cli import (ArgumentParser, UserError, non_negative_float, positive_float, require_dir,
+                                 run_main)
 
 
 def build_parser():
     from dataset.enhancement import METHODS
     from torch_utils_lib.paths import sample_images, sample_low_light
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", choices=METHODS, required=True)
     p.add_argument("--input_dir", default=sample_low_light("val", "gamma_noise"), help="images to enhance")
     p.add_argument("--output_dir", required=True, help="where enhanced images go (same file names)")
@@ -32,9 +33,9 @@ def build_parser():
     p.add_argument("--reference_dir", default=sample_images("train"),
                    help="gamma: normal-light images whose mean luma is the target")
     p.add_argument("--reference_annotation", default=None, help="names of the --reference_dir images")
-    p.add_argument("--target_luma", type=float, default=None,
+    p.add_argument("--target_luma", type=non_negative_float, default=None,
                    help="gamma: target mean luma 0-255 (instead of measuring --reference_dir)")
-    p.add_argument("--clip_limit", type=float, default=2.0, help="clahe: contrast limit")
+    p.add_argument("--clip_limit", type=positive_float, default=2.0, help="clahe: contrast limit")
     return p
 
 

@@ -60,13 +60,13 @@ def build_parser():
 
 
 def main():
-    from mask_rcnn.evaluation import (categories_in_coco, drop_table, evaluate_model_on_sets,
-                                      markdown_table, parse_image_sets, pretrained_available,
-                                      save_comparisons, set_table)
-    from mask_rcnn.evaluation import add_intervals, with_intervals
+    from mask_rcnn.evaluation import (add_intervals, categories_in_coco, drop_table,
+                                      evaluate_model_on_sets, parse_image_sets, pretrained_available,
+                                      save_comparisons, set_table, with_intervals)
     from torch_utils_lib.categories import load_category_map
     from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
+    from torch_utils_lib.tables import markdown_table
     from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
     from torch_utils_lib.runinfo import write_run_metadata
     from torch_utils_lib.devices import resolve_amp

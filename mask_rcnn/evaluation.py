@@ -15,9 +15,7 @@ from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_D
 from torch_utils_lib.engine import evaluate
 from torch_utils_lib.image_io import list_images, read_rgb, write_image
 from torch_utils_lib.metric_logger import MetricLogger
-from torch_utils_lib.tables import markdown_table  # noqa: F401 (mask_rcnn/evaluate.py imports it here)
 from torch_utils_lib.visualize import draw_detections, draw_instances, side_by_side
-from torch_utils_lib.visualize import draw_detections as instance_panel  # noqa: F401 (low_light_study's name)
 
 STATS_SHOWN = ("AP", "AP50", "AP75")
 
@@ -135,16 +133,12 @@ def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal",
 
     Every set is resampled with the same image counts, so the normal - low drop is paired.
     """
-    from torch_utils_lib.coco_bootstrap import difference_summary, interval_summary, resampled_stats
-    from torch_utils_lib.coco_json import load_coco_json, normalize_coco
-    from torch_utils_lib.cli import read_json
-    gt, original_ids = normalize_coco(load_coco_json(annotation))
-    to_int = {orig: i for i, orig in original_ids.items()}
+    from torch_utils_lib.coco_bootstrap import (difference_summary, interval_summary, load_detections,
+                                                resampled_stats)
     intervals, drops = {name: {} for name in detection_files}, {}
     for iou_type in detection_files[normal]:
-        results = {name: [{**r, "image_id": to_int[r["image_id"]]}
-                          for r in read_json(files[iou_type], "detections")]
-                   for name, files in detection_files.items()}
+        gt, results = load_detections(annotation, {name: files[iou_type]
+                                                   for name, files in detection_files.items()})
         full, draws = resampled_stats(gt, results, iou_type, n, seed)
         for name in results:
             intervals[name][iou_type] = interval_summary(full[name], draws[name], STATS_SHOWN)

@@ -11,6 +11,7 @@ import sys
 import time
 
 from study.remedies import REMEDIES, normal_detector
+from study.statistics import add_intervals, darkness_curves
 from study.test_sets import build_test_sets
 from torch_utils_lib.cli import UserError, read_json
 from torch_utils_lib.paths import REPO_ROOT
@@ -79,21 +80,37 @@ def prepare_data(study):
     d["low_light"] = {m: {split: synthesize(study, m, split, d[f"{split}_image_dir"],
                                             d[f"{split}_annotation"])
                           for split in ("train", "val")} for m in a.methods}
+    if a.severity_methods is None:  # each level costs a synthesis, restorations and evaluations
+        a.severity_methods = ["physics"] if a.train_image_dir is None else list(a.methods)
+    d["severity"] = {m: {ev: synthesize(study, m, "val", d["val_image_dir"], d["val_annotation"], ev)
+                         for ev in a.severities} for m in a.severity_methods if a.severities}
     physics = d["low_light"].get("physics", {})
     d["raw_train_dir"] = a.raw_train_dir or os.path.join(physics.get("train", ""), "raw")
     d["raw_val_dir"] = a.raw_val_dir or os.path.join(physics.get("val", ""), "raw")
     d["raw_train_annotation"], d["raw_val_annotation"] = a.raw_train_annotation, a.raw_val_annotation
 
 
-def synthesize(study, method, split, image_dir, annotation):
-    """Low-light copy of one split (RAW too for physics); returns its folder."""
-    out = study.path("data", "low_light", method, split)
-    extra = ["--save_raw"] if method == "physics" else []
-    study.run(f"synthesis {method}", "dataset/data_preprocessing.py", "--input_dir", image_dir,
+def synthesize(study, method, split, image_dir, annotation, level=None):
+    """Low-light copy of one split (RAW too for physics), at its random darkness or at a fixed
+    `level` in EV; returns its folder."""
+    if level is None:
+        out, name = study.path("data", "low_light", method, split), f"synthesis {method}"
+        extra = ["--save_raw"] if method == "physics" else []
+    else:
+        out, name = study.path("data", "severity", method, f"{level:g}"), f"synthesis {method} levels"
+        extra = ["--level", level] + (["--save_raw"] if raw_levels(study, method) else [])
+    study.run(name, "dataset/data_preprocessing.py", "--input_dir", image_dir,
               "--annotation", annotation, "--output_dir", out, "--method", method,
               "--seed", study.args.seed, "--workers", study.args.workers, "--quiet", *extra,
-              done=os.path.join(out, "synthesis.json"))
+              done=os.path.join(out, "raw", "annotations.json") if "--save_raw" in extra
+              else os.path.join(out, "synthesis.json"))
     return out
+
+
+def raw_levels(study, method):
+    """Whether the levels of `method` get RAW too: physics, when a remedy works on RAW."""
+    return method == "physics" and any(REMEDIES[name].raw_pipeline for name in study.args.remedies
+                                       if name != "none")
 
 
 def selected_remedies(study):
@@ -116,7 +133,7 @@ def evaluate_detector(study, name, checkpoint, image_sets):
                 and read_json(table)["models"]["checkpoint"] == checkpoint)
     study.run(f"evaluate {name}", "mask_rcnn/evaluate.py", "--weight_path", checkpoint,
               *[x for s, (d, ann) in unique.items() for x in ("--image_set", f"{s}={d},{ann}")],
-              "--output_dir", out, "--pretrained", "none", "--count", 0, "--batch_size",
+              "--output_dir", out, "--pretrained", "none", "--count", 0, "--bootstrap", 0, "--batch_size",
               a.batch_size, "--device", a.device,
               *(["--category_map", a.category_map] if a.category_map else []),
               done=table if complete else None, distributed=True)
@@ -177,8 +194,8 @@ def run_study(args):
             if remedy.images is not None and test_set.normal_dir:
                 results[remedy.name].setdefault(test_set.name, {}).update(
                     study.timed("image quality", image_quality, test_set, folder))
-    for test_set in test_sets:  # the normal-light pair: each set's upper reference
-        if test_set.kind == "rgb" and test_set.normal_dir:
+    for test_set in test_sets:  # the normal-light pair: each set's upper reference (P at levels)
+        if test_set.kind == "rgb" and test_set.normal_dir and test_set.severity is None:
             jobs.setdefault(normal_detector(study), {})[f"reference.{test_set.name}"] = (
                 None, test_set, test_set.normal_dir)
     reference = {}
@@ -193,8 +210,9 @@ def run_study(args):
             else:
                 results[remedy.name].setdefault(test_set.name, {}).update(cell)
     for test_set in test_sets:
-        if test_set.kind == "raw":
-            pipelines = {r.raw_pipeline: r for r in remedies if r.applies(test_set)}
+        if test_set.kind == "raw":  # RAW levels: only for remedies without RGB levels (GenISP)
+            pipelines = {r.raw_pipeline: r for r in remedies if r.applies(test_set)
+                         and (test_set.severity is None or not r.rgb)}
             stats, detections = evaluate_raw(study, test_set, list(pipelines))
             for pipeline, remedy in pipelines.items():
                 results[remedy.name][test_set.name] = {**stats[pipeline],
@@ -202,5 +220,8 @@ def run_study(args):
     rows = {r.name: results[r.name] for r in remedies}
     if reference:
         rows[REFERENCE_ROW] = reference
-    figures = make_figures(study, remedies, test_sets, rows, inputs)
-    return write_report(study, remedies, test_sets, rows, figures)
+    a = study.args
+    draws = study.timed("bootstrap", add_intervals, test_sets, rows, a.bootstrap, a.seed)
+    curves = darkness_curves(test_sets, rows, draws)
+    figures = make_figures(study, remedies, test_sets, rows, inputs, curves)
+    return write_report(study, remedies, test_sets, rows, figures, curves)

@@ -52,7 +52,7 @@ def train_detector(study, name, image_dir, annotation, epochs, *extra):
     a = study.args
     out = study.path("mask_rcnn", name)
     study.run(f"train {name}", "mask_rcnn/train.py", "--image_dir", image_dir, "--annotation",
-              annotation, "--checkpoint_dir", out, "--epoch", epochs, "--model", a.model,
+              annotation, "--checkpoint_dir", out, "--epochs", epochs, "--model", a.model,
               "--weights", a.weights, "--batch_size", a.batch_size, "--eval_every", 0,
               "--lr_step_size", max(1, int(epochs * 0.75)), "--device", a.device, "--seed", a.seed,
               "--augment", a.augment, "--resume", *(["--min_size", a.min_size] if a.min_size else []),
@@ -110,7 +110,7 @@ def train_diffusion(study):
     a, d = study.args, study.data
     study.run("train diffusion", "diffusion_model/train.py", "--input_image_dir", d["train_image_dir"],
               "--conditional_image_dir", d["low_light"][study.target]["train"], "--checkpoint_dir",
-              study.path("diffusion"), "--epoch", a.diffusion_epochs, "--image_size",
+              study.path("diffusion"), "--epochs", a.diffusion_epochs, "--image_size",
               a.diffusion_image_size, "--batch_size", a.diffusion_batch_size, "--dim", a.diffusion_dim,
               "--dim_mults", a.diffusion_dim_mults, "--lr", a.diffusion_lr, "--sample_every", 0,
               "--device", a.device, "--seed", a.seed, "--resume", distributed=True)
@@ -123,9 +123,9 @@ def restored_images(study, test_set):
     complete = all(os.path.isfile(os.path.join(out, n)) for n in annotation_file_names(test_set.annotation))
     study.run(f"restore {test_set.name}", "diffusion_model/inference.py", "--conditional_image_dir",
               test_set.image_dir, "--input_image_dir", test_set.normal_dir or "", "--annotation",
-              test_set.annotation, "--output_image_dir", out, "--weight_path",
+              test_set.annotation, "--output_dir", out, "--weight_path",
               study.path("diffusion", "last.pth"), "--steps", a.diffusion_steps, "--device", a.device,
-              "--seed", a.seed, "--figure_images", 0, done=out if complete else None)
+              "--seed", a.seed, "--count", 0, done=out if complete else None)
     return out
 
 
@@ -147,7 +147,7 @@ def train_genisp(study):
     study.run("train GenISP", "genisp/train.py", "--raw_dir", d["raw_train_dir"],
               *(["--annotation", d["raw_train_annotation"]] if d["raw_train_annotation"] else []),
               "--checkpoint_dir", study.path("genisp"), "--detector", normal_detector(study),
-              "--epochs", a.genisp_epochs, "--lr_steps", max(1, int(a.genisp_epochs * 0.7)),
+              "--epochs", a.genisp_epochs, "--lr_milestones", max(1, int(a.genisp_epochs * 0.7)),
               "--parameter_size", a.genisp_parameter_size, "--batch_size", a.genisp_batch_size,
               "--resize", *a.genisp_resize, "--device", a.device, "--seed", a.seed, "--resume",
               *(["--category_map", a.category_map] if a.category_map else []), distributed=True)

@@ -4,8 +4,9 @@ Rows (study/remedies.py): none, finetune, finetune_mixed, diffusion, gamma, clah
 Columns (study/test_sets.py): normal, each --methods synthesis of the val set, each --real_test
 set, the RAW set. Builds (or takes) a normal-light set, synthesizes low light, trains what the
 remedies need, scores them and writes OUTPUT_DIR/report.md (+ report.json, examples.png,
-loss_curves.png, ap_bars.png, and every evaluation's detections under eval/). Rerun the same
-command to continue an interrupted study.
+loss_curves.png, ap_bars.png, darkness.png, and every evaluation's detections under eval/). Every
+AP carries a bootstrap interval and a paired difference against `none`; --severities adds AP
+against darkness (P, mPC, rPC, EV50). Rerun the same command to continue an interrupted study.
 
 On the bundled sample set (CPU):
   python study/run.py --output_dir runs/demo
@@ -22,16 +23,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import (ArgumentParser, UserError, add_common_args, non_negative_int,
+                                 positive_float, positive_int, probability, run_main)
 from torch_utils_lib.paths import RUNS_DIR
 
 
 def build_parser():
     from study.remedies import REMEDIES
     from torch_utils_lib.transforms import AUGMENTATIONS
-    from torch_utils_lib.utils import default_device
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"))
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"),
+                   help="the study folder: data, checkpoints, evaluations, report.md")
     p.add_argument("--remedies", nargs="+", default=list(REMEDIES), choices=list(REMEDIES),
                    help="rows of the table (none is always needed)")
     data = p.add_argument_group("data (default: the bundled sample set, rebuilt in OUTPUT_DIR/data)")
@@ -55,43 +57,57 @@ def build_parser():
     data.add_argument("--raw_train_annotation")
     data.add_argument("--raw_val_dir")
     data.add_argument("--raw_val_annotation")
+    darkness = p.add_argument_group("AP against darkness and intervals")
+    darkness.add_argument("--severities", nargs="*", type=positive_float, default=None, metavar="EV",
+                          help="fixed darkness levels in stops (exposure 2**EV times darker) at "
+                               "which the val set is synthesized and every remedy scored: P, mPC, "
+                               "rPC, EV50 and darkness.png (default: 2 4 6 8; 2 5 8 on the sample "
+                               "set, to keep the demo within 20 minutes; none given: no levels)")
+    darkness.add_argument("--severity_methods", nargs="+", default=None,
+                          choices=("gamma_noise", "physics"),
+                          help="syntheses made at each level (default: every --methods on user "
+                               "data; physics only on the sample set, to keep the demo short)")
+    darkness.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
+                          help="bootstrap resamples of the images for the 95%% intervals and the "
+                               "paired differences against none (0: no intervals)")
     scale = p.add_argument_group("scale")
     scale.add_argument("--model", default="maskrcnn_resnet18_fpn")
     scale.add_argument("--weights", default="none", help="Mask R-CNN init: none, imagenet, coco or a file")
-    scale.add_argument("--min_size", type=int, default=None, help="Mask R-CNN input short side")
+    scale.add_argument("--min_size", type=positive_int, default=None, help="Mask R-CNN input short side")
     scale.add_argument("--augment", default=None, choices=tuple(AUGMENTATIONS),
                        help="Mask R-CNN training augmentation (default: dihedral on the sample set, "
                             "whose shapes have no up; hflip on user data)")
-    scale.add_argument("--epochs", type=int, default=32, help="Mask R-CNN epochs on normal light")
-    scale.add_argument("--finetune_epochs", type=int, default=4,
+    scale.add_argument("--epochs", "--epoch", dest="epochs", type=positive_int, default=32,
+                       help="Mask R-CNN epochs on normal light")
+    scale.add_argument("--finetune_epochs", type=positive_int, default=4,
                        help="epochs of finetune and of finetune_mixed")
-    scale.add_argument("--finetune_lr", type=float, default=5e-4)
-    scale.add_argument("--mix_ratio", type=float, default=0.5,
+    scale.add_argument("--finetune_lr", type=positive_float, default=5e-4)
+    scale.add_argument("--mix_ratio", type=probability, default=0.5,
                        help="finetune_mixed: share of the train images given as synthetic low light")
-    scale.add_argument("--batch_size", type=int, default=4)
-    scale.add_argument("--diffusion_epochs", type=int, default=200)
-    scale.add_argument("--diffusion_image_size", type=int, default=16, help="training crop")
-    scale.add_argument("--diffusion_batch_size", type=int, default=32)
-    scale.add_argument("--diffusion_dim", type=int, default=16, help="UNet base width")
+    scale.add_argument("--batch_size", type=positive_int, default=4)
+    scale.add_argument("--diffusion_epochs", type=positive_int, default=200)
+    scale.add_argument("--diffusion_image_size", type=non_negative_int, default=16, help="training crop")
+    scale.add_argument("--diffusion_batch_size", type=positive_int, default=32)
+    scale.add_argument("--diffusion_dim", type=positive_int, default=16, help="UNet base width")
     scale.add_argument("--diffusion_dim_mults", default="1,2,4", help="UNet width multipliers")
-    scale.add_argument("--diffusion_lr", type=float, default=2e-3)
-    scale.add_argument("--diffusion_steps", type=int, default=2,
+    scale.add_argument("--diffusion_lr", type=positive_float, default=2e-3)
+    scale.add_argument("--diffusion_steps", type=positive_int, default=2,
                        help="DDIM steps when restoring. A briefly trained restorer does best with few: "
                             "they stay near the conditional mean (smooth), more steps add its colour "
                             "noise (sample study, val bbox AP50: 0.36 at 2 steps, 0.23 at 10)")
-    scale.add_argument("--genisp_epochs", type=int, default=4)
-    scale.add_argument("--genisp_batch_size", type=int, default=8)
-    scale.add_argument("--genisp_parameter_size", type=int, default=64,
+    scale.add_argument("--genisp_epochs", type=positive_int, default=4)
+    scale.add_argument("--genisp_batch_size", type=positive_int, default=8)
+    scale.add_argument("--genisp_parameter_size", type=positive_int, default=64,
                        help="ConvWB/ConvCC thumbnail side (the paper: 256)")
-    scale.add_argument("--genisp_resize", type=int, nargs=2, default=[0, 0], metavar=("LONG", "SHORT"),
+    scale.add_argument("--genisp_resize", type=non_negative_int, nargs=2, default=[0, 0],
+                       metavar=("LONG", "SHORT"),
                        help="GenISP input size (0 0: the packed RAW size; the paper: 1333 800)")
-    p.add_argument("--nproc_per_node", type=int, default=1,
+    p.add_argument("--nproc_per_node", type=positive_int, default=1,
                    help="run training and evaluation steps under torchrun with this many processes")
-    p.add_argument("--count", "--figure_images", dest="count", type=int, default=4,
+    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
                    help="example images per synthetic set in examples.png (2 per real set)")
-    p.add_argument("--workers", type=int, default=2, help="synthesis processes")
-    p.add_argument("--device", default=default_device())
-    p.add_argument("--seed", type=int, default=0)
+    add_common_args(p, workers=False, amp=False)
+    p.add_argument("--workers", type=positive_int, default=2, help="synthesis processes")
     p.add_argument("--overwrite", action="store_true", help="redo steps whose outputs exist")
     return p
 
@@ -105,13 +121,12 @@ def check_args(args):
         raise UserError("give both --raw_train_dir and --raw_val_dir (or neither)")
     if "genisp" in args.remedies and "physics" not in args.methods and not args.raw_train_dir:
         raise UserError("GenISP needs RAW: keep 'physics' in --methods or give --raw_train_dir")
-    if not 0 <= args.mix_ratio <= 1:
-        raise UserError(f"--mix_ratio {args.mix_ratio}: must lie between 0 and 1")
+    if args.severities is None:  # each level costs a synthesis, restorations and evaluations
+        args.severities = [2.0, 5.0, 8.0] if args.train_image_dir is None else [2.0, 4.0, 6.0, 8.0]
+    args.severities = sorted(set(args.severities))
     from study.test_sets import parse_real_test
     for spec in args.real_test:  # before any step runs
         parse_real_test(spec)
-    if args.nproc_per_node < 1:
-        raise UserError("--nproc_per_node must be at least 1")
     if args.category_map:
         from torch_utils_lib.categories import load_category_map
         load_category_map(args.category_map)

@@ -39,6 +39,26 @@ def synthetic_sets(study):
                     normal_dir=d["val_image_dir"], method=method) for method in study.args.methods]
 
 
+def severity_sets(study):
+    """The val set synthesized at each fixed --severities level (EV) by each severity method:
+    the points of the AP-against-darkness curves."""
+    d = study.data
+    sets = []
+    for method, levels in d["severity"].items():
+        for ev, folder in levels.items():
+            sets.append(TestSet(severity_name(method, ev), folder, d["val_annotation"],
+                                normal_dir=d["val_image_dir"], method=method, severity=ev))
+            if os.path.isfile(os.path.join(folder, "raw", "annotations.json")):  # GenISP's levels
+                sets.append(TestSet(severity_name(method, ev) + "_raw", os.path.join(folder, "raw"),
+                                    None, kind="raw", method=method, severity=ev))
+    return sets
+
+
+def severity_name(method, ev):
+    """Name of the set of `method` at `ev` stops, e.g. physics_ev4."""
+    return f"{method}_ev{ev:g}"
+
+
 def real_sets(study):
     """--real_test NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR] sets, as they are."""
     return [TestSet(name, image_dir, annotation, normal_dir=normal_dir)
@@ -51,7 +71,8 @@ def raw_sets(study):
     return [TestSet("raw", d["raw_val_dir"], d["raw_val_annotation"], kind="raw")]
 
 
-TEST_SETS = {"normal": normal_sets, "synthetic": synthetic_sets, "real": real_sets, "raw": raw_sets}
+TEST_SETS = {"normal": normal_sets, "synthetic": synthetic_sets, "severity": severity_sets,
+             "real": real_sets, "raw": raw_sets}
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 

@@ -11,7 +11,9 @@ images draws the weights as multinomial counts (images resampled with replacemen
 """
 import numpy as np
 
+from torch_utils_lib.cli import read_json
 from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
+from torch_utils_lib.coco_json import load_coco_json, normalize_coco
 
 CI_STATS = ("AP", "AP50", "AP75")
 LEVEL = 0.95
@@ -164,6 +166,20 @@ def resampled_stats(gt_dict, results_by_set, iou_type, n=1000, seed=0):
         full[name] = matches.stats(np.ones((1, len(matches.image_ids)), dtype=np.int64))[0]
         draws[name] = matches.stats(weights) if n > 0 else np.empty((0, len(STAT_NAMES)))
     return full, draws
+
+
+def load_detections(annotation, detection_files):
+    """(gt dict, {set: results}) for resampled_stats from an annotation file and dumped COCO
+    results files ({set: path}; a RAW evaluation's {"settings", "results"} reads as its results),
+    image ids renumbered as normalize_coco renumbers the annotation's."""
+    gt, original_ids = normalize_coco(load_coco_json(annotation))
+    to_int = {original: i for i, original in original_ids.items()}
+    results = {}
+    for name, path in detection_files.items():
+        saved = read_json(path, "detections")
+        saved = saved["results"] if isinstance(saved, dict) else saved
+        results[name] = [{**r, "image_id": to_int[r["image_id"]]} for r in saved]
+    return gt, results
 
 
 def interval_summary(full, draws, names=CI_STATS):

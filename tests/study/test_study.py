@@ -2,11 +2,15 @@
 row on every test set it applies to, real-format low-light sets included, and it resumes."""
 import json
 
+import pytest
+
 from tests.helpers import make_exdark_style_set, make_lis_style_set, run_script
+from torch_utils_lib.coco_bootstrap import format_interval
 
 SYNTHETIC = ("gamma_noise", "physics")
 IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "identity")
 DETECTOR_REMEDIES = ("none", "finetune", "finetune_mixed")
+LEVELS = ("physics_ev2", "physics_ev2_raw", "physics_ev6", "physics_ev6_raw")  # RAW for GenISP
 
 
 def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypatch, capsys):
@@ -42,7 +46,8 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
             "--min_size", 64, "--epochs", 1, "--finetune_epochs", 1, "--batch_size", 4,
             "--diffusion_epochs", 1, "--diffusion_batch_size", 4, "--diffusion_steps", 2,
             "--genisp_epochs", 1, "--genisp_batch_size", 4, "--genisp_parameter_size", 32,
-            "--count", 1, "--device", "cpu"]
+            "--count", 1, "--severities", 6, 2, "--severity_methods", "physics",
+            "--bootstrap", 200, "--device", "cpu"]
     args = build_parser().parse_args(list(map(str, argv)))
     assert args.remedies[-1] == "identity"
     check_args(args)
@@ -51,7 +56,8 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     rows = report["rows"]
     assert list(rows) == [*DETECTOR_REMEDIES, "diffusion", "gamma", "clahe", "histeq", "genisp",
                           "identity", REFERENCE_ROW]
-    assert [t["name"] for t in report["test_sets"]] == ["normal", *SYNTHETIC, "lis", "exdark", "raw"]
+    assert [t["name"] for t in report["test_sets"]] == ["normal", *SYNTHETIC, *LEVELS, "lis", "exdark",
+                                                         "raw"]
     for remedy in DETECTOR_REMEDIES + IMAGE_REMEDIES:
         for test_set in (*SYNTHETIC, "lis", "exdark"):
             cell = rows[remedy][test_set]
@@ -67,12 +73,14 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
         assert "normal" not in rows[remedy]
         assert 0 < rows[remedy]["lis"]["SSIM"] <= 1 and rows[remedy]["gamma_noise"]["PSNR"] > 5
         assert "PSNR" not in rows[remedy]["exdark"]  # no normal-light pair
-    assert set(rows["genisp"]) == {"raw"} and set(rows["none"]) >= {"raw"}
+    assert set(rows["genisp"]) == {"raw", "physics_ev2_raw", "physics_ev6_raw"}
+    assert "raw" in rows["none"] and "physics_ev2_raw" not in rows["none"]  # RGB levels instead
     assert rows[REFERENCE_ROW]["lis"]["bbox"]["AP"] >= 0 and "exdark" not in rows[REFERENCE_ROW]
     # the identity remedy sees exactly the unremedied images
     assert rows["identity"]["lis"]["bbox"] == rows["none"]["lis"]["bbox"]
     assert rows["identity"]["lis"]["PSNR"] < rows["gamma"]["lis"]["PSNR"]  # gamma brightens 4x-darkened images
-    for figure in ("examples.png", "loss_curves.png", "ap_bars.png"):
+    assert_intervals_and_darkness_curves(report, rows, out)
+    for figure in ("examples.png", "loss_curves.png", "ap_bars.png", "darkness.png"):
         assert (out / figure).stat().st_size > 1000
     text = (out / "report.md").read_text()
     assert "| identity |" in text and "lis bbox AP" in text and "dataset/enhance.py" in text
@@ -89,6 +97,45 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     assert "[study] synthesis gamma_noise: reusing" in log and "[study] evaluate normal: reusing" in log
     assert detector.stat().st_mtime_ns == trained_at
     assert json.loads((out / "report.json").read_text())["rows"].keys() == rows.keys()
+
+
+def assert_intervals_and_darkness_curves(report, rows, out):
+    """Every AP has its interval around it, the paired difference of none with itself is exactly
+    0 [0, 0], and each remedy's darkness curve has P, both levels, mPC, rPC = mPC / P and EV50."""
+    assert [t["name"] for t in report["test_sets"] if t["severity"] is not None] == list(LEVELS)
+    for remedy, cells in rows.items():
+        for name, cell in cells.items():
+            if name.endswith("raw"):  # RAW cells: points only
+                continue
+            for iou_type in ("bbox", "segm") if name not in LEVELS else ("bbox",):
+                if iou_type in cell:
+                    low, high = cell[iou_type]["AP_ci"]
+                    assert low <= cell[iou_type]["AP"] <= high, (remedy, name, iou_type)
+                    assert cell[iou_type]["vs_none"]["AP"]["delta"] == pytest.approx(
+                        cell[iou_type]["AP"] - rows["none"][name][iou_type]["AP"], abs=1e-9)
+    for name, cell in rows["none"].items():
+        if not name.endswith("raw"):
+            assert cell["bbox"]["vs_none"]["AP"] == {"delta": 0.0, "ci": [0.0, 0.0], "share_le_0": 1.0}
+    curves = report["darkness"]["physics"]
+    assert set(curves) == {*DETECTOR_REMEDIES, *IMAGE_REMEDIES, "genisp"}
+    for remedy, curve in curves.items():
+        clean = rows[remedy if remedy in DETECTOR_REMEDIES else "none"]["normal"]["bbox"]
+        suffix = "_raw" if remedy == "genisp" else ""  # GenISP's levels are the levels' RAW
+        assert curve["P"] == clean["AP"] and curve.get("P_ci", clean["AP_ci"]) == clean["AP_ci"]
+        assert curve["levels"] == {"2.0": rows[remedy]["physics_ev2" + suffix]["bbox"]["AP"],
+                                   "6.0": rows[remedy]["physics_ev6" + suffix]["bbox"]["AP"]}
+        assert curve["mPC"] == pytest.approx(sum(curve["levels"].values()) / 2)
+        if curve["P"] > 0:
+            assert curve["rPC"] == pytest.approx(curve["mPC"] / curve["P"])
+        assert remedy == "genisp" or curve["mPC_ci"][0] <= curve["mPC"] <= curve["mPC_ci"][1]
+        assert curve["EV50"] is None or 0 < curve["EV50"] <= 6
+    text = (out / "report.md").read_text()
+    assert "## AP against darkness" in text
+    for column in ("P", "2 EV", "6 EV", "mPC", "rPC", "EV50"):
+        assert f" {column} |" in text, column
+    none_normal = rows["none"]["normal"]["bbox"]
+    assert f"| none | {format_interval(none_normal['AP'], none_normal['AP_ci'])} |" in text
+    assert "0.000 [0.000, 0.000] (n.s.)" in text  # none against itself
 
 
 def test_bad_study_arguments_end_in_one_line(tmp_path):
@@ -114,3 +161,20 @@ def test_nproc_per_node_launches_steps_under_torchrun(tmp_path, capfd):
     assert study.commands == ["torchrun --standalone --nproc_per_node 2 mask_rcnn/evaluate.py --help",
                               "python dataset/enhance.py --help"]
     assert capfd.readouterr().out.count("usage: evaluate.py") == 2  # one per process
+
+
+def test_report_marks_differences_whose_interval_includes_zero():
+    from study.report import darkness_rows, shown
+    table = {"finetune": {"lis bbox AP": 0.4, "lis bbox AP_ci": [0.3, 0.5], "lis bbox ΔAP": 0.05,
+                          "lis bbox ΔAP_ci": [0.01, 0.09], "lis PSNR": 20.0},
+             "gamma": {"lis bbox ΔAP": -0.01, "lis bbox ΔAP_ci": [-0.03, 0.0]}}
+    assert shown(table) == {
+        "finetune": {"lis bbox AP": "0.400 [0.300, 0.500]", "lis bbox ΔAP": "0.050 [0.010, 0.090]",
+                     "lis PSNR": 20.0},
+        "gamma": {"lis bbox ΔAP": "-0.010 [-0.030, 0.000] (n.s.)"}}
+    curve = {"P": 0.5, "P_ci": [0.4, 0.6], "levels": {"2.0": 0.4, "8.0": 0.3},
+             "levels_ci": {"2.0": [0.3, 0.5], "8.0": [0.2, 0.4]}, "mPC": 0.35, "mPC_ci": [0.25, 0.45],
+             "rPC": 0.7, "rPC_ci": [0.6, 0.8], "EV50": None, "EV50_ci": [6.5, None]}
+    assert darkness_rows({"physics": {"none": curve}}) == {"none": {
+        "P": "0.500 [0.400, 0.600]", "2 EV": "0.400 [0.300, 0.500]", "8 EV": "0.300 [0.200, 0.400]",
+        "mPC": "0.350 [0.250, 0.450]", "rPC": "0.700 [0.600, 0.800]", "EV50": ">8 [6.50, >8]"}}

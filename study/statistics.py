@@ -1,0 +1,82 @@
+"""The study's uncertainty: bootstrap intervals on every AP, paired differences against `none`, and
+AP against darkness (P, mPC, rPC, EV50) per remedy.
+
+Computed from the detections every evaluation saved, so the evaluation steps run without their
+own bootstrap. On each (test set, IoU type) every row's detections are resampled together
+(coco_bootstrap.resampled_stats), so each difference is paired. The resample weights depend only
+on the number of images, --bootstrap and --seed; the severity sets and the normal-light set share
+the val annotation, so their resamples are the same images too and a darkness curve's intervals
+are paired across levels (robustness.robustness_summary).
+"""
+import numpy as np
+
+from torch_utils_lib.coco_bootstrap import (STAT_NAMES, difference_summary, interval_summary,
+                                            load_detections, resampled_stats)
+from torch_utils_lib.robustness import robustness_summary
+
+BASELINE = "none"
+IOU_TYPES = ("bbox", "segm")
+
+
+def add_intervals(test_sets, rows, n=1000, seed=0):
+    """Add to every RGB cell's stats `<stat>_ci` and `vs_none` ({stat: {delta, ci, share_le_0}}:
+    the row minus `none` on the same resampled images), in place; bbox only on the severity sets,
+    which serve the bbox darkness curves. Returns the resampled stats
+    {(set name, iou type): {row: (n, 12) draws}}."""
+    draws_by_set = {}
+    if n <= 0:
+        return draws_by_set
+    for test_set in test_sets:
+        if test_set.kind != "rgb":
+            continue
+        cells = {row: cells[test_set.name] for row, cells in rows.items() if test_set.name in cells}
+        for iou_type in IOU_TYPES if test_set.severity is None else ("bbox",):  # curves: bbox
+            files = {row: cell["detections"][iou_type] for row, cell in cells.items()
+                     if iou_type in cell.get("detections", {})}
+            if not files:
+                continue
+            gt, results = load_detections(test_set.annotation, files)
+            full, draws = resampled_stats(gt, results, iou_type, n, seed)
+            for row in files:  # a new dict: cells of one evaluation may share their stats
+                stats = {**cells[row][iou_type], **{k: v for k, v in interval_summary(
+                    full[row], draws[row]).items() if k.endswith("_ci")}}
+                if BASELINE in full:
+                    stats[f"vs_{BASELINE}"] = difference_summary(full[row], full[BASELINE], draws[row],
+                                                                 draws[BASELINE])
+                cells[row][iou_type] = stats
+            draws_by_set[test_set.name, iou_type] = draws
+    return draws_by_set
+
+
+def darkness_curves(test_sets, rows, draws_by_set, iou_type="bbox", stat="AP"):
+    """{method: {remedy: robustness_summary}} over the severity sets of each synthesis method.
+
+    P is the remedy's AP on the normal-light set; a remedy scored on low light only (restoration,
+    enhancement, GenISP) starts from the normal-light detector's P, what it would see at 0 EV.
+    A remedy's levels are the RGB severity sets, or the RAW ones (GenISP) where it has no RGB
+    cells; RAW cells have no bootstrap draws, so their curves have no intervals.
+    """
+    normal = next((t.name for t in test_sets if t.kind == "rgb" and not t.low_light), None)
+    j = STAT_NAMES.index(stat)
+    curves = {}
+    for method in dict.fromkeys(t.method for t in test_sets if t.severity is not None):
+        by_kind = {kind: sorted((t for t in test_sets if t.method == method and t.severity is not None
+                                 and t.kind == kind), key=lambda t: t.severity)
+                   for kind in ("rgb", "raw")}
+        for remedy, cells in rows.items():
+            levels = next((sets for sets in by_kind.values() if sets and all(
+                t.name in cells and iou_type in cells[t.name] for t in sets)), None)
+            if levels is None:
+                continue
+            clean_row = remedy if normal in cells else BASELINE
+            if iou_type not in rows.get(clean_row, {}).get(normal, {}):
+                continue
+            draws = [draws_by_set.get((name, iou_type), {}).get(row)
+                     for name, row in [(normal, clean_row)] + [(t.name, remedy) for t in levels]]
+            paired = all(d is not None for d in draws)
+            curves.setdefault(method, {})[remedy] = robustness_summary(
+                [t.severity for t in levels], rows[clean_row][normal][iou_type][stat],
+                [cells[t.name][iou_type][stat] for t in levels],
+                draws[0][:, j] if paired else None,
+                np.stack([d[:, j] for d in draws[1:]]) if paired else None)
+    return curves
