@@ -114,7 +114,7 @@ def write_report(study, remedies, test_sets, rows, figures, curves):
                  "remedies, which only see low light, the normal-light detector's), mPC the mean "
                  "AP over the levels, rPC = mPC / P, EV50 the darkness at which AP falls to half "
                  "of P (interpolated; '>N' when it stays above half up to the last level). GenISP "
-                 "reads each physics level's RAW (no intervals: RAW cells are scored once). "
+                 "reads each physics level's RAW. "
                  "Synthesis: " + ", ".join(f"`{m}`" for m in curves) + ".", "", darkness, ""]
     text += ["## Remedies", ""]
     text += [f"- `{r.name}`: {r.description}" for r in remedies]

@@ -19,23 +19,23 @@ IOU_TYPES = ("bbox", "segm")
 
 
 def add_intervals(test_sets, rows, n=1000, seed=0):
-    """Add to every RGB cell's stats `<stat>_ci` and `vs_none` ({stat: {delta, ci, share_le_0}}:
-    the row minus `none` on the same resampled images), in place; bbox only on the severity sets,
-    which serve the bbox darkness curves. Returns the resampled stats
+    """Add to every cell's stats `<stat>_ci` and `vs_none` ({stat: {delta, ci, share_le_0}}:
+    the row minus `none` on the same resampled images, where `none` has a cell), in place; bbox
+    only on the severity sets, which serve the bbox darkness curves, and on RAW sets, which are
+    scored for boxes. Returns the resampled stats
     {(set name, iou type): {row: (n, 12) draws}}."""
     draws_by_set = {}
     if n <= 0:
         return draws_by_set
     for test_set in test_sets:
-        if test_set.kind != "rgb":
-            continue
         cells = {row: cells[test_set.name] for row, cells in rows.items() if test_set.name in cells}
-        for iou_type in IOU_TYPES if test_set.severity is None else ("bbox",):  # curves: bbox
+        rgb_full = test_set.kind == "rgb" and test_set.severity is None
+        for iou_type in IOU_TYPES if rgb_full else ("bbox",):  # curves and RAW sets: bbox
             files = {row: cell["detections"][iou_type] for row, cell in cells.items()
                      if iou_type in cell.get("detections", {})}
             if not files:
                 continue
-            gt, results = load_detections(test_set.annotation, files)
+            gt, results = load_detections(test_set.annotation_file, files)
             full, draws = resampled_stats(gt, results, iou_type, n, seed)
             for row in files:  # a new dict: cells of one evaluation may share their stats
                 stats = {**cells[row][iou_type], **{k: v for k, v in interval_summary(
@@ -54,7 +54,8 @@ def darkness_curves(test_sets, rows, draws_by_set, iou_type="bbox", stat="AP"):
     P is the remedy's AP on the normal-light set; a remedy scored on low light only (restoration,
     enhancement, GenISP) starts from the normal-light detector's P, what it would see at 0 EV.
     A remedy's levels are the RGB severity sets, or the RAW ones (GenISP) where it has no RGB
-    cells; RAW cells have no bootstrap draws, so their curves have no intervals.
+    cells. The RAW levels list the same val images in the same order, so their resamples are the
+    normal-light set's images too.
     """
     normal = next((t.name for t in test_sets if t.kind == "rgb" and not t.low_light), None)
     j = STAT_NAMES.index(stat)

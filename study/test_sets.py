@@ -22,6 +22,11 @@ class TestSet:
     method: str | None = None  # the synthesis that made it (None: real images)
     severity: float | None = None  # fixed darkness level of a synthesis (None: its random range)
 
+    @property
+    def annotation_file(self):
+        """The annotation given, or a RAW folder's own annotations.json (genisp's default)."""
+        return self.annotation or os.path.join(self.image_dir, "annotations.json")
+
     def as_dict(self):
         return asdict(self)
 

@@ -170,15 +170,20 @@ def resampled_stats(gt_dict, results_by_set, iou_type, n=1000, seed=0):
 
 def load_detections(annotation, detection_files):
     """(gt dict, {set: results}) for resampled_stats from an annotation file and dumped COCO
-    results files ({set: path}; a RAW evaluation's {"settings", "results"} reads as its results),
-    image ids renumbered as normalize_coco renumbers the annotation's."""
+    results files ({set: path}), image ids as normalize_coco numbers the annotation's.
+
+    A COCO results list carries the annotation's own image ids and is renumbered; a RAW
+    evaluation's {"settings", "results"} (genisp/evaluate.py) already carries the numbered ids.
+    """
     gt, original_ids = normalize_coco(load_coco_json(annotation))
     to_int = {original: i for i, original in original_ids.items()}
     results = {}
     for name, path in detection_files.items():
         saved = read_json(path, "detections")
-        saved = saved["results"] if isinstance(saved, dict) else saved
-        results[name] = [{**r, "image_id": to_int[r["image_id"]]} for r in saved]
+        if isinstance(saved, dict):
+            results[name] = saved["results"]
+        else:
+            results[name] = [{**r, "image_id": to_int[r["image_id"]]} for r in saved]
     return gt, results
 
 
