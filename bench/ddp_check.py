@@ -22,7 +22,8 @@ def build_parser():
     parser.add_argument("--rank", type=non_negative_int, required=True)
     parser.add_argument("--world_size", type=positive_int, default=2)
     parser.add_argument("--backend", choices=("nccl", "gloo"), default="nccl")
-    parser.add_argument("--init_file", required=True, help="file:// rendezvous shared by the ranks")
+    parser.add_argument("--init_method", required=True,
+                        help="rendezvous URL shared by the ranks (tcp://127.0.0.1:PORT)")
     parser.add_argument("--result_file", required=True)
     return parser
 
@@ -33,7 +34,7 @@ def main(argv=None):
     device = torch.device("cuda", rank) if args.backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(args.backend, init_method=f"file://{args.init_file}", rank=rank,
+    dist.init_process_group(args.backend, init_method=args.init_method, rank=rank,
                             world_size=world_size)
     try:
         value = torch.tensor([float(rank + 1)], device=device)
@@ -54,6 +55,7 @@ def main(argv=None):
             with open(args.result_file, "w") as f:
                 json.dump({"all_reduce": value.item(),
                            "weights_equal": all(torch.equal(gathered[0], g) for g in gathered)}, f)
+        dist.barrier()  # every rank is done with gloo before any tears its group down
     finally:
         dist.destroy_process_group()
     return 0

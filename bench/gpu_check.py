@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import json
 import math
+import socket
 import subprocess
 import tempfile
 import time
@@ -34,7 +35,7 @@ import torch
 from bench.bench_genisp import bench_batched
 from diffusion_model.model.diffusion import build_diffusion
 from genisp.model import GenISP, GenISPDetector
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.cli import ArgumentParser, UserError, run_main
 from torch_utils_lib.detection_models import (TORCHVISION_DETECTORS, build_detector,
                                               cached_weights_path)
 from torch_utils_lib.devices import autocast
@@ -45,8 +46,8 @@ GENISP_DETECTOR = "retinanet_resnet50_fpn_v2"
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default: cuda)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes and a light detector: the same code paths in seconds")
@@ -266,11 +267,15 @@ def check_ddp(device, sizes):
         return {"DDP (NCCL), 2 processes": {"result": f"skipped: {torch.cuda.device_count()} GPU"}}
     backend = "nccl" if device.type == "cuda" else "gloo"
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ddp_check.py")
+    # a TCP store on loopback: a file store's file can vanish under a rank still tearing down
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="gpu_check_ddp_") as folder:
         result_file = os.path.join(folder, "result.json")
         start = time.perf_counter()
         ranks = [subprocess.Popen([sys.executable, script, "--rank", str(rank), "--world_size", "2",
-                                   "--backend", backend, "--init_file", os.path.join(folder, "init"),
+                                   "--backend", backend, "--init_method", f"tcp://127.0.0.1:{port}",
                                    "--result_file", result_file]) for rank in range(2)]
         codes = [p.wait(timeout=300) for p in ranks]
         seconds = time.perf_counter() - start
