@@ -62,10 +62,11 @@ def build_parser():
 def main():
     from mask_rcnn.evaluation import (add_intervals, categories_in_coco, drop_table,
                                       evaluate_model_on_sets, parse_image_sets, pretrained_available,
-                                      save_comparisons, set_table, with_intervals)
+                                      save_comparisons, set_table)
     from torch_utils_lib.categories import load_category_map
     from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
+    from torch_utils_lib.coco_bootstrap import fold_intervals
     from torch_utils_lib.tables import markdown_table
     from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
     from torch_utils_lib.runinfo import write_run_metadata
@@ -118,7 +119,7 @@ def main():
         drops = add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs,
                               args.bootstrap, args.seed)
     rows = set_table(results) if args.image_set else drop_table(results, drops=drops)
-    table = markdown_table(with_intervals(rows))
+    table = markdown_table(fold_intervals(rows))
     print(table)
     write_run_metadata(output_dir, args)
     atomic_write_json(os.path.join(output_dir, "ap_table.json"), {"rows": rows, "stats": results,

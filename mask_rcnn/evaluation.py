@@ -97,14 +97,6 @@ def drop_table(results, normal="normal", low="low_light", drops=None):
     return rows
 
 
-def with_intervals(rows):
-    """The rows with each `<column>_ci` folded into its column as '0.412 [0.388, 0.437]'."""
-    from torch_utils_lib.coco_bootstrap import format_interval
-    return {name: {c: (format_interval(v, row[f"{c}_ci"]) if f"{c}_ci" in row else v)
-                   for c, v in row.items() if not c.endswith("_ci")}
-            for name, row in rows.items()}
-
-
 def parse_image_sets(specs, default_annotation):
     """{name: (image dir, annotation)} of --image_set NAME=IMAGE_DIR[,ANNOTATION] values."""
     sets = {}

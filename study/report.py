@@ -4,13 +4,12 @@ import os
 
 from study.statistics import BASELINE
 from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
-from torch_utils_lib.coco_bootstrap import format_interval
+from torch_utils_lib.coco_bootstrap import NOT_SIGNIFICANT, fold_intervals, format_interval
 from torch_utils_lib.tables import markdown_table
 
 CELL_METRICS = (("bbox", "AP"), ("bbox", "AP50"), ("segm", "AP"), ("segm", "AP50"), ("PSNR", None),
                 ("SSIM", None))
 DELTA = "ΔAP"
-NOT_SIGNIFICANT = " (n.s.)"
 
 
 def cell_values(cell):
@@ -44,21 +43,7 @@ def table_rows(rows, test_sets):
 def shown(table):
     """The rows with each `<column>_ci` folded into its column as '0.412 [0.388, 0.437]'; a
     difference whose interval includes 0 is marked ' (n.s.)'."""
-    out = {}
-    for name, row in table.items():
-        out[name] = {}
-        for column, value in row.items():
-            interval = row.get(f"{column}_ci")
-            if column.endswith("_ci"):
-                continue
-            if interval is None:
-                out[name][column] = value
-                continue
-            text = format_interval(value, interval)
-            if column.endswith(DELTA) and interval[0] <= 0 <= interval[1]:
-                text += NOT_SIGNIFICANT
-            out[name][column] = text
-    return out
+    return fold_intervals(table, lambda column: column.endswith(DELTA))
 
 
 def ev_text(value, last_level):

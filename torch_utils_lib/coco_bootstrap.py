@@ -227,3 +227,27 @@ def paired_difference(gt_dict, results_a, results_b, iou_type, n=1000, seed=0, n
 def format_interval(value, interval, digits=3):
     """'0.412 [0.388, 0.437]'."""
     return f"{value:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
+NOT_SIGNIFICANT = " (n.s.)"
+
+
+def fold_intervals(rows, is_difference=lambda column: False):
+    """The rows {name: {column: value, "<column>_ci": [low, high]}} with each interval folded into
+    its column as '0.412 [0.388, 0.437]'; a difference column (`is_difference(column)`) whose
+    interval includes 0 is marked ' (n.s.)'."""
+    out = {}
+    for name, row in rows.items():
+        out[name] = {}
+        for column, value in row.items():
+            interval = row.get(f"{column}_ci")
+            if column.endswith("_ci"):
+                continue
+            if interval is None:
+                out[name][column] = value
+                continue
+            text = format_interval(value, interval)
+            if is_difference(column) and interval[0] <= 0 <= interval[1]:
+                text += NOT_SIGNIFICANT
+            out[name][column] = text
+    return out
