@@ -50,7 +50,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from diffusion_model.data import resolve_names
-    from diffusion_model.quality import quality_table, score_sets, two_stage_table
+    from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
     from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.runinfo import write_run_metadata
 

@@ -1,18 +1,39 @@
-"""The rows of the study: a registry of remedies, each one entry plus its own code elsewhere.
+"""The rows of the study: a registry of remedies, each one self-contained entry.
 
-A remedy may train something once (`train`), may produce the images the detector reads
-(`images`: restoration, enhancement), picks the detector that scores them (`detector`), and
-says which test sets it applies to. Adding one is `register(Remedy(...))`; the report's rows,
-columns and figures follow from the registries. An identity enhancement, for example:
+An entry says everything the study needs of a remedy: what it trains (`train`, a resumable
+step), the images its detector reads (`images`: restoration, enhancement), the detector that
+scores them (`detector`), its trained weights (`weights`), which test sets it applies to, its
+own flags (`flags`, registered as `--<name>_<flag>`), how the report describes its settings
+(`settings`), its training logs and its own example images. `study/run.py`, `benchmark.py`
+and `report.py` loop over the registry and name no remedy. An identity enhancement:
 
     register(Remedy("identity", "the low-light images as they are",
                     images=lambda study, test_set: test_set.image_dir, low_light_only=True))
+
+A learned one adds `train=`, `flags=(Flag("epochs", positive_int, 10, "its epochs"),)` (read as
+`study.args.<name>_epochs`), `weights=` and `settings=`; tests/study/test_study.py registers both.
 """
 import os
 import random
-import shutil
 from dataclasses import dataclass
 from typing import Callable
+
+from study.test_sets import RAW
+from torch_utils_lib.atomic_io import atomic_link_or_copy, remove_stale_temporaries
+from torch_utils_lib.cli import non_negative_int, read_json, positive_float, positive_int, probability
+from torch_utils_lib.image_io import annotation_file_names
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag of a remedy: `--<remedy>_<name>` (plus `aliases`), read as `args.<remedy>_<name>`."""
+    name: str
+    type: Callable = str
+    default: object = None
+    help: str = ""
+    nargs: object = None
+    metavar: object = None
+    aliases: tuple = ()
 
 
 def normal_detector(study):
@@ -24,20 +45,39 @@ def normal_detector(study):
 class Remedy:
     name: str
     description: str
-    train: Callable | None = None  # train(study): run its training scripts (resumable)
+    train: Callable | None = None  # train(study): its training steps (resumable)
     images: Callable | None = None  # images(study, test_set) -> folder of the images scored
-    detector: Callable = normal_detector  # detector(study) -> checkpoint that scores them
-    raw_pipeline: str | None = None  # genisp/evaluate.py pipeline on RAW sets (None: not on RAW)
+    detector: Callable = normal_detector  # detector(study) -> checkpoint that scores RGB sets
+    weights: Callable | None = None  # weights(study) -> what it trained (default: its detector)
+    raw_pipeline: str | None = None  # its pipeline on RAW sets (None: not scored on RAW)
+    score_raw: Callable | None = None  # score_raw(study, test_set, pipelines): the RAW scorer
     rgb: bool = True  # scored on RGB test sets
     low_light_only: bool = False  # not scored on normal-light sets
+    classical: bool = False  # an enhancement that learns nothing: the bar learned remedies face
+    flags: tuple = ()  # its own Flags
+    settings: Callable | None = None  # settings(study) -> text for the report
     logs: tuple = ()  # (title, path parts under the study folder) of train_log.jsonl files
+    examples: Callable | None = None  # examples(study, test_set) -> {file name: drawn image}
 
-    def applies(self, test_set):
-        if test_set.kind == "raw":
-            return self.raw_pipeline is not None
+    def applies(self, test_set, raw_scored=True):
+        """Whether it is scored on `test_set` (RAW sets: when the study has a RAW scorer)."""
+        if test_set.kind == RAW:
+            return raw_scored and self.raw_pipeline is not None
         return self.rgb and (test_set.low_light or not self.low_light_only)
 
+    @property
+    def learned(self):
+        """It trains something of its own (the baseline `none` trains the detector it uses)."""
+        return self.train is not None and self.name != BASELINE
 
+    def trained_weights(self, study):
+        """The file its training writes (None: it trains nothing)."""
+        if self.weights is not None:
+            return self.weights(study)
+        return self.detector(study) if self.train is not None else None
+
+
+BASELINE = "none"
 REMEDIES = {}
 
 
@@ -47,69 +87,115 @@ def register(remedy):
     return remedy
 
 
+def add_remedy_flags(parser):
+    """Each registered remedy's own flags, in a group of its own."""
+    for remedy in REMEDIES.values():
+        if not remedy.flags:
+            continue
+        group = parser.add_argument_group(f"remedy {remedy.name}", remedy.description)
+        for flag in remedy.flags:
+            dest = f"{remedy.name}_{flag.name}"
+            options = {k: v for k, v in (("nargs", flag.nargs), ("metavar", flag.metavar))
+                       if v is not None}
+            group.add_argument(f"--{dest}", *flag.aliases, dest=dest, type=flag.type,
+                               default=flag.default, help=flag.help, **options)
+
+
+def detector_flags(study):
+    """mask_rcnn flags every detector step shares."""
+    a = study.args
+    return ("--model", a.model, "--batch_size", a.batch_size, "--device", a.device,
+            *(["--category_map", a.category_map] if a.category_map else []))
+
+
 def train_detector(study, name, image_dir, annotation, epochs, *extra):
     """Train (or continue) a Mask R-CNN with mask_rcnn/train.py; returns its checkpoint."""
     a = study.args
     out = study.path("mask_rcnn", name)
     study.run(f"train {name}", "mask_rcnn/train.py", "--image_dir", image_dir, "--annotation",
-              annotation, "--checkpoint_dir", out, "--epochs", epochs, "--model", a.model,
-              "--weights", a.weights, "--batch_size", a.batch_size, "--eval_every", 0,
-              "--lr_step_size", max(1, int(epochs * 0.75)), "--device", a.device, "--seed", a.seed,
-              "--augment", a.augment, "--resume", *(["--min_size", a.min_size] if a.min_size else []),
-              *(["--category_map", a.category_map] if a.category_map else []), *extra,
-              distributed=True)
+              annotation, "--checkpoint_dir", out, "--epochs", epochs, *detector_flags(study),
+              "--weights", a.weights, "--eval_every", 0, "--lr_step_size", max(1, int(epochs * 0.75)),
+              "--seed", a.seed, "--augment", a.augment, "--resume",
+              *(["--min_size", a.min_size] if a.min_size else []), *extra, distributed=True)
     return os.path.join(out, "last.pth")
 
 
 def train_normal(study):
     d = study.data
-    train_detector(study, "normal", d["train_image_dir"], d["train_annotation"], study.args.epochs)
+    train_detector(study, "normal", d.train_image_dir, d.train_annotation, study.args.epochs)
 
 
-def finetune_args(study):
+register(Remedy("none", "the normal-light detector as it is", train=train_normal,
+                raw_pipeline="minimal", logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
+
+
+# ---------------------------------------------------------------- fine-tuning
+
+def finetuned_detector(folder):
+    return lambda study: study.path("mask_rcnn", folder, "last.pth")
+
+
+def finetune(study, folder, image_dir):
     a = study.args
-    return ("--weight_path", normal_detector(study), "--lr", a.finetune_lr, "--warmup_iters", 0)
+    train_detector(study, folder, image_dir, study.data.train_annotation, a.finetune_epochs,
+                   "--weight_path", normal_detector(study), "--lr", a.finetune_lr, "--warmup_iters", 0)
 
 
-def train_finetuned(study):
-    d = study.data
-    train_detector(study, "finetuned", d["low_light"][study.target]["train"], d["train_annotation"],
-                   study.args.finetune_epochs, *finetune_args(study))
+def finetune_settings(study):
+    a = study.args
+    return f"{a.finetune_epochs} epochs at lr {a.finetune_lr:g} on {study.target} low light"
+
+
+register(Remedy("finetune", "the detector fine-tuned on synthetic low light",
+                train=lambda study: finetune(study, "finetuned",
+                                             study.data.low_light[study.target]["train"]),
+                detector=finetuned_detector("finetuned"), settings=finetune_settings,
+                flags=(Flag("epochs", positive_int, 4, "epochs of finetune and of finetune_mixed"),
+                       Flag("lr", positive_float, 5e-4, "learning rate of finetune and finetune_mixed")),
+                logs=(("fine-tuning", ("mask_rcnn", "finetuned")),)))
 
 
 def mixed_folder(study):
-    """The train images, each the normal or the synthetic low-light copy (a `--mix_ratio` share
-    of low light, chosen with --seed), hard-linked (copied across file systems)."""
+    """The train images, each the normal or the synthetic low-light copy (a
+    `--finetune_mixed_ratio` share of low light, chosen with --seed), hard-linked (copied across
+    file systems)."""
     d, a = study.data, study.args
-    out = study.path("data", "mixed", study.target, f"ratio_{a.mix_ratio:g}")
-    from torch_utils_lib.image_io import annotation_file_names
-    names = annotation_file_names(d["train_annotation"])
-    chosen = set(random.Random(a.seed).sample(names, round(a.mix_ratio * len(names))))
+    ratio = a.finetune_mixed_ratio
+    out = study.path("data", "mixed", study.target, f"ratio_{ratio:g}")
+    names = annotation_file_names(d.train_annotation)
+    chosen = set(random.Random(a.seed).sample(names, round(ratio * len(names))))
+    for folder in {os.path.dirname(os.path.join(out, name)) for name in names}:
+        remove_stale_temporaries(folder)  # links of a study killed mid-way
     for name in names:
-        source = os.path.join(d["low_light"][study.target]["train"] if name in chosen
-                              else d["train_image_dir"], name)
+        source = os.path.join(d.low_light[study.target]["train"] if name in chosen
+                              else d.train_image_dir, name)
         target = os.path.join(out, name)
-        if os.path.exists(target):
-            continue
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        try:
-            os.link(source, target + ".tmp")
-        except OSError:
-            shutil.copyfile(source, target + ".tmp")
-        os.replace(target + ".tmp", target)
+        if not os.path.exists(target):
+            atomic_link_or_copy(source, target)
     return out
 
 
 def train_mixed(study):
     folder = study.timed("mix normal and low light", mixed_folder, study)
-    train_detector(study, "finetuned_mixed", folder, study.data["train_annotation"],
-                   study.args.finetune_epochs, *finetune_args(study))
+    finetune(study, "finetuned_mixed", folder)
 
+
+register(Remedy("finetune_mixed", "fine-tuned on normal and synthetic low light together "
+                "(--finetune_mixed_ratio low light)", train=train_mixed,
+                detector=finetuned_detector("finetuned_mixed"),
+                settings=lambda study: (f"{finetune_settings(study)}, "
+                                        f"{study.args.finetune_mixed_ratio:g} of it low light"),
+                flags=(Flag("ratio", probability, 0.5, "share of the train images given as "
+                            "synthetic low light", aliases=("--mix_ratio",)),),
+                logs=(("fine-tuning, mixed", ("mask_rcnn", "finetuned_mixed")),)))
+
+
+# ---------------------------------------------------------------- diffusion restoration
 
 def train_diffusion(study):
     a, d = study.args, study.data
-    study.run("train diffusion", "diffusion_model/train.py", "--input_image_dir", d["train_image_dir"],
-              "--conditional_image_dir", d["low_light"][study.target]["train"], "--checkpoint_dir",
+    study.run("train diffusion", "diffusion_model/train.py", "--input_image_dir", d.train_image_dir,
+              "--conditional_image_dir", d.low_light[study.target]["train"], "--checkpoint_dir",
               study.path("diffusion"), "--epochs", a.diffusion_epochs, "--image_size",
               a.diffusion_image_size, "--batch_size", a.diffusion_batch_size, "--dim", a.diffusion_dim,
               "--dim_mults", a.diffusion_dim_mults, "--lr", a.diffusion_lr, "--sample_every", 0,
@@ -117,9 +203,8 @@ def train_diffusion(study):
 
 
 def restored_images(study, test_set):
-    from torch_utils_lib.image_io import annotation_file_names
     a = study.args
-    out = study.path("diffusion", "restored", test_set.name)
+    out = study.output(f"restore {test_set.name}", "diffusion", "restored", test_set.name)
     complete = all(os.path.isfile(os.path.join(out, n)) for n in annotation_file_names(test_set.annotation))
     study.run(f"restore {test_set.name}", "diffusion_model/inference.py", "--conditional_image_dir",
               test_set.image_dir, "--input_image_dir", test_set.normal_dir or "", "--annotation",
@@ -129,23 +214,58 @@ def restored_images(study, test_set):
     return out
 
 
+register(Remedy(
+    "diffusion", "restored by the conditional diffusion model, then the normal-light detector",
+    train=train_diffusion, images=restored_images, low_light_only=True,
+    weights=lambda study: study.path("diffusion", "last.pth"),
+    settings=lambda study: (f"UNet width {study.args.diffusion_dim} x ({study.args.diffusion_dim_mults}), "
+                            f"{study.args.diffusion_epochs} epochs on {study.target} pairs, DDIM "
+                            f"{study.args.diffusion_steps} steps"),
+    flags=(Flag("epochs", positive_int, 200, "diffusion training epochs"),
+           Flag("image_size", non_negative_int, 16, "diffusion training crop (0: full images)"),
+           Flag("batch_size", positive_int, 32, "diffusion training batch size"),
+           Flag("dim", positive_int, 16, "diffusion UNet channels at full resolution"),
+           Flag("dim_mults", str, "1,2,4", "diffusion UNet channel multipliers (comma-separated)"),
+           Flag("lr", positive_float, 2e-3, "diffusion learning rate"),
+           Flag("steps", positive_int, 2,
+                "DDIM steps when restoring. A briefly trained restorer does best with few: they "
+                "stay near the conditional mean (smooth), more steps add its colour noise (sample "
+                "study, val bbox AP50: 0.36 at 2 steps, 0.23 at 10)")),
+    logs=(("diffusion", ("diffusion",)),)))
+
+
+# ---------------------------------------------------------------- classical enhancement
+
 def enhanced_images(method):
     """images() of a classical enhancement: dataset/enhance.py on the test set."""
     def images(study, test_set):
         d = study.data
-        out = study.path("enhanced", method, test_set.name)
+        out = study.output(f"{method} {test_set.name}", "enhanced", method, test_set.name)
         study.run(f"{method} {test_set.name}", "dataset/enhance.py", "--method", method, "--input_dir",
                   test_set.image_dir, "--annotation", test_set.annotation, "--output_dir", out,
-                  "--reference_dir", d["train_image_dir"], "--reference_annotation",
-                  d["train_annotation"], done=os.path.join(out, "enhancement.json"))
+                  "--reference_dir", d.train_image_dir, "--reference_annotation",
+                  d.train_annotation, done=os.path.join(out, "enhancement.json"))
         return out
     return images
 
 
+for _name, _description in (("gamma", "gamma per image to the normal-light train set's mean luma"),
+                            ("clahe", "CLAHE on the L channel of Lab"),
+                            ("histeq", "histogram equalisation of the luma")):
+    register(Remedy(_name, _description, images=enhanced_images(_name), low_light_only=True,
+                    classical=True))
+
+
+# ---------------------------------------------------------------- GenISP on RAW
+
+def genisp_weights(study):
+    return study.path("genisp", "last.pth")
+
+
 def train_genisp(study):
     a, d = study.args, study.data
-    study.run("train GenISP", "genisp/train.py", "--raw_dir", d["raw_train_dir"],
-              *(["--annotation", d["raw_train_annotation"]] if d["raw_train_annotation"] else []),
+    study.run("train GenISP", "genisp/train.py", "--raw_dir", d.raw_train_dir,
+              *(["--annotation", d.raw_train_annotation] if d.raw_train_annotation else []),
               "--checkpoint_dir", study.path("genisp"), "--detector", normal_detector(study),
               "--epochs", a.genisp_epochs, "--lr_milestones", max(1, int(a.genisp_epochs * 0.7)),
               "--parameter_size", a.genisp_parameter_size, "--batch_size", a.genisp_batch_size,
@@ -153,24 +273,47 @@ def train_genisp(study):
               *(["--category_map", a.category_map] if a.category_map else []), distributed=True)
 
 
-register(Remedy("none", "the normal-light detector as it is", train=train_normal,
-                raw_pipeline="minimal", logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
-register(Remedy("finetune", "the detector fine-tuned on synthetic low light", train=train_finetuned,
-                detector=lambda study: study.path("mask_rcnn", "finetuned", "last.pth"),
-                logs=(("fine-tuning", ("mask_rcnn", "finetuned")),)))
-register(Remedy("finetune_mixed", "fine-tuned on normal and synthetic low light together "
-                "(--mix_ratio low light)", train=train_mixed,
-                detector=lambda study: study.path("mask_rcnn", "finetuned_mixed", "last.pth"),
-                logs=(("fine-tuning, mixed", ("mask_rcnn", "finetuned_mixed")),)))
-register(Remedy("diffusion", "restored by the conditional diffusion model, then the normal-light "
-                "detector", train=train_diffusion, images=restored_images, low_light_only=True,
-                logs=(("diffusion", ("diffusion",)),)))
-register(Remedy("gamma", "gamma per image to the normal-light train set's mean luma",
-                images=enhanced_images("gamma"), low_light_only=True))
-register(Remedy("clahe", "CLAHE on the L channel of Lab", images=enhanced_images("clahe"),
-                low_light_only=True))
-register(Remedy("histeq", "histogram equalisation of the luma", images=enhanced_images("histeq"),
-                low_light_only=True))
-register(Remedy("genisp", "GenISP on camera RAW, then the frozen normal-light detector",
-                train=train_genisp, rgb=False, raw_pipeline="genisp",
-                logs=(("GenISP", ("genisp",)),)))
+def score_raw_sets(study, test_set, pipelines):
+    """genisp/evaluate.py on a RAW set: {pipeline: {"bbox": stats}}, {pipeline: {"bbox": json}}."""
+    a = study.args
+    out = study.output(f"evaluate RAW {test_set.name}", "eval", "raw", test_set.name)
+    study.run(f"evaluate RAW {test_set.name}", "genisp/evaluate.py", "--raw_dir", test_set.image_dir,
+              *(["--annotation", test_set.annotation] if test_set.annotation else []),
+              "--weight_path", genisp_weights(study), "--output_dir", out,
+              "--pipelines", *pipelines, "--device", a.device,
+              *(["--category_map", a.category_map] if a.category_map else []),
+              done=os.path.join(out, "results.json"))
+    results = read_json(os.path.join(out, "results.json"))
+    return ({p: {"bbox": results[p]} for p in pipelines},
+            {p: {"bbox": os.path.join(out, f"detections_{p}.json")} for p in pipelines})
+
+
+def genisp_examples(study, test_set):
+    """GenISP's detections on the RAW twins of a synthetic set's images (same file stems)."""
+    raw = next((t for t in study.test_sets if t.kind == RAW and t.name == "raw"), None)
+    if raw is None or test_set.method is None:
+        return {}
+    out = study.output("GenISP examples", "genisp", "examples")
+    study.run("GenISP examples", "genisp/inference.py", "--raw_dir", raw.image_dir, "--output_dir", out,
+              "--weight_path", genisp_weights(study), "--detect", "--device", study.args.device,
+              done=out if os.path.isdir(out) else None)
+    drawn = {}
+    for name in annotation_file_names(test_set.annotation):
+        overlay = os.path.join(out, os.path.splitext(os.path.basename(name))[0] + "_detections.png")
+        if os.path.isfile(overlay):
+            drawn[name] = overlay
+    return drawn
+
+
+register(Remedy(
+    "genisp", "GenISP on camera RAW, then the frozen normal-light detector", train=train_genisp,
+    rgb=False, raw_pipeline="genisp", score_raw=score_raw_sets, weights=genisp_weights,
+    settings=lambda study: (f"{study.args.genisp_epochs} epochs, thumbnail "
+                            f"{study.args.genisp_parameter_size}, input "
+                            f"{'x'.join(map(str, study.args.genisp_resize))} (0x0: packed RAW size)"),
+    flags=(Flag("epochs", positive_int, 4, "GenISP training epochs"),
+           Flag("batch_size", positive_int, 8, "GenISP training batch size"),
+           Flag("parameter_size", positive_int, 64, "GenISP's ConvWB/ConvCC thumbnail side (the paper: 256)"),
+           Flag("resize", non_negative_int, [0, 0], "GenISP input size LONG SHORT (0 0: the packed "
+                "RAW size; the paper: 1333 800)", nargs=2, metavar=("LONG", "SHORT"))),
+    logs=(("GenISP", ("genisp",)),), examples=genisp_examples))

@@ -1,49 +1,91 @@
-"""The study's report: one table (rows = remedies, columns = test sets) with 95% intervals and
-paired differences against `none`, AP against darkness (P / mPC / rPC / EV50), figures, JSON beside it."""
+"""The study's report: what the benchmark computed, formatted. A compact main table (one column
+per test set: bbox AP with its 95% interval and whether it differs from `none` and from the best
+classical enhancement beyond the noise), the details per IoU type, AP against darkness (P / mPC /
+rPC / EV50), figures, and report.json with everything."""
 import os
 
-from study.statistics import BASELINE
+from study.remedies import BASELINE
+from study.statistics import BEST_CLASSICAL
+from study.test_sets import COLUMN
 from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
 from torch_utils_lib.coco_bootstrap import NOT_SIGNIFICANT, fold_intervals, format_interval
 from torch_utils_lib.tables import markdown_table
 
-CELL_METRICS = (("bbox", "AP"), ("bbox", "AP50"), ("segm", "AP"), ("segm", "AP50"), ("PSNR", None),
-                ("SSIM", None))
+DETAIL_METRICS = {"bbox": ("AP", "AP50"), "segm": ("AP", "AP50")}
+QUALITY_METRICS = ("PSNR", "SSIM")
 DELTA = "ΔAP"
+DELTA_CLASSICAL = "ΔAP vs classical"
+HIGHER, LOWER, WITHIN = "▲", "▼", "·"
 
 
-def cell_values(cell):
-    """{column suffix: value} of one (remedy, test set) result, with `<suffix>_ci` intervals and
-    `<iou> ΔAP` (the paired difference against none) where the bootstrap gave them."""
+def columns(test_sets):
+    return [t for t in test_sets if t.role == COLUMN]
+
+
+def difference_values(prefix, stats):
+    """`<prefix> ΔAP` against none and `<prefix> ΔAP vs classical` with their intervals."""
     values = {}
-    for key, stat in CELL_METRICS:
-        if stat is None:
-            if cell.get(key) is not None:
-                values[key] = cell[key]
-        elif key in cell:
-            values[f"{key} {stat}"] = cell[key][stat]
-            if f"{stat}_ci" in cell[key]:
-                values[f"{key} {stat}_ci"] = cell[key][f"{stat}_ci"]
-            if stat == "AP" and f"vs_{BASELINE}" in cell[key]:
-                delta = cell[key][f"vs_{BASELINE}"]["AP"]
-                values[f"{key} {DELTA}"], values[f"{key} {DELTA}_ci"] = delta["delta"], delta["ci"]
+    for key, column in ((f"vs_{BASELINE}", DELTA), (f"vs_{BEST_CLASSICAL}", DELTA_CLASSICAL)):
+        if key in stats:
+            delta = stats[key]["AP"]
+            values[f"{prefix} {column}"], values[f"{prefix} {column}_ci"] = delta["delta"], delta["ci"]
     return values
 
 
-def table_rows(rows, test_sets):
-    """{row: {"<set> <metric>": value, "<set> <metric>_ci": [low, high]}} in test-set order, only
-    the columns some row fills; the severity sets have their own table (darkness_rows)."""
-    table = {}
-    for name, cells in rows.items():
-        table[name] = {f"{t.name} {k}": v for t in test_sets if t.severity is None
-                       for k, v in cell_values(cells.get(t.name, {})).items()}
-    return table
+def cell_values(cell, iou_type):
+    """{column suffix: value} of one (remedy, test set) result for one IoU type (or the image
+    quality for None), with `<suffix>_ci` intervals where the bootstrap gave them."""
+    if iou_type is None:
+        return {k: cell[k] for k in QUALITY_METRICS if cell.get(k) is not None}
+    if iou_type not in cell:
+        return {}
+    stats, values = cell[iou_type], {}
+    for stat in DETAIL_METRICS[iou_type]:
+        values[f"{iou_type} {stat}"] = stats[stat]
+        if f"{stat}_ci" in stats:
+            values[f"{iou_type} {stat}_ci"] = stats[f"{stat}_ci"]
+    values.update(difference_values(iou_type, stats))
+    return values
+
+
+def table_rows(rows, test_sets, iou_type="bbox"):
+    """{row: {"<set> <metric>": value, "<set> <metric>_ci": [low, high]}} in test-set order for
+    one IoU type (None: PSNR/SSIM), only the columns some row fills; the darkness levels have
+    their own table (darkness_rows)."""
+    return {name: {f"{t.name} {k}": v for t in columns(test_sets)
+                   for k, v in cell_values(cells.get(t.name, {}), iou_type).items()}
+            for name, cells in rows.items()}
 
 
 def shown(table):
     """The rows with each `<column>_ci` folded into its column as '0.412 [0.388, 0.437]'; a
     difference whose interval includes 0 is marked ' (n.s.)'."""
-    return fold_intervals(table, lambda column: column.endswith(DELTA))
+    return fold_intervals(table, lambda column: DELTA in column)
+
+
+def mark(difference):
+    """▲ / ▼: the paired difference's interval lies above / below 0; ·: it holds 0 (n.s.)."""
+    low, high = difference["AP"]["ci"]
+    return HIGHER if low > 0 else LOWER if high < 0 else WITHIN
+
+
+def headline_rows(rows, test_sets):
+    """The main table: {row: {set: 'AP [low, high] <vs none> <vs best classical>'}}, bbox AP."""
+    table = {}
+    for name, cells in rows.items():
+        table[name] = {}
+        for t in columns(test_sets):
+            stats = cells.get(t.name, {}).get("bbox")
+            if stats is None:
+                continue
+            text = (format_interval(stats["AP"], stats["AP_ci"]) if "AP_ci" in stats
+                    else f"{stats['AP']:.3f}")
+            if name != BASELINE and f"vs_{BASELINE}" in stats:
+                text += " " + mark(stats[f"vs_{BASELINE}"])
+                if f"vs_{BEST_CLASSICAL}" in stats:
+                    text += mark(stats[f"vs_{BEST_CLASSICAL}"])
+            table[name][t.name] = text
+    return table
 
 
 def ev_text(value, last_level):
@@ -74,44 +116,68 @@ def darkness_rows(curves):
     return table
 
 
-def write_report(study, remedies, test_sets, rows, figures, curves):
-    """report.md and report.json in the study folder; returns the Markdown table."""
-    a = study.args
-    table = markdown_table(shown(table_rows(rows, test_sets)), first_column="remedy")
+def remedy_record(study, remedy):
+    """What report.json and report.md say of a remedy: its settings, flags and weights."""
+    return {"name": remedy.name, "description": remedy.description,
+            "settings": remedy.settings(study) if remedy.settings else None,
+            "flags": {f"--{remedy.name}_{f.name}": getattr(study.args, f"{remedy.name}_{f.name}")
+                      for f in remedy.flags},
+            "weights": remedy.trained_weights(study), "classical": remedy.classical,
+            "learned": remedy.learned}
+
+
+def write_report(study, rows, figures, curves, examples):
+    """report.md and report.json in the study folder; returns the main Markdown table."""
+    a, test_sets = study.args, study.test_sets
+    headline = markdown_table(headline_rows(rows, test_sets), first_column="remedy")
     text = ["# Low-light benchmark", "",
             "What low light costs the detector, and which remedy wins it back. Rows are remedies, "
-            "columns test sets; AP is COCO AP (pycocotools) on each set's annotation (segm where the "
-            "set has masks; RAW sets bbox only); PSNR/SSIM compare the image a remedy produces with "
-            "the set's normal-light pair. The reference row is the normal-light detector on that "
-            "pair: the set's upper bound. A learned remedy that does not beat gamma/clahe/histeq "
+            "columns test sets; AP is COCO AP (pycocotools) on each set's annotation. The "
+            "reference row is the normal-light detector on the set's normal-light pair: its "
+            "upper bound. A learned remedy that does not beat the classical enhancements "
+            f"({', '.join(r.name for r in study.remedies if r.classical) or 'none selected'}) "
             "is not a result.", ""]
     if a.bootstrap:
-        text += [f"Each AP shows its 95% bootstrap interval over the images ({a.bootstrap} resamples, "
-                 f"seed {a.seed}); `{DELTA}` is the remedy's AP minus `{BASELINE}`'s on the same "
-                 f"test set, on the same resampled images (paired), with its interval; "
-                 f"`{NOT_SIGNIFICANT.strip()}` marks a difference whose interval includes 0.", ""]
-    text += [table, ""]
+        text += [f"bbox AP with its 95% bootstrap interval over the images ({a.bootstrap} resamples, "
+                 f"seed {a.seed}). The first mark compares the row with `{BASELINE}` on the same "
+                 f"resampled images (paired), the second (learned remedies) with the best classical "
+                 f"enhancement on that set: {HIGHER} higher, {LOWER} lower beyond the noise (the "
+                 f"difference's interval excludes 0), {WITHIN} within the noise.", ""]
+    text += [headline, ""]
+    for iou_type, title in (("bbox", "Boxes"), ("segm", "Masks"), (None, "Image quality")):
+        detail = table_rows(rows, test_sets, iou_type)
+        if not any(detail.values()):
+            continue
+        text += [f"## {title}", ""]
+        if iou_type is None:
+            text += ["PSNR (dB) and SSIM of the image a remedy produces against the set's "
+                     "normal-light pair.", ""]
+        elif a.bootstrap:
+            text += [f"`{DELTA}`: the row's AP minus `{BASELINE}`'s on the same resampled images; "
+                     f"`{DELTA_CLASSICAL}`: minus the best classical enhancement's (report.json "
+                     f"names it per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0.", ""]
+        text += [markdown_table(shown(detail), first_column="remedy"), ""]
     if curves:
+        raw_readers = ", ".join(f"`{r.name}`" for r in study.remedies if r.score_raw)
         darkness = markdown_table(darkness_rows(curves), first_column="remedy")
         text += ["## AP against darkness", "",
                  "bbox AP on the val set synthesized at fixed darkness levels (EV: exposure 2^EV "
                  "times darker): P is the AP on normal light (for restoration and enhancement "
                  "remedies, which only see low light, the normal-light detector's), mPC the mean "
                  "AP over the levels, rPC = mPC / P, EV50 the darkness at which AP falls to half "
-                 "of P (interpolated; '>N' when it stays above half up to the last level). GenISP "
-                 "reads each physics level's RAW. "
-                 "Synthesis: " + ", ".join(f"`{m}`" for m in curves) + ".", "", darkness, ""]
+                 "of P (interpolated; '>N' when it stays above half up to the last level)."
+                 + (f" {raw_readers} read each level's RAW." if raw_readers else "")
+                 + " Synthesis: " + ", ".join(f"`{m}`" for m in curves) + ".", "", darkness, ""]
+    records = [remedy_record(study, r) for r in study.remedies]
     text += ["## Remedies", ""]
-    text += [f"- `{r.name}`: {r.description}" for r in remedies]
+    text += [f"- `{r['name']}`: {r['description']}" + (f" ({r['settings']})" if r["settings"] else "")
+             for r in records]
     text += ["", "## Test sets", ""]
     text += [f"- `{t.name}`: {t.kind}, {t.image_dir}" + (f" (normal-light pair {t.normal_dir})"
                                                          if t.normal_dir else "") for t in test_sets]
     text += ["", f"Detector: {a.model} ({a.weights} init, {a.augment} augmentation), {a.epochs} epochs "
-             f"on normal light; fine-tuned {a.finetune_epochs} epochs on {study.target} low light "
-             f"(mixed: {a.mix_ratio:g} low light). Diffusion: UNet width {a.diffusion_dim} x "
-             f"({a.diffusion_dim_mults}), {a.diffusion_epochs} epochs, DDIM {a.diffusion_steps} "
-             f"steps. GenISP: {a.genisp_epochs} epochs. Detections of every (remedy, test set) "
-             f"are in eval/ (COCO results format; paths in report.json).", ""]
+             f"on normal light. Detections of every (remedy, test set) are in eval/ (COCO results "
+             f"format; paths in report.json).", ""]
     text += ["## Figures", ""] + [f"![{name}]({os.path.relpath(p, study.out)})"
                                   for name, p in figures.items() if p]
     text += ["", "## Commands", "", "```"] + study.commands + ["```", ""]
@@ -119,26 +185,31 @@ def write_report(study, remedies, test_sets, rows, figures, curves):
     text += [f"- all steps: {sum(study.seconds.values()):.0f}", ""]
     atomic_write_text(study.path("report.md"), "\n".join(text))
     atomic_write_json(study.path("report.json"), {
-        "rows": rows, "table": table_rows(rows, test_sets), "darkness": curves,
-        "bootstrap": {"resamples": a.bootstrap, "seed": a.seed, "level": 0.95},
-        "remedies": [{"name": r.name, "description": r.description} for r in remedies],
-        "test_sets": [t.as_dict() for t in test_sets], "figures": figures,
+        "rows": rows, "headline": headline_rows(rows, test_sets),
+        "table": {iou or "quality": table_rows(rows, test_sets, iou) for iou in ("bbox", "segm", None)},
+        "darkness": curves, "bootstrap": {"resamples": a.bootstrap, "seed": a.seed, "level": 0.95},
+        "remedies": records, "test_sets": [t.as_dict() for t in test_sets], "figures": figures,
+        "examples": [{"test_set": s, "file_name": n, "columns": [title for title, _ in panels]}
+                     for s, n, panels in examples],
         "commands": study.commands, "seconds": study.seconds})
-    return table
+    return headline
 
 
-def make_figures(study, remedies, test_sets, rows, inputs, curves):
+def make_figures(study, rows, curves, examples):
     """examples.png, loss_curves.png, ap_bars.png, darkness.png (darkness_<method>.png for a
     second synthesis method); returns {name: png}."""
     from torch_utils_lib.plots import plot_bars, plot_darkness_curves, plot_loss_grid
-    figures = {"examples": examples_figure(study, remedies, test_sets, inputs)}
-    logs = {title: study.path(*parts, "train_log.jsonl") for r in remedies for title, parts in r.logs}
+    figures = {"examples": examples_figure(study.path("examples.png"), examples)}
+    logs = {title: study.path(*parts, "train_log.jsonl") for r in study.remedies for title, parts in r.logs}
     figures["loss curves"] = plot_loss_grid({k: v for k, v in logs.items() if os.path.isfile(v)},
                                             study.path("loss_curves.png"))
+    sets = columns(study.test_sets)
     bars = {t.name: {r: cells[t.name]["bbox"]["AP"] for r, cells in rows.items()
-                     if "bbox" in cells.get(t.name, {})} for t in test_sets if t.severity is None}
+                     if "bbox" in cells.get(t.name, {})} for t in sets}
+    spans = {t.name: {r: cells[t.name]["bbox"]["AP_ci"] for r, cells in rows.items()
+                      if "AP_ci" in cells.get(t.name, {}).get("bbox", {})} for t in sets}
     figures["AP"] = plot_bars(bars, study.path("ap_bars.png"), ylabel="bbox AP",
-                              title="COCO bbox AP per test set")
+                              title="COCO bbox AP per test set (95% intervals)", intervals=spans)
     for i, (method, by_remedy) in enumerate(curves.items()):
         png = study.path("darkness.png" if i == 0 else f"darkness_{method}.png")
         figures[f"darkness {method}"] = plot_darkness_curves(
@@ -146,58 +217,23 @@ def make_figures(study, remedies, test_sets, rows, inputs, curves):
     return figures
 
 
-def examples_figure(study, remedies, test_sets, inputs):
-    """The same low-light images through every remedy (its detector's detections drawn), the
-    normal-light pair first where there is one, GenISP on the matching RAW last."""
+def examples_figure(path, examples):
+    """One line of titled panels per (test set, image) of benchmark.example_lines, in one PNG."""
     import cv2
-    import torch
 
-    from torch_utils_lib.detection_models import load_detector, predict_images
-    from torch_utils_lib.image_io import annotation_file_names, read_rgb, write_image
-    from torch_utils_lib.visualize import draw_detections, side_by_side
-
-    a = study.args
-    device = torch.device(a.device)
-    models = {}
-    genisp_dir = None
-    raw = next((t for t in test_sets if t.kind == "raw" and t.severity is None), None)
-    if raw is not None and any(r.name == "genisp" for r in remedies):
-        genisp_dir = study.path("genisp", "examples")
-        study.run("GenISP examples", "genisp/inference.py", "--raw_dir", raw.image_dir, "--output_dir",
-                  genisp_dir, "--weight_path", study.path("genisp", "last.pth"), "--detect",
-                  "--device", a.device)
-    drawn = [t for t in test_sets if t.kind == "rgb" and t.low_light and t.severity is None
-             and t.method in (None, study.target)]
-    lines = []
-    for test_set in drawn:
-        count = a.count if test_set.method else min(a.count, 2)
-        for name in annotation_file_names(test_set.annotation)[:count]:
-            panels, titles = [], []
-            columns = ([("normal-light pair", "none", test_set.normal_dir)] if test_set.normal_dir else [])
-            columns += [(f"{r.name} ({test_set.name})" if r.name == "none" else r.name, r.name,
-                         inputs[r.name, test_set.name]) for r in remedies
-                        if (r.name, test_set.name) in inputs]
-            for title, remedy_name, folder in columns:
-                checkpoint = next(r for r in remedies if r.name == remedy_name).detector(study)
-                if checkpoint not in models:
-                    models[checkpoint] = load_detector(checkpoint, device)
-                model, config = models[checkpoint]
-                image = read_rgb(os.path.join(folder, name))
-                output = predict_images(model, [image], device)[0]
-                panels.append(draw_detections(image, output, config["categories"], 0.5))
-                titles.append(title)
-            overlay = os.path.join(genisp_dir or "", os.path.splitext(os.path.basename(name))[0]
-                                   + "_detections.png")
-            if genisp_dir and test_set.method and os.path.isfile(overlay):
-                panels.append(cv2.resize(read_rgb(overlay), (panels[0].shape[1], panels[0].shape[0]),
-                                         interpolation=cv2.INTER_NEAREST))
-                titles.append("genisp (RAW)")
-            lines.append(side_by_side(panels, titles))
-    if not lines:
+    from torch_utils_lib.image_io import write_image
+    from torch_utils_lib.visualize import side_by_side
+    if not examples:
         return None
+    lines = []
+    for _, _, panels in examples:
+        height, width = panels[0][1].shape[:2]
+        images = [image if image.shape[:2] == (height, width) else
+                  cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)
+                  for _, image in panels]
+        lines.append(side_by_side(images, [title for title, _ in panels]))
     width = max(line.shape[1] for line in lines)
     grid = [cv2.copyMakeBorder(line, 0, 4, 0, width - line.shape[1], cv2.BORDER_CONSTANT,
                                value=(255, 255, 255)) for line in lines]
-    path = study.path("examples.png")
     write_image(path, cv2.vconcat(grid))
     return path

@@ -1,8 +1,8 @@
 """The low-light benchmark: every remedy on every test set, in one table.
 
-Rows (study/remedies.py): none, finetune, finetune_mixed, diffusion, gamma, clahe, histeq, genisp.
+Rows: the remedies registered in study/remedies.py (each brings its own --<remedy>_* flags).
 Columns (study/test_sets.py): normal, each --methods synthesis of the val set, each --real_test
-set, the RAW set. Builds (or takes) a normal-light set, synthesizes low light, trains what the
+set, the RAW set where a remedy reads RAW. Builds (or takes) a normal-light set, synthesizes low light, trains what the
 remedies need, scores them and writes OUTPUT_DIR/report.md (+ report.json, examples.png,
 loss_curves.png, ap_bars.png, darkness.png, and every evaluation's detections under eval/). Every
 AP carries a bootstrap interval and a paired difference against `none`; --severities adds AP
@@ -24,12 +24,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.cli import (ArgumentParser, UserError, add_common_args, non_negative_int,
-                                 positive_float, positive_int, probability, run_main)
+                                 positive_float, positive_int, run_main)
 from torch_utils_lib.paths import RUNS_DIR
 
 
 def build_parser():
-    from study.remedies import REMEDIES
+    from study.remedies import REMEDIES, add_remedy_flags
     from torch_utils_lib.transforms import AUGMENTATIONS
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"),
@@ -44,7 +44,7 @@ def build_parser():
     data.add_argument("--methods", nargs="+", default=["gamma_noise", "physics"],
                       choices=("gamma_noise", "physics"),
                       help="low-light syntheses of the val set (test sets); the first is what "
-                           "fine-tuning and diffusion train on")
+                           "learned remedies train on")
     data.add_argument("--real_test", action="append", default=[],
                       metavar="NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR]",
                       help="repeatable: a real low-light test set as it is (COCO json); with a "
@@ -53,7 +53,8 @@ def build_parser():
     data.add_argument("--category_map", default=None, metavar="FILE",
                       help="JSON {dataset class name: detector class name} for sets whose class "
                            "names differ from the detector's (beyond the built-in synonyms)")
-    data.add_argument("--raw_train_dir", help="RAW files for GenISP (default: the physics synthesis')")
+    data.add_argument("--raw_train_dir",
+                      help="RAW files for remedies that read RAW (default: the physics synthesis')")
     data.add_argument("--raw_train_annotation")
     data.add_argument("--raw_val_dir")
     data.add_argument("--raw_val_annotation")
@@ -79,29 +80,8 @@ def build_parser():
                             "whose shapes have no up; hflip on user data)")
     scale.add_argument("--epochs", "--epoch", dest="epochs", type=positive_int, default=32,
                        help="Mask R-CNN epochs on normal light")
-    scale.add_argument("--finetune_epochs", type=positive_int, default=4,
-                       help="epochs of finetune and of finetune_mixed")
-    scale.add_argument("--finetune_lr", type=positive_float, default=5e-4)
-    scale.add_argument("--mix_ratio", type=probability, default=0.5,
-                       help="finetune_mixed: share of the train images given as synthetic low light")
     scale.add_argument("--batch_size", type=positive_int, default=4)
-    scale.add_argument("--diffusion_epochs", type=positive_int, default=200)
-    scale.add_argument("--diffusion_image_size", type=non_negative_int, default=16, help="training crop")
-    scale.add_argument("--diffusion_batch_size", type=positive_int, default=32)
-    scale.add_argument("--diffusion_dim", type=positive_int, default=16, help="UNet base width")
-    scale.add_argument("--diffusion_dim_mults", default="1,2,4", help="UNet width multipliers")
-    scale.add_argument("--diffusion_lr", type=positive_float, default=2e-3)
-    scale.add_argument("--diffusion_steps", type=positive_int, default=2,
-                       help="DDIM steps when restoring. A briefly trained restorer does best with few: "
-                            "they stay near the conditional mean (smooth), more steps add its colour "
-                            "noise (sample study, val bbox AP50: 0.36 at 2 steps, 0.23 at 10)")
-    scale.add_argument("--genisp_epochs", type=positive_int, default=4)
-    scale.add_argument("--genisp_batch_size", type=positive_int, default=8)
-    scale.add_argument("--genisp_parameter_size", type=positive_int, default=64,
-                       help="ConvWB/ConvCC thumbnail side (the paper: 256)")
-    scale.add_argument("--genisp_resize", type=non_negative_int, nargs=2, default=[0, 0],
-                       metavar=("LONG", "SHORT"),
-                       help="GenISP input size (0 0: the packed RAW size; the paper: 1333 800)")
+    add_remedy_flags(p)
     p.add_argument("--nproc_per_node", type=positive_int, default=1,
                    help="run training and evaluation steps under torchrun with this many processes")
     p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
@@ -113,19 +93,17 @@ def build_parser():
 
 
 def check_args(args):
+    """Checks of the arguments alone; the study checks its plan (names, folders, inputs) when
+    it is built, also before the first step."""
+    from study.test_sets import parse_real_test, resolve_levels
     given = [args.train_image_dir, args.train_annotation, args.val_image_dir, args.val_annotation]
     if any(given) and not all(given):
         raise UserError("give all of --train_image_dir, --train_annotation, --val_image_dir, "
                         "--val_annotation (or none, for the sample set)")
     if bool(args.raw_train_dir) != bool(args.raw_val_dir):
         raise UserError("give both --raw_train_dir and --raw_val_dir (or neither)")
-    if "genisp" in args.remedies and "physics" not in args.methods and not args.raw_train_dir:
-        raise UserError("GenISP needs RAW: keep 'physics' in --methods or give --raw_train_dir")
-    if args.severities is None:  # each level costs a synthesis, restorations and evaluations
-        args.severities = [2.0, 5.0, 8.0] if args.train_image_dir is None else [2.0, 4.0, 6.0, 8.0]
-    args.severities = sorted(set(args.severities))
-    from study.test_sets import parse_real_test
-    for spec in args.real_test:  # before any step runs
+    resolve_levels(args, sample=args.train_image_dir is None)
+    for spec in args.real_test:
         parse_real_test(spec)
     if args.category_map:
         from torch_utils_lib.categories import load_category_map
@@ -137,9 +115,6 @@ def main():
     args = build_parser().parse_args()
     check_args(args)
     from study.benchmark import run_study
-    from torch_utils_lib.runinfo import write_run_metadata
-    os.makedirs(args.output_dir, exist_ok=True)
-    write_run_metadata(args.output_dir, args)
     table = run_study(args)
     print(table)
     print(f"report: {os.path.join(os.path.abspath(args.output_dir), 'report.md')}")

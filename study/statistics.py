@@ -4,7 +4,7 @@ AP against darkness (P, mPC, rPC, EV50) per remedy.
 Computed from the detections every evaluation saved, so the evaluation steps run without their
 own bootstrap. On each (test set, IoU type) every row's detections are resampled together
 (coco_bootstrap.resampled_stats), so each difference is paired. The resample weights depend only
-on the number of images, --bootstrap and --seed; the severity sets and the normal-light set share
+on the number of images, --bootstrap and --seed; the level sets and the normal-light set share
 the val annotation, so their resamples are the same images too and a darkness curve's intervals
 are paired across levels (robustness.robustness_summary).
 """
@@ -12,58 +12,71 @@ import numpy as np
 
 from torch_utils_lib.coco_bootstrap import (STAT_NAMES, difference_summary, interval_summary,
                                             load_detections, resampled_stats)
+from study.remedies import BASELINE
+from study.test_sets import COLUMN, LEVEL, RAW, RGB
 from torch_utils_lib.robustness import robustness_summary
 
-BASELINE = "none"
 IOU_TYPES = ("bbox", "segm")
+BEST_CLASSICAL = "best_classical"
 
 
-def add_intervals(test_sets, rows, n=1000, seed=0):
-    """Add to every cell's stats `<stat>_ci` and `vs_none` ({stat: {delta, ci, share_le_0}}:
-    the row minus `none` on the same resampled images, where `none` has a cell), in place; bbox
-    only on the severity sets, which serve the bbox darkness curves, and on RAW sets, which are
-    scored for boxes. Returns the resampled stats
-    {(set name, iou type): {row: (n, 12) draws}}."""
+def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
+    """Add to every cell's stats `<stat>_ci`, `vs_none` ({stat: {delta, ci, share_le_0}}: the row
+    minus `none` on the same resampled images, where `none` has a cell) and, for each learned
+    remedy, `vs_best_classical` (the same against the classical enhancement with the highest
+    AP on that set and IoU type, named in `remedy`), in place. Choosing the best classical row
+    on the same images favours it, so a learned remedy that beats it has cleared a high bar.
+    Bbox only on the darkness levels, which serve the bbox curves, and on RAW sets, which are
+    scored for boxes. Returns the resampled stats {(set name, iou type): {row: (n, 12) draws}}.
+    """
     draws_by_set = {}
     if n <= 0:
         return draws_by_set
+    classical = [r.name for r in remedies if r.classical]
+    learned = {r.name for r in remedies if r.learned}
+    ap = STAT_NAMES.index("AP")
     for test_set in test_sets:
         cells = {row: cells[test_set.name] for row, cells in rows.items() if test_set.name in cells}
-        rgb_full = test_set.kind == "rgb" and test_set.severity is None
-        for iou_type in IOU_TYPES if rgb_full else ("bbox",):  # curves and RAW sets: bbox
+        full_cell = test_set.kind == RGB and test_set.role == COLUMN
+        for iou_type in IOU_TYPES if full_cell else ("bbox",):
             files = {row: cell["detections"][iou_type] for row, cell in cells.items()
                      if iou_type in cell.get("detections", {})}
             if not files:
                 continue
             gt, results = load_detections(test_set.annotation_file, files)
             full, draws = resampled_stats(gt, results, iou_type, n, seed)
+            best = max((row for row in classical if row in full), key=lambda row: full[row][ap],
+                       default=None)
             for row in files:  # a new dict: cells of one evaluation may share their stats
                 stats = {**cells[row][iou_type], **{k: v for k, v in interval_summary(
                     full[row], draws[row]).items() if k.endswith("_ci")}}
                 if BASELINE in full:
                     stats[f"vs_{BASELINE}"] = difference_summary(full[row], full[BASELINE], draws[row],
                                                                  draws[BASELINE])
+                if best is not None and row in learned:
+                    stats[f"vs_{BEST_CLASSICAL}"] = {"remedy": best, **difference_summary(
+                        full[row], full[best], draws[row], draws[best])}
                 cells[row][iou_type] = stats
             draws_by_set[test_set.name, iou_type] = draws
     return draws_by_set
 
 
 def darkness_curves(test_sets, rows, draws_by_set, iou_type="bbox", stat="AP"):
-    """{method: {remedy: robustness_summary}} over the severity sets of each synthesis method.
+    """{method: {remedy: robustness_summary}} over the level sets of each synthesis method.
 
     P is the remedy's AP on the normal-light set; a remedy scored on low light only (restoration,
-    enhancement, GenISP) starts from the normal-light detector's P, what it would see at 0 EV.
-    A remedy's levels are the RGB severity sets, or the RAW ones (GenISP) where it has no RGB
-    cells. The RAW levels list the same val images in the same order, so their resamples are the
+    enhancement, RAW pipelines) starts from the normal-light detector's P, what it would see at 0 EV.
+    A remedy's levels are the RGB level sets, or the RAW ones where it has no RGB cells (a
+    remedy that reads RAW). The RAW levels list the same val images in the same order, so their resamples are the
     normal-light set's images too.
     """
-    normal = next((t.name for t in test_sets if t.kind == "rgb" and not t.low_light), None)
+    normal = next((t.name for t in test_sets if t.kind == RGB and not t.low_light), None)
     j = STAT_NAMES.index(stat)
     curves = {}
-    for method in dict.fromkeys(t.method for t in test_sets if t.severity is not None):
-        by_kind = {kind: sorted((t for t in test_sets if t.method == method and t.severity is not None
+    for method in dict.fromkeys(t.method for t in test_sets if t.role == LEVEL):
+        by_kind = {kind: sorted((t for t in test_sets if t.method == method and t.role == LEVEL
                                  and t.kind == kind), key=lambda t: t.severity)
-                   for kind in ("rgb", "raw")}
+                   for kind in (RGB, RAW)}
         for remedy, cells in rows.items():
             levels = next((sets for sets in by_kind.values() if sets and all(
                 t.name in cells and iou_type in cells[t.name] for t in sets)), None)

@@ -1,30 +1,36 @@
 """The columns of the study: test sets, built by a registry of builders from the study's data.
 
-Each builder returns TestSets; the report's columns follow the registry's order. A new kind of
-test set (e.g. synthetic low light at fixed darkness levels) is one more builder in TEST_SETS.
+Each builder returns TestSets; the report's columns follow the registry's order. A test set says
+once what it is for (`role`): a column of the main table, or a point (`level`) of the
+AP-against-darkness curves. A new kind of test set is one more builder in TEST_SETS.
 """
+import math
 import os
 import re
 from dataclasses import asdict, dataclass
 
 from torch_utils_lib.cli import UserError
 
+COLUMN, LEVEL = "column", "level"
+RGB, RAW = "rgb", "raw"
+
 
 @dataclass(frozen=True)
 class TestSet:
-    """One column: images, their annotation, and what they are."""
+    """One test set: images, their annotation, and what they are."""
     name: str
     image_dir: str
     annotation: str | None  # None for a RAW folder with its own annotations.json
-    kind: str = "rgb"  # "rgb": images a detector reads; "raw": camera RAW (GenISP's sets)
+    kind: str = RGB  # RGB: images a detector reads; RAW: camera RAW
     low_light: bool = True
     normal_dir: str | None = None  # paired normal-light images: upper reference, PSNR/SSIM
     method: str | None = None  # the synthesis that made it (None: real images)
-    severity: float | None = None  # fixed darkness level of a synthesis (None: its random range)
+    role: str = COLUMN  # COLUMN: a column of the main table; LEVEL: a point of a darkness curve
+    severity: float | None = None  # the darkness level in EV of a LEVEL set
 
     @property
     def annotation_file(self):
-        """The annotation given, or a RAW folder's own annotations.json (genisp's default)."""
+        """The annotation given, or a RAW folder's own annotations.json (the RAW scripts' default)."""
         return self.annotation or os.path.join(self.image_dir, "annotations.json")
 
     def as_dict(self):
@@ -34,33 +40,33 @@ class TestSet:
 def normal_sets(study):
     """The normal-light val set: every detector remedy is scored there too."""
     d = study.data
-    return [TestSet("normal", d["val_image_dir"], d["val_annotation"], low_light=False)]
+    return [TestSet("normal", d.val_image_dir, d.val_annotation, low_light=False)]
 
 
 def synthetic_sets(study):
     """Each --methods synthesis of the val set, paired with the normal-light val images."""
     d = study.data
-    return [TestSet(method, d["low_light"][method]["val"], d["val_annotation"],
-                    normal_dir=d["val_image_dir"], method=method) for method in study.args.methods]
+    return [TestSet(method, d.low_light[method]["val"], d.val_annotation, normal_dir=d.val_image_dir,
+                    method=method) for method in study.args.methods]
 
 
-def severity_sets(study):
+def level_sets(study):
     """The val set synthesized at each fixed --severities level (EV) by each severity method:
-    the points of the AP-against-darkness curves."""
+    the points of the AP-against-darkness curves (their RAW too where a remedy reads RAW)."""
     d = study.data
     sets = []
-    for method, levels in d["severity"].items():
+    for method, levels in d.levels.items():
         for ev, folder in levels.items():
-            sets.append(TestSet(severity_name(method, ev), folder, d["val_annotation"],
-                                normal_dir=d["val_image_dir"], method=method, severity=ev))
-            if os.path.isfile(os.path.join(folder, "raw", "annotations.json")):  # GenISP's levels
-                sets.append(TestSet(severity_name(method, ev) + "_raw", os.path.join(folder, "raw"),
-                                    None, kind="raw", method=method, severity=ev))
+            sets.append(TestSet(level_name(method, ev), folder, d.val_annotation,
+                                normal_dir=d.val_image_dir, method=method, role=LEVEL, severity=ev))
+            if method in d.raw_level_methods:
+                sets.append(TestSet(level_name(method, ev) + "_raw", os.path.join(folder, "raw"),
+                                    None, kind=RAW, method=method, role=LEVEL, severity=ev))
     return sets
 
 
-def severity_name(method, ev):
-    """Name of the set of `method` at `ev` stops, e.g. physics_ev4."""
+def level_name(method, ev):
+    """Name (and folder) of the set of `method` at `ev` stops, e.g. physics_ev4."""
     return f"{method}_ev{ev:g}"
 
 
@@ -71,23 +77,49 @@ def real_sets(study):
 
 
 def raw_sets(study):
-    """RAW val set for GenISP: --raw_val_dir, or the physics synthesis' RAW."""
+    """RAW val set (--raw_val_dir, or the physics synthesis' RAW), where a remedy reads RAW."""
     d = study.data
-    return [TestSet("raw", d["raw_val_dir"], d["raw_val_annotation"], kind="raw")]
+    return [TestSet("raw", d.raw_val_dir, d.raw_val_annotation, kind=RAW)] if d.raw_val_dir else []
 
 
-TEST_SETS = {"normal": normal_sets, "synthetic": synthetic_sets, "severity": severity_sets,
+TEST_SETS = {"normal": normal_sets, "synthetic": synthetic_sets, "severity": level_sets,
              "real": real_sets, "raw": raw_sets}
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+# Darkness levels: a level of EV stops is an exposure 2**EV times darker. Beyond 1000 stops
+# 2**EV overflows a float; a level's folder is named by its value in 6 significant digits.
+MAX_LEVEL = 1000.0
+SAMPLE_LEVELS, USER_LEVELS = [2.0, 5.0, 8.0], [2.0, 4.0, 6.0, 8.0]
+
+
+def resolve_levels(args, sample):
+    """Fill in --severities and --severity_methods (each level costs a synthesis, restorations
+    and evaluations: the bundled sample set gets fewer, to keep the demo within 20 minutes)."""
+    if args.severities is None:
+        args.severities = list(SAMPLE_LEVELS if sample else USER_LEVELS)
+    if args.severity_methods is None:
+        args.severity_methods = ["physics"] if sample else list(args.methods)
+    levels = sorted(set(args.severities))
+    for ev in levels:
+        if not (math.isfinite(ev) and 0 < ev <= MAX_LEVEL):
+            raise UserError(f"--severities {ev:g}: a level must lie in (0, {MAX_LEVEL:g}] stops")
+    names = {}
+    for ev in levels:
+        other = names.setdefault(f"{ev:g}", ev)
+        if other != ev:
+            raise UserError(f"--severities {other!r} {ev!r}: both levels are named {ev:g}; give "
+                            f"levels that differ in their first 6 significant digits")
+    args.severities = levels
 
 
 def parse_real_test(spec):
     """(name, image dir, annotation, normal dir or None) of one --real_test value."""
     name, sep, rest = spec.partition("=")
     parts = rest.split(",")
-    if not sep or not NAME.match(name) or len(parts) not in (2, 3) or not all(parts):
+    if not sep or not NAME.match(name) or name in (".", "..") or len(parts) not in (2, 3) \
+            or not all(parts):
         raise UserError(f"--real_test {spec}: expected NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR] "
-                        f"with NAME of letters, digits, '_', '.', '-'")
+                        f"with NAME a folder name of letters, digits, '_', '.', '-'")
     for path, what in zip(parts, ("image directory", "annotation", "normal-light image directory")):
         if not (os.path.isfile(path) if what == "annotation" else os.path.isdir(path)):
             raise UserError(f"{path}: {what} of --real_test {name} not found")
@@ -100,5 +132,6 @@ def build_test_sets(study):
     names = [s.name for s in sets]
     for name in names:
         if names.count(name) > 1:
-            raise UserError(f"--real_test {name}: the study already has a test set of that name")
+            raise UserError(f"--real_test {name}: the study already has a test set of that name "
+                            f"(its sets: {', '.join(dict.fromkeys(names))}); choose another NAME")
     return sets

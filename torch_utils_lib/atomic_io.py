@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import tempfile
 
 from torch_utils_lib.cli import UserError
@@ -103,3 +104,26 @@ def atomic_write_json(path, obj):
 def atomic_write_text(path, text):
     """Write a text file atomically."""
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_link_or_copy(source, path):
+    """Put `source`'s content at `path` as a hard link (a copy across file systems), atomically:
+    through a temporary name of the same kind atomic_write_bytes uses, so what a killed run leaves
+    is removed by remove_stale_temporaries (call it once per folder before), and never a half-made `path`."""
+    directory, base = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = _open_temp(directory, base)
+    os.close(fd)
+    try:
+        os.unlink(tmp)  # os.link needs a free name; the number stays this process's own
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
+        raise

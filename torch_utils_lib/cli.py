@@ -157,7 +157,11 @@ class ArgumentParser(argparse.ArgumentParser):
         try:
             return super().parse_known_args(args, namespace)
         except argparse.ArgumentError as e:
-            flag = (e.argument_name or "").split("/")[0]
+            names = (e.argument_name or "").split("/")
+            given = sys.argv[1:] if args is None else [str(a) for a in args]
+            # the spelling the user typed (an alias too), else the flag's first name
+            flag = next((n for n in names if any(a == n or a.startswith(n + "=") for a in given)),
+                        names[0])
             bad_value = isinstance(e.__context__, argparse.ArgumentTypeError)
             self.error(f"{flag}{' ' if bad_value else ': '}{e.message}" if flag else e.message)
 

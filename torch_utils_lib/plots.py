@@ -65,8 +65,9 @@ def plot_loss_grid(logs, png_path, smooth=20):
     return save_figure(fig, png_path)
 
 
-def plot_bars(values, png_path, ylabel="AP", title=""):
-    """Grouped bar chart of {group: {series: value}}."""
+def plot_bars(values, png_path, ylabel="AP", title="", intervals=None):
+    """Grouped bar chart of {group: {series: value}}; `intervals` ({group: {series: [low,
+    high]}}) draws each bar's interval as an error bar."""
     plt = _pyplot()
     groups = list(values)
     series = sorted({s for g in groups for s in values[g]}, key=lambda s: list(
@@ -75,7 +76,14 @@ def plot_bars(values, png_path, ylabel="AP", title=""):
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) * max(1, len(series)) / 2), 4))
     for i, name in enumerate(series):
         xs = [g + i * width for g in range(len(groups))]
-        ax.bar(xs, [values[g].get(name, 0) for g in groups], width, label=name)
+        heights = [values[g].get(name, 0) for g in groups]
+        ax.bar(xs, heights, width, label=name)
+        spans = [(intervals or {}).get(g, {}).get(name) for g in groups]
+        if any(spans):
+            errors = [[h - s[0] if s else 0 for h, s in zip(heights, spans)],
+                      [s[1] - h if s else 0 for h, s in zip(heights, spans)]]
+            ax.errorbar(xs, heights, yerr=errors, fmt="none", ecolor="black", elinewidth=0.8,
+                        capsize=2)
     ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))])
     ax.set_xticklabels(groups, rotation=20, ha="right")
     ax.set_ylabel(ylabel)

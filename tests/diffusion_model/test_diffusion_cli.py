@@ -214,7 +214,7 @@ def test_ddp_two_cpu_processes(tmp_path, subset):
 def test_psnr_ssim_match_scikit_image(tmp_path):
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from diffusion_model.quality import score_sets
+    from torch_utils_lib.image_quality import score_sets
     names = sorted(os.listdir(sample_images("val")))[:3]
     low = sample_low_light("val", "gamma_noise")
     summary, per_image = score_sets(names, sample_images("val"), {"low_light": low}, progress=False)

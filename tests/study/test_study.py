@@ -1,16 +1,52 @@
 """The benchmark end to end at toy scale: every step runs as the real scripts, every remedy gets a
 row on every test set it applies to, real-format low-light sets included, and it resumes."""
 import json
+import os
 
 import pytest
 
-from tests.helpers import make_exdark_style_set, make_lis_style_set, run_script
+from tests.helpers import assert_user_error, make_exdark_style_set, make_lis_style_set, run_script
 from torch_utils_lib.coco_bootstrap import format_interval
 
 SYNTHETIC = ("gamma_noise", "physics")
-IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "identity")
+IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "gain", "identity")
 DETECTOR_REMEDIES = ("none", "finetune", "finetune_mixed")
 LEVELS = ("physics_ev2", "physics_ev2_raw", "physics_ev6", "physics_ev6_raw")  # RAW for GenISP
+
+
+def gain_remedy():
+    """A learned toy remedy, one entry: it learns one global gain (the normal-light train images'
+    mean over their low-light copies', capped by its own flag --gain_max) in a study step, and
+    applies it to each low-light test set."""
+    import numpy as np
+
+    from study.remedies import Flag, Remedy
+    from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.cli import positive_float, read_json
+    from torch_utils_lib.image_io import annotation_file_names, read_rgb, write_image
+
+    def weights(study):
+        return study.path("gain", "gain.json")
+
+    def fit(study):
+        d = study.data
+        names = annotation_file_names(d.train_annotation)
+        normal = np.mean([read_rgb(f"{d.train_image_dir}/{n}").mean() for n in names])
+        low = np.mean([read_rgb(f"{d.low_light[study.target]['train']}/{n}").mean() for n in names])
+        atomic_write_json(weights(study), {"gain": min(normal / low, study.args.gain_max)})
+
+    def images(study, test_set):
+        gain = read_json(weights(study))["gain"]
+        out = study.output(f"gain {test_set.name}", "gain", test_set.name)
+        for name in annotation_file_names(test_set.annotation):
+            image = read_rgb(f"{test_set.image_dir}/{name}").astype(np.float32) * gain
+            write_image(f"{out}/{name}", np.clip(image, 0, 255).round().astype(np.uint8))
+        return out
+
+    return Remedy("gain", "one learned global gain", low_light_only=True, images=images,
+                  train=lambda study: study.timed("train gain", fit, study, done=weights(study)),
+                  weights=weights, flags=(Flag("max", positive_float, 8.0, "the gain's cap"),),
+                  settings=lambda study: f"global gain capped at {study.args.gain_max:g}")
 
 
 def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypatch, capsys):
@@ -31,7 +67,9 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     category_map.write_text(json.dumps({"chair": "circle", "car": "square", "motorbike": "triangle",
                                         "Cup": "circle", "Table": "square", "People": "triangle"}))
 
-    # Adding a remedy: one registry entry (here an identity enhancement) gives its row.
+    # Adding a remedy: one registry entry (a learned toy remedy with its own flag and training
+    # step, and an identity enhancement) gives its row, flag, report text and example.
+    monkeypatch.setitem(REMEDIES, "gain", gain_remedy())
     monkeypatch.setitem(REMEDIES, "identity", Remedy(
         "identity", "the low-light images as they are",
         images=lambda study, test_set: test_set.image_dir, low_light_only=True))
@@ -46,7 +84,7 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
             "--min_size", 64, "--epochs", 1, "--finetune_epochs", 1, "--batch_size", 4,
             "--diffusion_epochs", 1, "--diffusion_batch_size", 4, "--diffusion_steps", 2,
             "--genisp_epochs", 1, "--genisp_batch_size", 4, "--genisp_parameter_size", 32,
-            "--count", 1, "--severities", 6, 2, "--severity_methods", "physics",
+            "--count", 1, "--severities", 6, 2, "--severity_methods", "physics", "--gain_max", 6,
             "--bootstrap", 200, "--device", "cpu"]
     args = build_parser().parse_args(list(map(str, argv)))
     assert args.remedies[-1] == "identity"
@@ -55,7 +93,7 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     report = json.loads((out / "report.json").read_text())
     rows = report["rows"]
     assert list(rows) == [*DETECTOR_REMEDIES, "diffusion", "gamma", "clahe", "histeq", "genisp",
-                          "identity", REFERENCE_ROW]
+                          "gain", "identity", REFERENCE_ROW]
     assert [t["name"] for t in report["test_sets"]] == ["normal", *SYNTHETIC, *LEVELS, "lis", "exdark",
                                                          "raw"]
     for remedy in DETECTOR_REMEDIES + IMAGE_REMEDIES:
@@ -85,6 +123,7 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     text = (out / "report.md").read_text()
     assert "| identity |" in text and "lis bbox AP" in text and "dataset/enhance.py" in text
     assert "mask_rcnn/evaluate.py" in text and "--augment hflip" in text
+    assert_learned_toy_remedy(report, rows, text, out)
 
     # A second run finds every step done and only rewrites the report.
     detector = out / "mask_rcnn" / "normal" / "last.pth"
@@ -97,6 +136,34 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     assert "[study] synthesis gamma_noise: reusing" in log and "[study] evaluate normal: reusing" in log
     assert detector.stat().st_mtime_ns == trained_at
     assert json.loads((out / "report.json").read_text())["rows"].keys() == rows.keys()
+
+
+def assert_learned_toy_remedy(report, rows, text, out):
+    """The toy remedy's training step ran once, with its flag; its row has both paired
+    differences (against none and against the best classical enhancement), its settings are in
+    the report and its column in the examples."""
+    gain = json.loads((out / "gain" / "gain.json").read_text())["gain"]
+    assert 1 < gain <= 6  # 4x-darkened LIS-style and synthetic sets: brighter, capped by --gain_max
+    record = next(r for r in report["remedies"] if r["name"] == "gain")
+    assert record["flags"] == {"--gain_max": 6.0} and record["learned"] and not record["classical"]
+    assert record["weights"] == str(out / "gain" / "gain.json")
+    assert "- `gain`: one learned global gain (global gain capped at 6)" in text
+    classical = {"gamma", "clahe", "histeq"}
+    for name in ("gamma_noise", "lis", "exdark"):
+        stats = rows["gain"][name]["bbox"]
+        best = stats["vs_best_classical"]["remedy"]
+        assert best in classical and rows[best][name]["bbox"]["AP"] == max(
+            rows[r][name]["bbox"]["AP"] for r in classical)
+        assert stats["vs_best_classical"]["AP"]["delta"] == pytest.approx(
+            stats["AP"] - rows[best][name]["bbox"]["AP"], abs=1e-9)
+        assert "vs_best_classical" not in rows["gamma"][name]["bbox"]  # classical: not against itself
+    headline = report["headline"]
+    assert set(headline["gain"]) == {"gamma_noise", "physics", "lis", "exdark"}
+    assert headline["gain"]["lis"].startswith(format_interval(rows["gain"]["lis"]["bbox"]["AP"],
+                                                              rows["gain"]["lis"]["bbox"]["AP_ci"]))
+    assert headline["gain"]["lis"][-2:] in {a + b for a in "▲▼·" for b in "▲▼·"}
+    assert "| gain |" in text.split("## Boxes")[0]  # a row of the main table
+    assert any("gain" in e["columns"] for e in report["examples"])
 
 
 def assert_intervals_and_darkness_curves(report, rows, out):
@@ -177,3 +244,105 @@ def test_report_marks_differences_whose_interval_includes_zero():
     assert darkness_rows({"physics": {"none": curve}}) == {"none": {
         "P": "0.500 [0.400, 0.600]", "2 EV": "0.400 [0.300, 0.500]", "8 EV": "0.300 [0.200, 0.400]",
         "mPC": "0.350 [0.250, 0.450]", "rPC": "0.700 [0.600, 0.800]", "EV50": ">8 [6.50, >8]"}}
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """A 4+3-image sample set: (folder, train annotation, val annotation)."""
+    data = tmp_path_factory.mktemp("tiny")
+    made = run_script("dataset/make_sample.py", "--output_dir", data, "--train", 4, "--val", 3,
+                      "--size", 32)
+    assert made.returncode == 0, made.stderr[-2000:]
+    return data, data / "annotations" / "instances_train.json", data / "annotations" / "instances_val.json"
+
+
+def with_absolute_names(annotation, image_dir, out):
+    coco = json.loads(annotation.read_text())
+    for image in coco["images"]:
+        image["file_name"] = str(image_dir / image["file_name"])
+    out.write_text(json.dumps(coco))
+    return out
+
+
+def refusal_cases(data, train, val, tmp_path):
+    """(extra argv, the output folder, fragments of the one error line) of studies that must stop
+    before their first step."""
+    user = ["--train_image_dir", data / "train", "--train_annotation", train,
+            "--val_image_dir", data / "val", "--val_annotation", val]
+    absolute = with_absolute_names(val, data / "val", tmp_path / "absolute.json")
+    return [
+        (user, data / "annotations", ("--output_dir contains the input", "annotations")),
+        (user, data, ("--output_dir", "contains the input")),
+        (user + ["--real_test", f"lis={data / 'val'},{absolute}"], tmp_path / "s1",
+         ("absolute.json", "points outside")),  # the gamma step would write into the images
+        (user + ["--real_test", f"..={data / 'val'},{val}"], tmp_path / "s2", ("--real_test ..=",)),
+        (user + ["--real_test", f"normal={data / 'val'},{val}"], tmp_path / "s3",
+         ("--real_test normal", "already has a test set")),
+        (user + ["--real_test", f"physics_ev2={data / 'val'},{val}"], tmp_path / "s4",
+         ("--real_test physics_ev2",)),
+        (user + ["--severities", 2, 2.0000001], tmp_path / "s5", ("--severities 2.0 2.0000001",)),
+        (user + ["--severities", 1100], tmp_path / "s6", ("--severities 1100", "(0, 1000]")),
+        (user + ["--remedies", "finetune"], tmp_path / "s7", ("--remedies must include none",)),
+        (user + ["--remedies", "none", "genisp", "--methods", "gamma_noise"], tmp_path / "s8",
+         ("genisp read RAW", "--methods")),
+    ]
+
+
+def test_study_refuses_before_its_first_step(tiny_set, tmp_path):
+    """Each refusal: one error line, no input changed, nothing run (no data, no run.json)."""
+    from tests.test_user_errors import tree_digest
+    data, train, val = tiny_set
+    cases = refusal_cases(data, train, val, tmp_path)
+    before = tree_digest(data)
+    for argv, out, fragments in cases:
+        existed = set(os.listdir(out)) if out.is_dir() else set()
+        result = run_script("study/run.py", "--output_dir", out, *argv, "--device", "cpu", timeout=120)
+        assert_user_error(result, *fragments)
+        assert "[study]" not in result.stdout, (argv, result.stdout[-500:])
+        assert (set(os.listdir(out)) if out.is_dir() else set()) == existed, argv
+    assert tree_digest(data) == before
+
+
+def test_study_plan_reads_raw_only_for_a_remedy_that_scores_it(tiny_set, tmp_path):
+    """Without a remedy that reads RAW there is no RAW set (the `none` row's RAW pipeline needs
+    one's weights), and every remedy's plan is made before any step."""
+    from study.benchmark import Study
+    from study.run import build_parser, check_args
+    data, train, val = tiny_set
+    user = ["--train_image_dir", data / "train", "--train_annotation", train,
+            "--val_image_dir", data / "val", "--val_annotation", val, "--output_dir", tmp_path / "s"]
+    for remedies, raw_sets in ((["none"], []), (["none", "genisp"], ["physics_ev2_raw", "physics_ev4_raw",
+                                                                    "physics_ev6_raw", "physics_ev8_raw",
+                                                                    "raw"])):
+        args = build_parser().parse_args(list(map(str, user + ["--remedies", *remedies])))
+        check_args(args)
+        study = Study(args).plan()
+        assert [t.name for t in study.test_sets if t.kind == "raw"] == raw_sets
+        assert (study.data.raw_val_dir is None) == (not raw_sets)
+    assert not (tmp_path / "s").exists()
+
+
+def test_mixed_folder_survives_a_study_killed_while_linking(tiny_set, tmp_path):
+    """A hard link left under a temporary name by a killed study is cleaned, and the folder
+    is made again with the same images."""
+    import shutil
+
+    from study.benchmark import Study
+    from study.remedies import mixed_folder
+    from study.run import build_parser, check_args
+    data, train, val = tiny_set
+    args = build_parser().parse_args(list(map(str, [
+        "--train_image_dir", data / "train", "--train_annotation", train, "--val_image_dir",
+        data / "val", "--val_annotation", val, "--output_dir", tmp_path / "s", "--remedies", "none",
+        "finetune_mixed", "--finetune_mixed_ratio", 0.5])))
+    check_args(args)
+    study = Study(args).plan()
+    shutil.copytree(data / "train", study.data.low_light["gamma_noise"]["train"])
+    first = mixed_folder(study)
+    names = sorted(os.listdir(first))
+    victim = os.path.join(first, names[0])
+    stale = os.path.join(first, f".{names[0]}.999999999.0.tmp")  # no such process
+    os.link(victim, stale)
+    os.unlink(victim)
+    assert mixed_folder(study) == first
+    assert sorted(os.listdir(first)) == names

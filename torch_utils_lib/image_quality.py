@@ -1,4 +1,5 @@
-"""Image quality of restorations against the normal-light references, and the two-stage AP table."""
+"""Image quality of restored or enhanced images against their normal-light references (PSNR,
+SSIM and their GT-mean variants), and the two-stage AP table of a detector on such images."""
 import os
 
 from torch_utils_lib.cli import UserError
