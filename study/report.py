@@ -33,8 +33,8 @@ def difference_values(prefix, stats):
 
 
 def cell_values(cell, iou_type):
-    """{column suffix: value} of one (remedy, test set) result for one IoU type (or the image
-    quality for None), with `<suffix>_ci` intervals where the bootstrap gave them."""
+    """{column suffix: value} of one (remedy, test set) result for one IoU type (None: the image
+    quality), with `<suffix>_ci` intervals where the bootstrap gave them."""
     if iou_type is None:
         return {k: cell[k] for k in QUALITY_METRICS if cell.get(k) is not None}
     if iou_type not in cell:
@@ -48,13 +48,31 @@ def cell_values(cell, iou_type):
     return values
 
 
-def table_rows(rows, test_sets, iou_type="bbox"):
-    """{row: {"<set> <metric>": value, "<set> <metric>_ci": [low, high]}} in test-set order for
-    one IoU type (None: PSNR/SSIM), only the columns some row fills; the darkness levels have
-    their own table (darkness_rows)."""
-    return {name: {f"{t.name} {k}": v for t in columns(test_sets)
-                   for k, v in cell_values(cells.get(t.name, {}), iou_type).items()}
+def set_rows(rows, test_set):
+    """{row: {"<set> <metric>": value, "<set> <metric>_ci": [low, high]}} of one test set: bbox,
+    segm and image quality."""
+    return {name: {f"{test_set.name} {k}": v for iou_type in ("bbox", "segm", None)
+                   for k, v in cell_values(cells.get(test_set.name, {}), iou_type).items()}
             for name, cells in rows.items()}
+
+
+def set_columns(detail, test_set):
+    """The columns some row fills, metric by metric: AP, AP50, ΔAP, ΔAP vs classical per IoU
+    type, then PSNR, SSIM."""
+    order = [f"{iou} {m}" for iou in DETAIL_METRICS for m in (*DETAIL_METRICS[iou], DELTA,
+                                                              DELTA_CLASSICAL)] + list(QUALITY_METRICS)
+    names = [f"{test_set.name} {metric}" for metric in order]
+    return [c for c in names if any(c in row for row in detail.values())]
+
+
+def table_rows(rows, test_sets):
+    """{row: {"<set> <metric>": value, "<set> <metric>_ci": [low, high]}} over every column test
+    set; the darkness levels have their own table (darkness_rows)."""
+    table = {name: {} for name in rows}
+    for t in columns(test_sets):
+        for name, values in set_rows(rows, t).items():
+            table[name].update(values)
+    return table
 
 
 def shown(table):
@@ -144,19 +162,17 @@ def write_report(study, rows, figures, curves, examples):
                  f"enhancement on that set: {HIGHER} higher, {LOWER} lower beyond the noise (the "
                  f"difference's interval excludes 0), {WITHIN} within the noise.", ""]
     text += [headline, ""]
-    for iou_type, title in (("bbox", "Boxes"), ("segm", "Masks"), (None, "Image quality")):
-        detail = table_rows(rows, test_sets, iou_type)
-        if not any(detail.values()):
-            continue
-        text += [f"## {title}", ""]
-        if iou_type is None:
-            text += ["PSNR (dB) and SSIM of the image a remedy produces against the set's "
-                     "normal-light pair.", ""]
-        elif a.bootstrap:
-            text += [f"`{DELTA}`: the row's AP minus `{BASELINE}`'s on the same resampled images; "
-                     f"`{DELTA_CLASSICAL}`: minus the best classical enhancement's (report.json "
-                     f"names it per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0.", ""]
-        text += [markdown_table(shown(detail), first_column="remedy"), ""]
+    text += ["## Per test set", "",
+             "AP and AP50 per IoU type (segm where the set has masks; RAW sets bbox only)"
+             + (f"; `{DELTA}`: the row's AP minus `{BASELINE}`'s on the same resampled images; "
+                f"`{DELTA_CLASSICAL}`: minus the best classical enhancement's (report.json names it "
+                f"per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if a.bootstrap else "")
+             + "; PSNR (dB) and SSIM of the image a remedy produces against the set's normal-light "
+             "pair.", ""]
+    for t in columns(test_sets):
+        detail = {name: row for name, row in set_rows(rows, t).items() if row}
+        text += [f"### {t.name}", "", markdown_table(shown(detail), first_column="remedy",
+                                                     columns=set_columns(detail, t)), ""]
     if curves:
         raw_readers = ", ".join(f"`{r.name}`" for r in study.remedies if r.score_raw)
         darkness = markdown_table(darkness_rows(curves), first_column="remedy")
@@ -186,7 +202,7 @@ def write_report(study, rows, figures, curves, examples):
     atomic_write_text(study.path("report.md"), "\n".join(text))
     atomic_write_json(study.path("report.json"), {
         "rows": rows, "headline": headline_rows(rows, test_sets),
-        "table": {iou or "quality": table_rows(rows, test_sets, iou) for iou in ("bbox", "segm", None)},
+        "table": table_rows(rows, test_sets),
         "darkness": curves, "bootstrap": {"resamples": a.bootstrap, "seed": a.seed, "level": 0.95},
         "remedies": records, "test_sets": [t.as_dict() for t in test_sets], "figures": figures,
         "examples": [{"test_set": s, "file_name": n, "columns": [title for title, _ in panels]}

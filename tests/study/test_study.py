@@ -162,7 +162,7 @@ def assert_learned_toy_remedy(report, rows, text, out):
     assert headline["gain"]["lis"].startswith(format_interval(rows["gain"]["lis"]["bbox"]["AP"],
                                                               rows["gain"]["lis"]["bbox"]["AP_ci"]))
     assert headline["gain"]["lis"][-2:] in {a + b for a in "▲▼·" for b in "▲▼·"}
-    assert "| gain |" in text.split("## Boxes")[0]  # a row of the main table
+    assert "| gain |" in text.split("## Per test set")[0]  # a row of the main table
     assert any("gain" in e["columns"] for e in report["examples"])
 
 
