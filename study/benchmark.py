@@ -13,12 +13,20 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import torch
+
 from study.remedies import BASELINE, REMEDIES, normal_detector
+from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from study.test_sets import COLUMN, RAW, RGB, build_test_sets
 from torch_utils_lib.cli import UserError, check_outputs_apart, read_json
-from torch_utils_lib.image_io import annotation_file_names
+from torch_utils_lib.coco_utils import safe_image_path
+from torch_utils_lib.detection_models import load_detector, predict_images
+from torch_utils_lib.image_io import annotation_file_names, read_rgb
+from torch_utils_lib.image_quality import score_sets
 from torch_utils_lib.paths import REPO_ROOT
+from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.visualize import draw_detections
 
 REFERENCE_ROW = "normal-light pair (reference)"
 SYNTHESIS_METHODS = ("gamma_noise", "physics")
@@ -146,7 +154,6 @@ def plan_data(study):
 def check_inputs_apart(study):
     """The study writes only under --output_dir: refuse one that is, holds or lies inside an
     input, and annotations whose file names leave their image folder (absolute or `../`)."""
-    from torch_utils_lib.coco_utils import safe_image_path
     a, d = study.args, study.data
     given = [] if d.sample else [
         ("--train_image_dir", d.train_image_dir, "--train_annotation", d.train_annotation),
@@ -221,7 +228,6 @@ def evaluate_detector(study, name, checkpoint, image_sets):
 
 def image_quality(test_set, folder):
     """Mean PSNR/SSIM of `folder`'s images against the set's normal-light pair."""
-    from torch_utils_lib.image_quality import score_sets
     names = annotation_file_names(test_set.annotation)
     summary, _ = score_sets(names, test_set.normal_dir, {"images": folder}, progress=False)
     return {"PSNR": summary["images"]["psnr"]["mean"], "SSIM": summary["images"]["ssim"]["mean"]}
@@ -278,12 +284,6 @@ def example_lines(study, inputs):
     """The same low-light images through every remedy, each with its detector's detections
     drawn: [(test set, file name, [(title, RGB image)])], the normal-light pair first where
     there is one, then each remedy's column, then the images remedies draw themselves."""
-    import torch
-
-    from torch_utils_lib.detection_models import load_detector, predict_images
-    from torch_utils_lib.image_io import read_rgb
-    from torch_utils_lib.visualize import draw_detections
-
     a = study.args
     device = torch.device(a.device)
     models, lines = {}, []
@@ -314,8 +314,6 @@ def example_lines(study, inputs):
 
 def run_study(args):
     """Plan, run every step and write the report; returns the Markdown table."""
-    from study.report import make_figures, write_report
-    from torch_utils_lib.runinfo import write_run_metadata
     study = Study(args).plan()
     os.makedirs(study.out, exist_ok=True)
     write_run_metadata(study.out, args)

@@ -4,12 +4,17 @@ classical enhancement beyond the noise), the details per IoU type, AP against da
 rPC / EV50), figures, and report.json with everything."""
 import os
 
+import cv2
+
 from study.remedies import BASELINE
 from study.statistics import BEST_CLASSICAL
 from study.test_sets import COLUMN
 from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
 from torch_utils_lib.coco_bootstrap import NOT_SIGNIFICANT, fold_intervals, format_interval
+from torch_utils_lib.image_io import write_image
+from torch_utils_lib.plots import plot_bars, plot_darkness_curves, plot_loss_grid
 from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.visualize import side_by_side
 
 DETAIL_METRICS = {"bbox": ("AP", "AP50"), "segm": ("AP", "AP50")}
 QUALITY_METRICS = ("PSNR", "SSIM")
@@ -214,7 +219,6 @@ def write_report(study, rows, figures, curves, examples):
 def make_figures(study, rows, curves, examples):
     """examples.png, loss_curves.png, ap_bars.png, darkness.png (darkness_<method>.png for a
     second synthesis method); returns {name: png}."""
-    from torch_utils_lib.plots import plot_bars, plot_darkness_curves, plot_loss_grid
     figures = {"examples": examples_figure(study.path("examples.png"), examples)}
     logs = {title: study.path(*parts, "train_log.jsonl") for r in study.remedies for title, parts in r.logs}
     figures["loss curves"] = plot_loss_grid({k: v for k, v in logs.items() if os.path.isfile(v)},
@@ -235,10 +239,6 @@ def make_figures(study, rows, curves, examples):
 
 def examples_figure(path, examples):
     """One line of titled panels per (test set, image) of benchmark.example_lines, in one PNG."""
-    import cv2
-
-    from torch_utils_lib.image_io import write_image
-    from torch_utils_lib.visualize import side_by_side
     if not examples:
         return None
     lines = []
