@@ -1,9 +1,9 @@
-"""Benchmark the low-light synthesis against the codec floor and the seed's pipeline.
+"""Benchmark the low-light synthesis against the codec floor and the original project's pipeline.
 
 Makes N 640x480 JPEG photos (random crops of scikit-image's bundled photographs) in a temporary
 folder, then times, in this one process and run:
   floor        decode + re-encode every image (cv2, JPEG quality 95), files read and written
-  seed         the seed's way: skimage adjust_gamma, write, re-read, random_noise, write
+  seed         the original project's way: skimage adjust_gamma, write, re-read, random_noise, write
   gamma_noise  dataset/synthesis.py, --workers 1 (PSNR and SSIM recorded, the default)
   physics      dataset/synthesis.py, --workers 1
   ... and, for scale, physics's exact Poisson draws alone (numpy), the part no code can skip
@@ -75,7 +75,7 @@ def codec_floor(folder, names, out_dir):
 
 
 def seed_pipeline(folder, names, out_dir, seed=0):
-    """The seed's method as it was written: darken, save, re-read, add noise, save again."""
+    """The original project's method as it was written: darken, save, re-read, add noise, save again."""
     from PIL import Image
     from skimage import exposure, util
     rng = np.random.default_rng(seed)
@@ -166,7 +166,7 @@ def build_parser():
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--num_images", type=int_at_least(2), default=300)
     p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "bench_synthesis.json"))
-    p.add_argument("--skip_seed", action="store_true", help="do not time the seed's pipeline")
+    p.add_argument("--skip_seed", action="store_true", help="do not time the original project's pipeline")
     p.add_argument("--repeats", type=positive_int, default=1,
                    help="time every stage this many times: the fastest time, the median ratio")
     return p
@@ -252,7 +252,7 @@ def main(argv=None):
     for method, speedup in speedups.items():
         print(f"{method}: --workers 2 is {speedup:.2f}x faster than --workers 1")
     if "seed" in seconds:
-        print(f"gamma_noise is {seconds['seed'] / seconds['gamma_noise w1']:.1f}x faster than the seed's pipeline")
+        print(f"gamma_noise is {seconds['seed'] / seconds['gamma_noise w1']:.1f}x faster than the original project's pipeline")
     goals = {"gamma_noise <= 3x floor": x_floor["gamma_noise w1"] <= 3,
              "gamma_noise --metrics psnr <= 3x floor": x_floor["gamma_noise w1 psnr"] <= 3,
              "physics <= 10x floor": x_floor["physics w1"] <= 10,

@@ -4,7 +4,7 @@
       --annotation data/sample/annotations/instances_train.json --method physics --save_raw
   python dataset/data_preprocessing.py --sample --method physics --save_raw   # the bundled set
 
-Methods: gamma_noise (the seed's: random gamma, Gaussian noise) and physics (unprocess to RAW,
+Methods: gamma_noise (the original project's: random gamma, Gaussian noise) and physics (unprocess to RAW,
 Poisson-Gaussian sensor noise, process back); see dataset/gamma_noise.py and dataset/physics.py.
 --level EV fixes the darkness at EV stops (exposure 2**EV times darker) for either method.
 Writes <output_dir>/<same file names>, synthesis.json (per-image parameters, PSNR/SSIM summary),

@@ -1,9 +1,9 @@
-"""The seed's low-light synthesis: a random gamma darkens, additive Gaussian noise, clipping.
+"""The original project's low-light synthesis: a random gamma darkens, additive Gaussian noise, clipping.
 
 Per image: gamma ~ U(3, 8) (`--gamma`), out = 255 * (x / 255) ** gamma; then Gaussian noise of
-variance ~ U(0.001, 0.01) (`--noise_var`) on the [-1, 1] scale the seed normalised to, i.e. a
+variance ~ U(0.001, 0.01) (`--noise_var`) on the [-1, 1] scale the original project normalised to, i.e. a
 standard deviation of sqrt(var) * 127.5 on the 0..255 scale (4.0 to 12.7 levels); then rounding
-and clipping to uint8. Unlike the seed, the darkened image is not rounded to 8 bits and re-read
+and clipping to uint8. Unlike the original project, the darkened image is not rounded to 8 bits and re-read
 before the noise is added: one pass, no intermediate file.
 
 Darkness levels (`--level EV`, a fixed gamma with its noise): exposure 2**EV times darker is

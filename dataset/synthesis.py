@@ -1,6 +1,6 @@
 """Turn a normal-light image set into a synthetic low-light one, in parallel and resumable.
 
-Methods: `gamma_noise` (the seed's, dataset/gamma_noise.py) and `physics` (unprocess, sensor
+Methods: `gamma_noise` (the original project's, dataset/gamma_noise.py) and `physics` (unprocess, sensor
 noise, process; dataset/physics.py). Every image gets its own random stream derived from the
 seed and its file name, so outputs are byte-identical whatever the number of workers or the
 order. Outputs keep the input's file name and format; finished images are skipped on a re-run;

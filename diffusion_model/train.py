@@ -54,7 +54,7 @@ def build_parser():
     model.add_argument("--schedule", choices=SCHEDULES, default="linear", help="noise schedule")
     model.add_argument("--timesteps", type=positive_int, default=1000, help="diffusion steps")
     model.add_argument("--objective", choices=OBJECTIVES, default="v",
-                       help="what the network predicts: the noise (eps, as the seed) or v "
+                       help="what the network predicts: the noise (eps, as the original project) or v "
                             "(default: it learns faster, measured on the sample set)")
     train = p.add_argument_group("training")
     train.add_argument("--checkpoint_dir", default=DEFAULT_CHECKPOINT_DIR,

@@ -28,7 +28,7 @@ TINY = ["--dim", "8", "--dim_mults", "1,2,4", "--image_size", "16", "--batch_siz
 
 @pytest.fixture
 def subset(tmp_path):
-    """The seed's annotation format naming 8 training pairs."""
+    """The original project's annotation format naming 8 training pairs."""
     path = tmp_path / "subset.json"
     path.write_text(json.dumps({"filename": sorted(os.listdir(TRAIN))[:8]}))
     return str(path)
