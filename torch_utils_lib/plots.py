@@ -78,12 +78,12 @@ def plot_bars(values, png_path, ylabel="AP", title="", intervals=None):
         xs = [g + i * width for g in range(len(groups))]
         heights = [values[g].get(name, 0) for g in groups]
         ax.bar(xs, heights, width, label=name)
-        spans = [(intervals or {}).get(g, {}).get(name) for g in groups]
-        if any(spans):
-            errors = [[h - s[0] if s else 0 for h, s in zip(heights, spans)],
-                      [s[1] - h if s else 0 for h, s in zip(heights, spans)]]
-            ax.errorbar(xs, heights, yerr=errors, fmt="none", ecolor="black", elinewidth=0.8,
-                        capsize=2)
+        spans = [(x, h, (intervals or {}).get(g, {}).get(name)) for x, h, g in zip(xs, heights, groups)]
+        spans = [(x, h, span) for x, h, span in spans if span]
+        if spans:
+            ax.errorbar([x for x, _, _ in spans], [h for _, h, _ in spans], fmt="none", ecolor="black",
+                        yerr=[[h - s[0] for _, h, s in spans], [s[1] - h for _, h, s in spans]],
+                        elinewidth=0.8, capsize=2)
     ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))])
     ax.set_xticklabels(groups, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
