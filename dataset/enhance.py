@@ -16,8 +16,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, UserError, non_negative_float, positive_float, require_dir,
-                                 run_main)
+from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, non_negative_float,
+                                 positive_float, require_dir, run_main)
 
 
 def build_parser():
@@ -40,31 +40,45 @@ def build_parser():
 
 
 def image_names(image_dir, annotation):
-    from torch_utils_lib.image_io import annotation_file_names, list_images
+    """The images to read: the annotation's names (refused when one leaves `image_dir`:
+    absolute or `../`), or every image directly in the folder."""
+    from torch_utils_lib.image_io import annotation_file_names, list_images, safe_image_path
     require_dir(image_dir, "image directory")
     names = annotation_file_names(annotation) if annotation else list_images(image_dir)
     if not names:
         raise UserError(f"{image_dir}: no images found")
+    for name in names:
+        safe_image_path(image_dir, name, annotation or image_dir)
     return names
 
 
 def main():
-    from dataset.enhancement import check_output_dir, enhance_folder, folder_mean_luma
+    # the enhancement modules load OpenCV and numpy: imported here so that --help is instant
+    from dataset.enhancement import enhance_folder, folder_mean_luma
     from torch_utils_lib.atomic_io import atomic_write_json
+    from torch_utils_lib.progress import progress
     from torch_utils_lib.runinfo import write_run_metadata
-    from tqdm import tqdm
     args = build_parser().parse_args()
     names = image_names(args.input_dir, args.annotation)
-    check_output_dir(args.input_dir, args.output_dir)
+    uses_reference = args.method == "gamma" and args.target_luma is None
+    reference_names = (image_names(args.reference_dir, args.reference_annotation)
+                       if uses_reference else [])
+    # every path read, the listed images included, against the one folder written
+    check_outputs_apart({"--input_dir": args.input_dir, "--annotation": args.annotation,
+                         "--reference_dir": args.reference_dir,
+                         "--reference_annotation": args.reference_annotation,
+                         "--annotation entry": [os.path.join(args.input_dir, n) for n in names],
+                         "--reference_annotation entry": [os.path.join(args.reference_dir, n)
+                                                          for n in reference_names]},
+                        {"--output_dir": args.output_dir})
     target = args.target_luma
-    if args.method == "gamma" and target is None:
-        target = folder_mean_luma(args.reference_dir,
-                                  image_names(args.reference_dir, args.reference_annotation))
+    if uses_reference:
+        target = folder_mean_luma(args.reference_dir, reference_names)
     if target is not None and not 0 < target < 255:
         raise UserError(f"--target_luma {target}: must lie between 0 and 255")
-    with tqdm(total=len(names), desc=f"enhance ({args.method})") as progress:
+    with progress(total=len(names), desc=f"enhance ({args.method})") as bar:
         records = enhance_folder(args.input_dir, args.output_dir, names, args.method, target,
-                                 args.clip_limit, progress)
+                                 args.clip_limit, bar)
     atomic_write_json(os.path.join(args.output_dir, "enhancement.json"),
                       {"method": args.method, "target_luma": target, "images": records})
     write_run_metadata(args.output_dir, args)

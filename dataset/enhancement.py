@@ -14,7 +14,7 @@ import os
 import cv2
 import numpy as np
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, check_outputs_apart
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.image_metrics import luma
 
@@ -80,19 +80,11 @@ def folder_mean_luma(image_dir, names):
     return float(np.mean([mean_luma(read_rgb(os.path.join(image_dir, n))) for n in names]))
 
 
-def check_output_dir(input_dir, output_dir):
-    """UserError when writing to `output_dir` would write into `input_dir`."""
-    source, target = os.path.realpath(input_dir), os.path.realpath(output_dir)
-    if os.path.commonpath([source, target]) == source:
-        raise UserError(f"{output_dir}: the output folder is (inside) the input folder; "
-                        f"enhanced images never replace their inputs")
-
-
 def enhance_folder(input_dir, output_dir, names, method, target_luma=None, clip_limit=2.0,
                    progress=None):
     """Enhance `names` (relative paths) of `input_dir` into `output_dir` under the same names,
     each written atomically; returns {name: record}."""
-    check_output_dir(input_dir, output_dir)
+    check_outputs_apart({"input folder": input_dir}, {"output folder": output_dir})
     records = {}
     for name in names:
         rgb = read_rgb(os.path.join(input_dir, name))

@@ -112,6 +112,17 @@ COLLISIONS = {
     "genisp train caches into the RAW folder": (
         "genisp/train.py", ["--raw_dir", "{root}/raw", "--checkpoint_dir", "{out}/genisp",
                             "--cache_dir", "{root}/raw/cache"], "--cache_dir"),
+    "enhance onto its normal-light references": (
+        "dataset/enhance.py", ["--method", "gamma", "--input_dir", "{root}/low", "--reference_dir",
+                               "{root}/normal", "--output_dir", "{root}/normal"], "--output_dir"),
+    "enhance into the annotation folder": (
+        "dataset/enhance.py", ["--method", "clahe", "--input_dir", "{root}/low", "--annotation",
+                               "{root}/annotations/coco.json", "--output_dir", "{root}/annotations"],
+        "--output_dir"),
+    "ExDark conversion inside its images": (
+        "dataset/convert_exdark.py", ["--image_dir", "{root}/normal", "--annotation_dir", "{root}/low",
+                                      "--class_list", "{root}/annotations/coco.json", "--output_dir",
+                                      "{root}/normal/coco"], "--output_dir"),
     "genisp evaluate into the RAW folder": ("genisp/evaluate.py",
                                             ["--raw_dir", "{root}/raw", "--pipelines", "minimal",
                                              "--output_dir", "{root}/raw/eval"], "--output_dir"),
@@ -127,6 +138,29 @@ def test_inputs_are_never_written(inputs, tmp_path, case):
     assert_user_error(result, "inputs are never written", f"choose another {flag}")
     assert tree_digest(inputs) == before
     assert sorted(os.listdir(tmp_path)) == ["link"]  # nothing written elsewhere either
+
+
+@pytest.mark.parametrize("names", ["absolute", "parent"])
+def test_enhancement_refuses_listed_names_outside_its_input(inputs, tmp_path, names):
+    """A list naming images by absolute path or `../` would write the enhanced images onto them."""
+    listed = [str(inputs / "low" / n) if names == "absolute" else f"../low/{n}"
+              for n in sorted(os.listdir(inputs / "normal"))]
+    (tmp_path / "list.json").write_text(json.dumps({"filename": listed}))
+    before = tree_digest(inputs)
+    result = run_script("dataset/enhance.py", "--method", "clahe", "--input_dir",
+                        inputs / ("low" if names == "absolute" else "normal"), "--annotation",
+                        tmp_path / "list.json", "--output_dir", tmp_path / "out")
+    assert_user_error(result, "list.json", "points outside")
+    assert tree_digest(inputs) == before and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--method", "physics", "--level", "1100"], "--level 1100: must lie in [0, 32] stops"),
+    (["--method", "gamma_noise", "--level", "1e308"], "--level 1e308: must lie in [0, 32] stops")])
+def test_darkness_levels_out_of_range_stop_at_parse_time(tmp_path, argv, fragment):
+    result = run_script("dataset/data_preprocessing.py", *argv, "--output_dir", tmp_path / "o")
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("reads, writes, clash", [

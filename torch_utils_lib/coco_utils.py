@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_json import (degenerate_box, has_segmentation, index_coco, load_coco_json,
                                        normalize_coco, sorted_categories)
-from torch_utils_lib.image_io import read_rgb
+from torch_utils_lib.image_io import read_rgb, safe_image_path
 
 
 def segmentation_to_mask(segmentation, height, width):
@@ -33,15 +33,6 @@ def segmentation_to_mask(segmentation, height, width):
         rle = {"size": segmentation["size"],
                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
     return mask_utils.decode(rle)
-
-
-def safe_image_path(image_dir, file_name, annotation_file=""):
-    """Join `file_name` to `image_dir`, refusing names that escape it (absolute or `../`)."""
-    root = os.path.realpath(image_dir)
-    path = os.path.realpath(os.path.join(root, file_name))
-    if os.path.isabs(file_name) or os.path.commonpath([root, path]) != root:
-        raise UserError(f"{annotation_file}: file_name {file_name!r} points outside {image_dir}")
-    return path
 
 
 class CocoDetection(torch.utils.data.Dataset):

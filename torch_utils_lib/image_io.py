@@ -48,6 +48,15 @@ def list_files(directory, extensions, what="image directory"):
     return sorted(names)
 
 
+def safe_image_path(image_dir, file_name, annotation_file=""):
+    """Join `file_name` to `image_dir`, refusing names that escape it (absolute or `../`)."""
+    root = os.path.realpath(image_dir)
+    path = os.path.realpath(os.path.join(root, file_name))
+    if os.path.isabs(file_name) or os.path.commonpath([root, path]) != root:
+        raise UserError(f"{annotation_file}: file_name {file_name!r} points outside {image_dir}")
+    return path
+
+
 def list_images(image_dir):
     """Sorted file names of the images (regular files) directly inside `image_dir`."""
     return list_files(image_dir, IMAGE_EXTENSIONS)
