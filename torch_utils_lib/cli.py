@@ -136,7 +136,8 @@ def check_outputs_apart(reads, writes):
     if clashes:
         w, r, relation = clashes[0]
         (write_flag, write_path), (read_flag, read_path) = written[w], read[r]
-        raise UserError(f"{write_path}: {write_flag} {relation} the input {read_path} "
+        kind = "input folder" if os.path.isdir(r) else "input"
+        raise UserError(f"{write_path}: {write_flag} {relation} the {kind} {read_path} "
                         f"({read_flag}); inputs are never written: choose another {write_flag}")
 
 
