@@ -20,8 +20,8 @@ import argparse
 def build_parser():
     from torch_utils_lib.coco_eval import BACKENDS
     from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-    from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
-                                     positive_int, probability)
+    from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
+                                     non_negative_int, positive_int, probability)
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--normal_light_image_dir", "--normal_light_img_dir", dest="normal_light_image_dir",
                    default=sample_images("val"), help="normal-light images")
@@ -53,7 +53,7 @@ def build_parser():
                    help="smallest score drawn (AP counts every detection)")
     p.add_argument("--batch_size", type=positive_int, default=4)
     p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
-    p.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
+    p.add_argument("--bootstrap", type=bootstrap_resamples, default=1000, metavar="N",
                    help="resamples of the images for 95%% intervals of AP and of the drop (0: off)")
     add_common_args(p)
     return p
