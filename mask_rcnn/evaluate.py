@@ -97,16 +97,17 @@ def main():
                          "--weight_path/--compare": list(models.values())},
                         {"--output_dir": output_dir})
 
-    results = {}
+    results, matches = {}, {}  # the evaluation's own matching, reused by the bootstrap
     results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
         results[name] = {}
+        matches[name] = {} if args.bootstrap > 0 else None
         for annotation in dict.fromkeys(a for _, a in sets.values()):
             results[name].update(evaluate_model_on_sets(
                 model, config, annotation, {s: d for s, (d, a) in sets.items() if a == annotation},
                 dist.device, args.batch_size, args.workers, args.coco_backend, results_dirs[name],
-                amp, category_map))
+                amp, category_map, matches[name]))
         if name == "checkpoint" and args.count > 0 and "low_light" in sets and is_main_process():
             save_comparisons(model, config, args.annotation, sets["normal"][0], sets["low_light"][0],
                              os.path.join(output_dir, "figures"), args.count,
@@ -117,7 +118,7 @@ def main():
     drops = {}
     if args.bootstrap > 0:
         drops = add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs,
-                              args.bootstrap, args.seed)
+                              args.bootstrap, args.seed, matches)
     rows = set_table(results) if args.image_set else drop_table(results, drops=drops)
     table = markdown_table(fold_intervals(rows))
     print(table)

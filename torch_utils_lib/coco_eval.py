@@ -123,13 +123,21 @@ class CocoEvaluator:
             merged.update(part)
         return [r for image_id in sorted(merged) for r in merged[image_id]]
 
-    def summarize(self):
-        """{iou_type: {stat: value}}; computed on the main process and shared with the rest."""
+    def summarize(self, matches=None):
+        """{iou_type: {stat: value}}; computed on the main process and shared with the rest.
+
+        `matches` (a dict, pycocotools backend): the main process puts there
+        {iou_type: coco_bootstrap.ImageMatches} of this very matching, for a bootstrap that
+        then needs no second one.
+        """
         results = {iou_type: self.gathered(iou_type) for iou_type in self.iou_types}
         stats = None
         if is_main_process():
             evaluators = evaluate_images(self.dataset.coco_dict, results, self.backend)
             stats = {iou_type: summarized_stats(e) for iou_type, e in evaluators.items()}
+            if matches is not None and self.backend == "pycocotools":
+                from torch_utils_lib.coco_bootstrap import ImageMatches  # imports this module
+                matches.update({t: ImageMatches(e) for t, e in evaluators.items()})
         return all_gather_object(stats)[0]
 
     def dump(self, prefix):
