@@ -18,7 +18,7 @@ from torch_utils_lib.coco_json import load_coco_json, normalize_coco
 CI_STATS = ("AP", "AP50", "AP75")
 LEVEL = 0.95
 _CHUNK_ELEMENTS = 4_000_000  # resamples x detections of one category per step (bounds memory)
-RESAMPLE_CHUNK = 100  # resamples whose weights are held at once
+RESAMPLE_CHUNK = 500  # resamples whose weights are held at once
 
 
 class ImageMatches:
@@ -91,9 +91,9 @@ class ImageMatches:
         gt = (w_float @ self.gt_counts.T).reshape(R, K, A)  # weighted ground truth
         valid = gt > 0
         precision_sums = np.zeros((R, K, A, T))  # sum over the 101 recall thresholds
-        w32 = weights.astype(np.int32)
+        weights_t = np.ascontiguousarray(weights.T, dtype=np.int32)
         for (k, a), curve in self.curves.items():
-            precision_sums[:, k, a] = curve.precision_sums(w32, gt[:, k, a], self.rec_thrs)
+            precision_sums[:, k, a] = curve.precision_sums(weights_t, gt[:, k, a], self.rec_thrs)
         stats = np.empty((R, len(STAT_NAMES)))
         n_rec = len(self.rec_thrs)
         for column, (a, t) in enumerate([(0, None), (0, self.t50), (0, self.t75), (1, None), (2, None),
@@ -124,44 +124,70 @@ class _Curve:
         keep = counted[:, :end].any(axis=0)  # detections ignored at every IoU add no point
         tp, counted = tp[:, :end][:, keep], counted[:, :end][:, keep]
         self.images = images[:end][keep].astype(np.intp)
-        self.tp_positions = [np.nonzero(tp[t])[0] for t in range(T)]
+        # the true positives of every threshold in one array, threshold after threshold
+        positions = [np.nonzero(tp[t])[0] for t in range(T)]
+        self.T = T
+        self.sizes = np.array([len(p) for p in positions])
+        self.positions = np.concatenate(positions)
+        self.segment_starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.thresholds_of = np.repeat(np.arange(T), self.sizes)
+        starts = np.repeat(self.segment_starts, self.sizes)
+        self.first = self.positions.size and (np.arange(len(self.positions)) == starts)
+        # rank of each segment counted from the last: offsets keep a running maximum in its segment
+        self.offsets = 2.0 * (T - self.thresholds_of)
         missing = [np.nonzero(~counted[t])[0] for t in range(T)]
-        self.missing = [(m, np.searchsorted(m, p, "right")) for m, p in zip(missing, self.tp_positions)]
+        self.missing = np.concatenate(missing).astype(np.intp)
+        missing_starts = np.concatenate([[0], np.cumsum([len(m) for m in missing])])
+        # for each true positive: index (into self.missing, plus one) of the last missing detection
+        # of its threshold before it, 0 when none
+        before = np.concatenate([np.searchsorted(m, p, "right") for m, p in zip(missing, positions)])
+        self.lost_index = np.where(before > 0, missing_starts[self.thresholds_of] + before, 0)
+        self.lost_base = missing_starts[self.thresholds_of]  # lost counts before the threshold's own
+        # the true positives of any threshold, in order: detections are summed between them
+        unique = np.unique(self.positions)
+        self.segment_idx = np.concatenate([[0], unique[:-1] + 1]).astype(np.intp)
+        self.unique_index = np.searchsorted(unique, self.positions)
 
-    def precision_sums(self, weights, gt, rec_thrs):
+    def precision_sums(self, weights_t, gt, rec_thrs):
         """(R, T): COCO's interpolated precision summed over the recall thresholds, per weight
-        vector (int32 rows of `weights`) with weighted ground truth `gt` (R,)."""
-        R, T, nd = len(weights), len(self.tp_positions), len(self.images)
+        vector (the int32 columns of `weights_t`, (images, R)) with weighted ground truth `gt` (R,).
+        Arrays run along detections x resamples, so every cumulative sum adds whole rows."""
+        R, T, nd = weights_t.shape[1], self.T, len(self.images)
         sums = np.zeros((R, T))
-        if nd == 0:
+        if nd == 0 or len(self.positions) == 0:
             return sums
         gt = np.maximum(gt, 1)
         thresholds = np.append(rec_thrs, np.inf)
-        step = max(1, _CHUNK_ELEMENTS // nd)
+        nonempty = self.sizes > 0
+        offsets = self.offsets[:, None]
+        step = max(1, _CHUNK_ELEMENTS // (nd + len(self.positions)))
         for start in range(0, R, step):
-            w = weights[start:start + step]
-            drawn = w[:, self.images]  # (r, nd) weight of each detection's image
-            counted_all = np.cumsum(drawn, axis=1, dtype=np.int64)
-            for t, positions in enumerate(self.tp_positions):
-                if len(positions) == 0:
-                    continue
-                tp_sum = np.cumsum(drawn[:, positions], axis=1, dtype=np.int64).astype(float)
-                counted = counted_all[:, positions]
-                missing, before = self.missing[t]
-                if len(missing):
-                    lost = np.cumsum(drawn[:, missing], axis=1, dtype=np.int64)
-                    lost = np.concatenate([np.zeros((len(w), 1), np.int64), lost], axis=1)
-                    counted = counted - lost[:, before]
-                precision = tp_sum / (counted + np.spacing(1))  # tp / (tp + fp) as accumulate()
-                precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-                recall = tp_sum / gt[start:start + step, None]
-                # thresholds <= recall: searchsorted(rec_thrs, recall, "right") in a few operations
-                reached = np.minimum((recall * (len(thresholds) - 2)).astype(np.intp) + 1,
-                                     len(thresholds) - 1)
-                reached -= thresholds[reached - 1] > recall
-                reached += thresholds[reached] <= recall
-                reached[:, 1:] -= reached[:, :-1].copy()
-                sums[start:start + step, t] = np.einsum("rn,rn->r", reached.astype(float), precision)
+            w = weights_t[:, start:start + step]
+            drawn = w[self.images]  # (nd, r) weight of each detection's image
+            # counted detections up to each true positive: sums between true positives, accumulated
+            counted = np.cumsum(np.add.reduceat(drawn, self.segment_idx, axis=0), axis=0,
+                                dtype=np.int64)[self.unique_index]
+            tp_drawn = drawn[self.positions]
+            tp_sum = np.cumsum(tp_drawn, axis=0, dtype=np.int64)
+            tp_sum -= np.repeat((tp_sum - tp_drawn)[self.segment_starts[nonempty]],
+                                self.sizes[nonempty], axis=0)  # cumulative within each threshold
+            if len(self.missing):
+                lost = np.zeros((len(self.missing) + 1, w.shape[1]), np.int64)
+                lost[1:] = np.cumsum(drawn[self.missing], axis=0)
+                counted -= lost[self.lost_index] - lost[self.lost_base] * (self.lost_index > 0)[:, None]
+            tp_sum = tp_sum.astype(float)
+            precision = tp_sum / (counted + np.spacing(1))  # tp / (tp + fp) as accumulate()
+            # the largest precision at or after each point, within its threshold
+            precision = np.maximum.accumulate((precision + offsets)[::-1], axis=0)[::-1] - offsets
+            recall = tp_sum / gt[None, start:start + step]
+            # thresholds <= recall: searchsorted(rec_thrs, recall, "right") in a few operations
+            reached = np.minimum((recall * (len(thresholds) - 2)).astype(np.intp) + 1,
+                                 len(thresholds) - 1)
+            reached -= thresholds[reached - 1] > recall
+            reached += thresholds[reached] <= recall
+            reached[1:] -= np.where(self.first[1:, None], 0, reached[:-1])
+            sums[start:start + step, nonempty] = np.add.reduceat(
+                reached * precision, self.segment_starts[nonempty], axis=0).T
         return sums
 
 
