@@ -367,9 +367,9 @@ def run_step(name, data, n):
     print(json.dumps({"seconds": seconds, "peak_mb": peak, **info}))
 
 
-def measure(name, data, n):
+def measure(name, data, n, resamples):
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--step", name, "--data", data,
-                          "--size", str(n)], capture_output=True, text=True)
+                          "--size", str(n), "--bootstrap", str(resamples)], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{name} at {n}: {out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -379,12 +379,14 @@ def measure(name, data, n):
 
 def build_parser():
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", type=positive_int, nargs=3, default=[50, 500, 5000],
+    p.add_argument("--sizes", type=positive_int, nargs=3, default=[50, 500, 2500],
                    help="images of the annotation-only steps (parse, dataset, COCOeval, bootstrap)")
     p.add_argument("--image_sizes", type=positive_int, nargs=3, default=[10, 40, 160],
                    help="images of the steps that read or write pixels")
-    p.add_argument("--study_sizes", type=positive_int, nargs=3, default=[50, 250, 1000],
+    p.add_argument("--study_sizes", type=positive_int, nargs=3, default=[50, 200, 500],
                    help="images of the study's bookkeeping (it matches 8 cells)")
+    p.add_argument("--bootstrap", type=positive_int, default=RESAMPLES, metavar="N",
+                   help="resamples of the bootstrap and study steps")
     p.add_argument("--only", nargs="*", choices=list(STEPS), help="run just these steps")
     p.add_argument("--output", default=None, help="JSON of the table (default: runs/bench/bench_scale.json)")
     p.add_argument("--step", choices=list(STEPS), help=argparse_suppress())
@@ -399,7 +401,9 @@ def argparse_suppress():
 
 
 def main():
+    global RESAMPLES
     args = build_parser().parse_args()
+    RESAMPLES = args.bootstrap
     if args.step:
         return run_step(args.step, args.data, args.size)
     from torch_utils_lib.atomic_io import atomic_write_json
@@ -418,7 +422,7 @@ def main():
             sizes = sizes_of[STEPS[name][2]]
             records[name] = {}
             for n in sizes:
-                r = measure(name, data, n)
+                r = measure(name, data, n, args.bootstrap)
                 r["seconds_per_image"] = r["seconds"] / n
                 records[name][n] = r
                 print(f"{name} @ {n}: {r['seconds_per_image']:.4g} s/image, {r['peak_mb']:.0f} MB",
