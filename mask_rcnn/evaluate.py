@@ -60,6 +60,7 @@ def build_parser():
 
 
 def main():
+    args = build_parser().parse_args()  # before torch is imported: --help and errors are instant
     from mask_rcnn.evaluation import (add_intervals, categories_in_coco, drop_table,
                                       evaluate_model_on_sets, parse_image_sets, pretrained_available,
                                       save_comparisons, set_table)
@@ -73,7 +74,6 @@ def main():
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import cleanup_distributed, init_distributed, is_main_process
 
-    args = build_parser().parse_args()
     category_map = load_category_map(args.category_map)
     dist = init_distributed(args.device)
     amp = resolve_amp(args.amp, dist.device)

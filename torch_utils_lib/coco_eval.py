@@ -10,7 +10,6 @@ from pycocotools import mask as mask_utils
 
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.distributed import all_gather_object, is_main_process
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 BACKENDS = ("pycocotools", "faster_coco_eval")
@@ -118,6 +117,9 @@ class CocoEvaluator:
 
     def gathered(self, iou_type):
         """All processes' results for `iou_type` as one list (every process gets it)."""
+        # torch only where results are gathered: the scripts' --help and the bootstrap import this
+        # module (BACKENDS, evaluate_images) without it, which saves 2-3 s of start-up
+        from torch_utils_lib.distributed import all_gather_object
         merged = {}
         for part in all_gather_object(self.results[iou_type]):
             merged.update(part)
@@ -130,6 +132,7 @@ class CocoEvaluator:
         {iou_type: coco_bootstrap.ImageMatches} of this very matching, for a bootstrap that
         then needs no second one.
         """
+        from torch_utils_lib.distributed import all_gather_object, is_main_process  # as gathered()
         results = {iou_type: self.gathered(iou_type) for iou_type in self.iou_types}
         stats = None
         if is_main_process():
@@ -142,6 +145,7 @@ class CocoEvaluator:
 
     def dump(self, prefix):
         """Write `<prefix>_<iou_type>.json` in COCO results format with the original image ids."""
+        from torch_utils_lib.distributed import is_main_process  # as gathered()
         paths = {}
         for iou_type in self.iou_types:
             results = [{**r, "image_id": self.dataset.original_id(r["image_id"])}
