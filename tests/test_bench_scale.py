@@ -19,7 +19,7 @@ def test_bench_scale_table_has_every_step_with_finite_numbers(tmp_path):
     for name, row in report["rows"].items():
         values = [v for v in row.values()]
         assert values and all(math.isfinite(v) for v in values), name
-        assert row["largest s/image"] > 0 and row["largest MB"] > 50, name
+        assert row["largest s/image"] > 0 and row["largest MB"] > 10, name
         if name != "GenISP RAW cache 5472x3648":
             assert row["small n"] < row["middle n"] < row["largest n"] and row["growth"] > 0, name
     raw = report["records"]["GenISP RAW cache 5472x3648"]["1"]
