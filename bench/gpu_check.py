@@ -6,6 +6,10 @@
                    else randomly initialised: the speed and memory are the same), fp32 and AMP
   evaluation       Mask R-CNN inference through engine.predict and DDIM sampling, fp32 and AMP
                    (COCO AP of the bundled sample set too when pycocotools is installed)
+  study step       mask_rcnn/evaluate.py as the study runs it (its own process: Python start,
+                   imports, CUDA initialisation, model load, annotation parse, inference, COCOeval)
+                   on generated images, AMP on and off, on 1 image and on --study_images: the
+                   fixed cost per step and the seconds per image
   genisp batched   batched GenISP against a per-image loop, forward + backward (speed ratio)
   ddp              two processes: one all_reduce and one DistributedDataParallel step (NCCL on
                    CUDA with two or more GPUs, gloo with --device cpu)
@@ -69,6 +73,8 @@ class Sizes:
         self.steps = 1 if smoke else 3  # training steps and inference batches; the fastest reported
         self.repeats = 1 if smoke else 3
         self.coco_images = 2 if smoke else None  # None: the whole sample val set
+        self.study_images = 3 if smoke else 300  # generated 640x480 images of the study-step check
+        self.study_size = (64, 64) if smoke else (800, 1333)  # its detector's min/max size
 
 
 # ---------------------------------------------------------------- helpers
@@ -254,6 +260,57 @@ def coco_ap_rows(detector, device, sizes):
     return rows
 
 
+def check_study_step(device, sizes):
+    """Wall seconds of mask_rcnn/evaluate.py processes on 1 and on N generated images: the fixed
+    cost of one study step (1-image run less one image's compute) and the seconds per image."""
+    try:
+        import pycocotools  # noqa: F401  (evaluate.py needs it)
+    except ImportError:
+        return {"study step (evaluate.py)": {"result": "skipped: pycocotools not installed"}}
+    from bench.bench_scale import make_coco, write_images
+    from torch_utils_lib.checkpoint import save_checkpoint
+    from torch_utils_lib.detection_models import detector_config
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="gpu_check_study_") as folder:
+        gt, _, _ = make_coco(sizes.study_images)
+        names = [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
+        torch.manual_seed(0)
+        model = build_detector("maskrcnn_resnet18_fpn", len(names) + 1, "none",
+                               min_size=sizes.study_size[0], max_size=sizes.study_size[1])
+        checkpoint = os.path.join(folder, "untrained.pth")
+        save_checkpoint(checkpoint, model, detector_config(
+            "maskrcnn_resnet18_fpn", ["__background__"] + names, *sizes.study_size,
+            [None] + [c["id"] for c in sorted(gt["categories"], key=lambda c: c["id"])]))
+        write_images(os.path.join(folder, "images"), sizes.study_images)
+        for count in (1, sizes.study_images):
+            part = {**gt, "images": gt["images"][:count],
+                    "annotations": [a for a in gt["annotations"]
+                                    if a["image_id"] in {i["id"] for i in gt["images"][:count]}]}
+            with open(os.path.join(folder, f"gt_{count}.json"), "w") as f:
+                json.dump(part, f)
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "mask_rcnn", "evaluate.py")
+        for amp in precisions(device):
+            seconds = {}
+            for count in (1, sizes.study_images):
+                command = [sys.executable, script, "--weight_path", checkpoint, "--image_set",
+                           f"gen={os.path.join(folder, 'images')},{os.path.join(folder, f'gt_{count}.json')}",
+                           "--output_dir", os.path.join(folder, f"eval_{count}_{amp}"),
+                           "--pretrained", "none", "--count", "0", "--bootstrap", "0",
+                           "--device", str(device), "--amp" if amp else "--no-amp"]
+                start = time.perf_counter()
+                result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+                seconds[count] = time.perf_counter() - start
+                if result.returncode != 0:
+                    raise RuntimeError(f"evaluate.py on {count} images: {result.stderr[-500:]}")
+            per_image = (seconds[sizes.study_images] - seconds[1]) / max(1, sizes.study_images - 1)
+            rows[f"study step (evaluate.py), {sizes.study_images} images, {'AMP' if amp else 'fp32'}"] = {
+                "s/step": seconds[sizes.study_images],
+                "result": f"fixed cost {seconds[1] - per_image:.1f} s per step, "
+                          f"{per_image:.3f} s/image (1 image: {seconds[1]:.1f} s)"}
+    return rows
+
+
 def check_genisp_batched(device, sizes):
     batch, size = sizes.batched
     r = bench_batched(device, batch, size, sizes.repeats)
@@ -290,7 +347,8 @@ def check_ddp(device, sizes):
 
 
 CHECKS = (("maskrcnn", check_maskrcnn), ("diffusion", check_diffusion), ("genisp", check_genisp),
-          ("evaluation", check_evaluation), ("genisp_batched", check_genisp_batched),
+          ("evaluation", check_evaluation), ("study_step", check_study_step),
+          ("genisp_batched", check_genisp_batched),
           ("ddp", check_ddp))
 
 

@@ -18,16 +18,22 @@ SPLITS = {1: "train", 2: "val", 3: "test"}
 CATEGORIES = [{"id": i, "name": name, "supercategory": "object"} for i, name in enumerate(CLASSES, 1)]
 
 
-def _find(folder, name):
-    """`folder/name`, matching the name case-insensitively (ExDark mixes .jpg and .JPG)."""
+def _find(folder, name, listings=None):
+    """`folder/name`, matching the name case-insensitively (ExDark mixes .jpg and .JPG).
+
+    `listings` ({folder: {lower-case name: name}}) keeps each folder's listing once, so a
+    converter looking up every file of a folder lists it once, not once per file.
+    """
     path = os.path.join(folder, name)
     if os.path.isfile(path):
         return path
-    if os.path.isdir(folder):
-        for entry in os.listdir(folder):
-            if entry.lower() == name.lower():
-                return os.path.join(folder, entry)
-    return None
+    if not os.path.isdir(folder):
+        return None
+    listings = {} if listings is None else listings
+    if folder not in listings:
+        listings[folder] = {entry.lower(): entry for entry in sorted(os.listdir(folder))}
+    entry = listings[folder].get(name.lower())
+    return os.path.join(folder, entry) if entry is not None else None
 
 
 def read_class_list(path):
@@ -79,12 +85,13 @@ def convert(image_dir, annotation_dir, class_list):
     category_id = {c["name"]: c["id"] for c in CATEGORIES}
     sets = {split: {"images": [], "annotations": [], "categories": CATEGORIES}
             for split in SPLITS.values()}
+    listings = {}
     for name, cls, split in read_class_list(class_list):
-        image_path = _find(os.path.join(image_dir, cls), name)
+        image_path = _find(os.path.join(image_dir, cls), name, listings)
         if image_path is None:
             raise UserError(f"{os.path.join(image_dir, cls, name)}: image listed in {class_list} "
                             f"not found")
-        annotation_path = _find(os.path.join(annotation_dir, cls), name + ".txt")
+        annotation_path = _find(os.path.join(annotation_dir, cls), name + ".txt", listings)
         if annotation_path is None:
             raise UserError(f"{os.path.join(annotation_dir, cls, name + '.txt')}: annotation of an "
                             f"image listed in {class_list} not found")

@@ -20,8 +20,8 @@ import argparse
 def build_parser():
     from torch_utils_lib.coco_eval import BACKENDS
     from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-    from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
-                                     positive_int, probability)
+    from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
+                                     non_negative_int, positive_int, probability)
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--normal_light_image_dir", "--normal_light_img_dir", dest="normal_light_image_dir",
                    default=sample_images("val"), help="normal-light images")
@@ -53,13 +53,14 @@ def build_parser():
                    help="smallest score drawn (AP counts every detection)")
     p.add_argument("--batch_size", type=positive_int, default=4)
     p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
-    p.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
+    p.add_argument("--bootstrap", type=bootstrap_resamples, default=1000, metavar="N",
                    help="resamples of the images for 95%% intervals of AP and of the drop (0: off)")
     add_common_args(p)
     return p
 
 
 def main():
+    args = build_parser().parse_args()  # before torch is imported: --help and errors are instant
     from mask_rcnn.evaluation import (add_intervals, categories_in_coco, drop_table,
                                       evaluate_model_on_sets, parse_image_sets, pretrained_available,
                                       save_comparisons, set_table)
@@ -73,7 +74,6 @@ def main():
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import cleanup_distributed, init_distributed, is_main_process
 
-    args = build_parser().parse_args()
     category_map = load_category_map(args.category_map)
     dist = init_distributed(args.device)
     amp = resolve_amp(args.amp, dist.device)
@@ -97,16 +97,17 @@ def main():
                          "--weight_path/--compare": list(models.values())},
                         {"--output_dir": output_dir})
 
-    results = {}
+    results, matches = {}, {}  # the evaluation's own matching, reused by the bootstrap
     results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
         results[name] = {}
+        matches[name] = {} if args.bootstrap > 0 else None
         for annotation in dict.fromkeys(a for _, a in sets.values()):
             results[name].update(evaluate_model_on_sets(
                 model, config, annotation, {s: d for s, (d, a) in sets.items() if a == annotation},
                 dist.device, args.batch_size, args.workers, args.coco_backend, results_dirs[name],
-                amp, category_map))
+                amp, category_map, matches[name]))
         if name == "checkpoint" and args.count > 0 and "low_light" in sets and is_main_process():
             save_comparisons(model, config, args.annotation, sets["normal"][0], sets["low_light"][0],
                              os.path.join(output_dir, "figures"), args.count,
@@ -117,7 +118,7 @@ def main():
     drops = {}
     if args.bootstrap > 0:
         drops = add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs,
-                              args.bootstrap, args.seed)
+                              args.bootstrap, args.seed, matches)
     rows = set_table(results) if args.image_set else drop_table(results, drops=drops)
     table = markdown_table(fold_intervals(rows))
     print(table)

@@ -33,11 +33,13 @@ def dataset_for(config, image_dir, annotation, category_map=None):
 
 
 def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_size=4, workers=0,
-                           backend="pycocotools", results_dir=None, amp=False, category_map=None):
+                           backend="pycocotools", results_dir=None, amp=False, category_map=None,
+                           matches=None):
     """{set name: {iou type: 12 COCO stats}} of one loaded detector on several image folders.
 
     With `results_dir`, each set's detections go to `detections_<set>_<iou type>.json` there
-    (COCO results format, the annotation's own image and category ids).
+    (COCO results format, the annotation's own image and category ids). `matches` (a dict)
+    receives {set name: {iou type: ImageMatches}} of the evaluation's matching (for add_intervals).
     """
     stats = {}
     for name, image_dir in image_dirs.items():
@@ -45,7 +47,8 @@ def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
         prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
         iou_types = ("bbox", "segm") if config["model"].startswith("maskrcnn") else ("bbox",)
-        stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp)
+        set_matches = None if matches is None else matches.setdefault(name, {})
+        stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp, set_matches)
     return stats
 
 
@@ -119,33 +122,42 @@ def set_table(results):
             for model, sets in results.items() for name, stats in sets.items()}
 
 
-def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal", low="low_light"):
+def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal", low="low_light",
+                   matches=None):
     """Bootstrap intervals from dumped detections: ({set: {iou type: {stat, stat_ci}}},
     {iou type: {stat: {delta, ci, share_le_0}}}) for `detection_files` {set: {iou type: path}}.
 
     Every set is resampled with the same image counts, so the normal - low drop is paired.
+    `matches` ({set: {iou type: ImageMatches}} of the evaluation itself) spares matching the
+    dumped detections again where it has every set of an IoU type.
     """
     from torch_utils_lib.coco_bootstrap import (difference_summary, interval_summary, load_detections,
-                                                resampled_stats)
+                                                resampled_stats, resampled_stats_of_matches)
     intervals, drops = {name: {} for name in detection_files}, {}
+    matches = matches or {}
     for iou_type in detection_files[normal]:
-        gt, results = load_detections(annotation, {name: files[iou_type]
-                                                   for name, files in detection_files.items()})
-        full, draws = resampled_stats(gt, results, iou_type, n, seed)
-        for name in results:
+        if all(iou_type in matches.get(name, {}) for name in detection_files):
+            full, draws = resampled_stats_of_matches(
+                {name: matches[name][iou_type] for name in detection_files}, n, seed)
+        else:
+            gt, results = load_detections(annotation, {name: files[iou_type]
+                                                       for name, files in detection_files.items()})
+            full, draws = resampled_stats(gt, results, iou_type, n, seed)
+        for name in detection_files:
             intervals[name][iou_type] = interval_summary(full[name], draws[name], STATS_SHOWN)
-        if low in results:
+        if low in detection_files:
             drops[iou_type] = difference_summary(full[normal], full[low], draws[normal], draws[low],
                                                  STATS_SHOWN)
     return intervals, drops
 
 
-def add_intervals(results, annotations, results_dirs, n=1000, seed=0):
+def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=None):
     """Add `<stat>_ci` to `results` ({model: {set: {iou type: stats}}}) in place from the
     detections evaluate_model_on_sets dumped in `results_dirs[model]`; `annotations` is
     {set: annotation file}. Returns the paired normal - low drops
     {model: {iou type: {<stat>_drop, <stat>_drop_ci, <stat>_drop_share_le_0}}} (sets named
-    "normal" and "low_light" on the same annotation)."""
+    "normal" and "low_light" on the same annotation). `matches` ({model: {set: {iou type:
+    ImageMatches}}}, from evaluate_model_on_sets) reuses the evaluation's matching."""
     drops = {}
     for model_name, sets in results.items():
         intervals = {}
@@ -154,7 +166,8 @@ def add_intervals(results, annotations, results_dirs, n=1000, seed=0):
             files = {name: {t: os.path.join(results_dirs[model_name], f"detections_{name}_{t}.json")
                             for t in sets[name]} for name in group}
             group_intervals, differences = bootstrap_sets(
-                annotation, files, n, seed, normal="normal" if "normal" in group else group[0])
+                annotation, files, n, seed, normal="normal" if "normal" in group else group[0],
+                matches=(matches or {}).get(model_name))
             intervals.update(group_intervals)
             if differences:
                 drops[model_name] = {

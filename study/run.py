@@ -23,8 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, UserError, add_common_args, darkness_level,
-                                 non_negative_int, positive_int, run_main)
+from torch_utils_lib.cli import (ArgumentParser, UserError, add_common_args, bootstrap_resamples,
+                                 darkness_level, non_negative_int, positive_int, run_main)
 from torch_utils_lib.paths import RUNS_DIR
 
 
@@ -68,7 +68,7 @@ def build_parser():
                           choices=("gamma_noise", "physics"),
                           help="syntheses made at each level (default: every --methods on user "
                                "data; physics only on the sample set, to keep the demo short)")
-    darkness.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
+    darkness.add_argument("--bootstrap", type=bootstrap_resamples, default=1000, metavar="N",
                           help="bootstrap resamples of the images for the 95%% intervals and the "
                                "paired differences against none (0: no intervals)")
     scale = p.add_argument_group("scale")

@@ -32,6 +32,8 @@ def test_smoke_run_on_cpu_exercises_every_check(tmp_path):
                 "GenISP batched vs per-image loop, 2x32x48", "DDP (GLOO), 2 processes"]
     assert all(name in rows for name in expected), list(rows)
     assert rows["DDP (GLOO), 2 processes"]["result"].startswith("all_reduce 1+2=3")
+    study = rows["study step (evaluate.py), 3 images, fp32"]
+    assert study["s/step"] > 1 and study["result"].startswith("fixed cost ")
     loss = float(rows["diffusion UNet train step, fp32"]["result"].split()[1])
     assert 0.1 < loss < 10  # an MSE of unit-variance noise
     assert "| check | status | s/step | peak MiB | result |" in result.stdout

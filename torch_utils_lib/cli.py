@@ -215,6 +215,13 @@ darkness_level = _checked("darkness_level", float, lambda v: 0 <= v <= MAX_DARKN
                           f"any signal)", "a darkness level in stops, in [0, 32]")
 
 
+MAX_BOOTSTRAP = 100_000  # each set keeps (N, 12) float64 draws: 9.6 MB per set at this bound
+bootstrap_resamples = _checked(
+    "bootstrap_resamples", int, lambda v: 0 <= v <= MAX_BOOTSTRAP,
+    f"must be between 0 and {MAX_BOOTSTRAP} (the draws are held per set; a 95% interval's "
+    f"percentiles are steady to 0.001 AP long before)", f"a resample count in [0, {MAX_BOOTSTRAP}]")
+
+
 def int_at_least(low):
     """argparse type: an integer >= `low`."""
     return _checked(f"int_at_least_{low}", int, lambda v: v >= low, f"must be at least {low}",

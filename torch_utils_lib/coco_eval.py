@@ -10,7 +10,6 @@ from pycocotools import mask as mask_utils
 
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.distributed import all_gather_object, is_main_process
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 BACKENDS = ("pycocotools", "faster_coco_eval")
@@ -118,22 +117,35 @@ class CocoEvaluator:
 
     def gathered(self, iou_type):
         """All processes' results for `iou_type` as one list (every process gets it)."""
+        # torch only where results are gathered: the scripts' --help and the bootstrap import this
+        # module (BACKENDS, evaluate_images) without it, which saves 2-3 s of start-up
+        from torch_utils_lib.distributed import all_gather_object
         merged = {}
         for part in all_gather_object(self.results[iou_type]):
             merged.update(part)
         return [r for image_id in sorted(merged) for r in merged[image_id]]
 
-    def summarize(self):
-        """{iou_type: {stat: value}}; computed on the main process and shared with the rest."""
+    def summarize(self, matches=None):
+        """{iou_type: {stat: value}}; computed on the main process and shared with the rest.
+
+        `matches` (a dict, pycocotools backend): the main process puts there
+        {iou_type: coco_bootstrap.ImageMatches} of this very matching, for a bootstrap that
+        then needs no second one.
+        """
+        from torch_utils_lib.distributed import all_gather_object, is_main_process  # as gathered()
         results = {iou_type: self.gathered(iou_type) for iou_type in self.iou_types}
         stats = None
         if is_main_process():
             evaluators = evaluate_images(self.dataset.coco_dict, results, self.backend)
             stats = {iou_type: summarized_stats(e) for iou_type, e in evaluators.items()}
+            if matches is not None and self.backend == "pycocotools":
+                from torch_utils_lib.coco_bootstrap import ImageMatches  # imports this module
+                matches.update({t: ImageMatches(e) for t, e in evaluators.items()})
         return all_gather_object(stats)[0]
 
     def dump(self, prefix):
         """Write `<prefix>_<iou_type>.json` in COCO results format with the original image ids."""
+        from torch_utils_lib.distributed import is_main_process  # as gathered()
         paths = {}
         for iou_type in self.iou_types:
             results = [{**r, "image_id": self.dataset.original_id(r["image_id"])}

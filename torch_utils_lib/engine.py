@@ -119,13 +119,14 @@ def keep_labels(outputs, labels):
 
 
 def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
-             results_path=None, amp=False):
+             results_path=None, amp=False, matches=None):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 
     Only detections of labels the dataset's label map knows are scored (and dumped, with the
     dataset's own category ids). Under torchrun each process predicts its shard; results are
     gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
-    format per IoU type.
+    format per IoU type. `matches` (a dict) receives the matching's ImageMatches per IoU type
+    (CocoEvaluator.summarize) for a bootstrap.
     """
     from torch_utils_lib.coco_eval import CocoEvaluator  # pycocotools: only where AP is computed
     dataset = data_loader.dataset
@@ -134,7 +135,7 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     labels = set(dataset.label_map.values())
     for targets, outputs in predict(model, data_loader, device, amp):
         evaluator.update(targets, keep_labels(outputs, labels))
-    stats = evaluator.summarize()
+    stats = evaluator.summarize(matches)
     if results_path:
         evaluator.dump(results_path)
     return stats

@@ -4,7 +4,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.coco_bootstrap import (ImageMatches, bootstrap_stats, bootstrap_weights,
-                                            format_interval, paired_difference)
+                                            format_interval, paired_difference, resampled_stats)
 from torch_utils_lib.coco_eval import STAT_NAMES, coco_stats
 
 SIZE = 128
@@ -143,3 +143,21 @@ def test_bootstrap_is_seeded_and_counts_every_image_once_on_average():
     assert np.array_equal(w, bootstrap_weights(7, n=2000, seed=4))
     assert abs(w.mean() - 1) < 0.02
     assert format_interval(0.4123, [0.38789, 0.4371]) == "0.412 [0.388, 0.437]"
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_streamed_resamples_equal_one_chunk_of_all(sample, iou_type):
+    gt, results = sample
+    worse = [{**r, "bbox": [r["bbox"][0] + 2, *r["bbox"][1:]]} for r in results]
+    sets = {"a": as_type(results, iou_type), "b": as_type(worse, iou_type)}
+    full, draws = resampled_stats(gt, sets, iou_type, n=60, seed=2, chunk=60)
+    matches = ImageMatches.from_coco(gt, sets["a"], iou_type)
+    weights = bootstrap_weights(len(gt["images"]), 60, seed=2)
+    assert np.array_equal(draws["a"], matches.stats(weights))  # one call with every resample
+    assert np.array_equal(weights[25:40], bootstrap_weights(len(gt["images"]), 15, seed=2, start=25))
+    for chunk in (1, 7, 59, 1000):
+        full_c, draws_c = resampled_stats(gt, sets, iou_type, n=60, seed=2, chunk=chunk)
+        for name in sets:
+            assert np.abs(draws_c[name] - draws[name]).max() <= 1e-12, (chunk, name)
+            assert np.array_equal(full_c[name], full[name])
+    assert draws["a"].shape == (60, len(STAT_NAMES)) and np.std(draws["a"][:, 0]) > 0
