@@ -14,6 +14,14 @@ def run_script(script, *args, cwd=REPO, timeout=900, env=None):
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def make_sample_set(out, train, val, size):
+    """A small dataset/make_sample.py set in `out` (asserting it was made); returns `out`."""
+    made = run_script("dataset/make_sample.py", "--output_dir", out, "--train", train, "--val", val,
+                      "--size", size)
+    assert made.returncode == 0, made.stderr[-2000:]
+    return out
+
+
 def assert_user_error(result, *fragments):
     """A user error: non-zero exit, one `error:` line naming the problem, no traceback."""
     assert result.returncode != 0

@@ -3,16 +3,13 @@ import json
 
 import pytest
 
-from tests.helpers import EXDARK_NAMES, assert_user_error, make_exdark_style_set, run_script
+from tests.helpers import (EXDARK_NAMES, assert_user_error, make_exdark_style_set, make_sample_set,
+                           run_script)
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sample")
-    made = run_script("dataset/make_sample.py", "--output_dir", out, "--train", 1, "--val", 4,
-                      "--size", 64)
-    assert made.returncode == 0, made.stderr[-2000:]
-    return out
+    return make_sample_set(tmp_path_factory.mktemp("sample"), train=1, val=4, size=64)
 
 
 def test_convert_exdark_writes_coco_per_split_with_boxes_and_sizes(sample, tmp_path):

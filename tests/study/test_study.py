@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from tests.helpers import assert_user_error, make_exdark_style_set, make_lis_style_set, run_script
+from tests.helpers import (assert_user_error, make_exdark_style_set, make_lis_style_set,
+                           make_sample_set, run_script)
 from torch_utils_lib.coco_bootstrap import format_interval
 
 SYNTHETIC = ("gamma_noise", "physics")
@@ -54,10 +55,7 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     from study.remedies import REMEDIES, Remedy
     from study.run import build_parser, check_args
 
-    data = tmp_path / "data"
-    made = run_script("dataset/make_sample.py", "--output_dir", data, "--train", 8, "--val", 5,
-                      "--size", 64)
-    assert made.returncode == 0, made.stderr[-2000:]
+    data = make_sample_set(tmp_path / "data", train=8, val=5, size=64)
     lis = make_lis_style_set(str(data), "val", str(tmp_path / "lis"))
     exdark_images, exdark_txt, class_list = make_exdark_style_set(str(data), "val", str(tmp_path / "exdark"))
     converted = run_script("dataset/convert_exdark.py", "--image_dir", exdark_images, "--annotation_dir",
@@ -249,10 +247,7 @@ def test_report_marks_differences_whose_interval_includes_zero():
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
     """A 4+3-image sample set: (folder, train annotation, val annotation)."""
-    data = tmp_path_factory.mktemp("tiny")
-    made = run_script("dataset/make_sample.py", "--output_dir", data, "--train", 4, "--val", 3,
-                      "--size", 32)
-    assert made.returncode == 0, made.stderr[-2000:]
+    data = make_sample_set(tmp_path_factory.mktemp("tiny"), train=4, val=3, size=32)
     return data, data / "annotations" / "instances_train.json", data / "annotations" / "instances_val.json"
 
 
