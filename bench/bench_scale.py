@@ -289,15 +289,15 @@ def study_bookkeeping(data, n, work):
     differences of every cell (statistics.add_intervals), darkness curves, the table, the figure.
     Two rows (none, gamma) on the normal set and two physics levels."""
     from study.statistics import add_intervals, darkness_curves
-    from study.test_sets import TestSet
+    from study.test_sets import LEVEL, TestSet
     from torch_utils_lib.coco_bootstrap import fold_intervals
     from torch_utils_lib.plots import plot_darkness_curves
     from torch_utils_lib.tables import markdown_table
     folder = os.path.join(data, str(n))
     annotation = os.path.join(folder, "instances.json")
     test_sets = [TestSet("normal", folder, annotation, low_light=False),
-                 TestSet("physics_ev2", folder, annotation, method="physics", severity=2.0),
-                 TestSet("physics_ev5", folder, annotation, method="physics", severity=5.0)]
+                 TestSet("physics_ev2", folder, annotation, method="physics", role=LEVEL, severity=2.0),
+                 TestSet("physics_ev5", folder, annotation, method="physics", role=LEVEL, severity=5.0)]
     rows = {}
     for row, det in (("none", "a"), ("gamma", "b")):
         rows[row] = {t.name: {"detections": {i: os.path.join(folder, f"detections_{det}_{i}.json")

@@ -27,6 +27,10 @@ class TestSet:
     role: str = COLUMN  # COLUMN: a column of the main table; LEVEL: a point of a darkness curve
     severity: float | None = None  # the darkness level in EV of a LEVEL set
 
+    def __post_init__(self):
+        if (self.role == LEVEL) != (self.severity is not None):
+            raise ValueError(f"test set {self.name}: a {LEVEL} set has a severity, a {COLUMN} none")
+
     @property
     def annotation_file(self):
         """The annotation given, or a RAW folder's own annotations.json (the RAW scripts' default)."""

@@ -210,10 +210,18 @@ def bootstrap_weights(n_images, n=1000, seed=0, start=0):
 
 
 def percentile_interval(values, level=LEVEL):
-    """[low, high] percentile interval of bootstrap values (along the first axis)."""
+    """[low, high] percentile interval of bootstrap values (along the first axis).
+
+    The bounds are widened outwards to a multiple of ROUNDING: resampled stats are sums taken
+    in another order than pycocotools' own, so a bound that equals the point estimate (every
+    resample scoring the same) would otherwise miss it by a rounding error."""
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(np.asarray(values, dtype=float), [tail, 100 - tail], axis=0)
+    low, high = np.floor(low / ROUNDING) * ROUNDING, np.ceil(high / ROUNDING) * ROUNDING
     return [float(low), float(high)] if np.ndim(low) == 0 else [low, high]
+
+
+ROUNDING = 1e-12
 
 
 def resampled_stats_of_matches(matches_by_set, n=1000, seed=0, chunk=RESAMPLE_CHUNK):

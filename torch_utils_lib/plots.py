@@ -82,7 +82,9 @@ def plot_bars(values, png_path, ylabel="AP", title="", intervals=None):
         spans = [(x, h, span) for x, h, span in spans if span]
         if spans:
             ax.errorbar([x for x, _, _ in spans], [h for _, h, _ in spans], fmt="none", ecolor="black",
-                        yerr=[[h - s[0] for _, h, s in spans], [s[1] - h for _, h, s in spans]],
+                        # a percentile interval can miss its point estimate on a few images
+                        yerr=[[max(0, h - s[0]) for _, h, s in spans],
+                              [max(0, s[1] - h) for _, h, s in spans]],
                         elinewidth=0.8, capsize=2)
     ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))])
     ax.set_xticklabels(groups, rotation=20, ha="right")
