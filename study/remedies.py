@@ -59,10 +59,10 @@ class Remedy:
     logs: tuple = ()  # (title, path parts under the study folder) of train_log.jsonl files
     examples: Callable | None = None  # examples(study, test_set) -> {file name: drawn image}
 
-    def applies(self, test_set, raw_scored=True):
-        """Whether it is scored on `test_set` (RAW sets: when the study has a RAW scorer)."""
+    def applies(self, test_set):
+        """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""
         if test_set.kind == RAW:
-            return raw_scored and self.raw_pipeline is not None
+            return self.raw_pipeline is not None
         return self.rgb and (test_set.low_light or not self.low_light_only)
 
     @property
