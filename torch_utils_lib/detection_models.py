@@ -290,6 +290,17 @@ def load_detector_weights(model, state, path):
     return model
 
 
+def keep_labels(outputs, labels):
+    """Drop detections of labels outside `labels` (a COCO detector sees 80 classes, a dataset
+    annotates a few: the rest have no category id in it)."""
+    allowed = torch.tensor(sorted(labels), dtype=torch.int64)
+    kept = []
+    for output in outputs:
+        mask = torch.isin(output["labels"], allowed)
+        kept.append({k: v[mask] for k, v in output.items()})
+    return kept
+
+
 def detections_to_cpu(output):
     """A detector's output dict on the CPU, floating-point values as float32 (AMP gives half)."""
     return {k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in output.items()}
