@@ -24,7 +24,7 @@ PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
 
 def build_parser():
     from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
-    from torch_utils_lib.coco_eval import BACKENDS
+    from torch_utils_lib.flag_choices import COCO_BACKENDS
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--annotation", default=None,
@@ -47,7 +47,7 @@ def build_parser():
                         help="cache of pre-processed RAW arrays ('none' to decode every time)")
     parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_eval"),
                         help="results.json/.md, ap.png and the detections of each pipeline")
-    parser.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    parser.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS)
     add_common_args(parser, seed=False)
     return parser
 

@@ -16,7 +16,7 @@ import argparse
 from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
                                  non_negative_float, non_negative_int, positive_float,
                                  positive_int, run_main)
-from torch_utils_lib.coco_eval import BACKENDS
+from torch_utils_lib.flag_choices import AUGMENTATIONS, COCO_BACKENDS, DETECTOR_NAMES
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 
 
@@ -55,7 +55,7 @@ def build_parser():
     p.add_argument("--val_annotation", default=sample_annotation("val"))
     p.add_argument("--eval_every", type=non_negative_int, default=5,
                    help="validate every N epochs (0: never)")
-    p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    p.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS)
     add_common_args(p)
     return p
 

@@ -18,6 +18,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torch_utils_lib.checkpoint import is_plain_state_dict, read_state
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.devices import autocast
+from torch_utils_lib.flag_choices import DETECTOR_NAMES, LIGHT_DETECTORS, TORCHVISION_DETECTOR_NAMES
 from torch_utils_lib.transforms import to_tensor
 
 _D = torchvision.models.detection
@@ -37,8 +38,7 @@ TORCHVISION_DETECTORS = {
     "retinanet_resnet50_fpn_v2": (_D.retinanet_resnet50_fpn_v2, _D.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1,
                                   torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
 }
-LIGHT_DETECTORS = ("maskrcnn_resnet18_fpn",)
-DETECTOR_NAMES = LIGHT_DETECTORS + tuple(TORCHVISION_DETECTORS)
+assert tuple(TORCHVISION_DETECTORS) == TORCHVISION_DETECTOR_NAMES  # the --help's names
 COCO_CATEGORY_NAMES = list(_D.MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
 DEFAULT_SIZES = {"maskrcnn_resnet18_fpn": (128, 512)}  # torchvision's 800/1333 otherwise
 
