@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from torch_utils_lib.atomic_io import read_json
 from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.coco_json import subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
@@ -160,13 +161,11 @@ def _identity(args, with_genisp, detector_spec, weights):
 
 def _finished(path, settings):
     """The saved detections of a pipeline run with the same settings, or None."""
-    import json
     if not os.path.isfile(path):
         return None
     try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
+        saved = read_json(path, "detections")
+    except UserError:  # unreadable: run the pipeline again
         return None
     return saved["results"] if saved.get("settings") == settings else None
 

@@ -54,7 +54,7 @@ def load_pretrained_state(weights, name, flag="--weights"):
     if not os.path.isfile(path):
         raise UserError(
             f"{path}: pretrained weights for {name} are not in the torch hub cache; on a machine "
-            f"with internet run `python torch_utils_lib/download_weights.py {name}` and copy the "
+            f"with internet run `python mask_rcnn/download_weights.py {name}` and copy the "
             f"file there, pass {flag} /path/to/{os.path.basename(path)}, or use {flag} none")
     return torch.load(path, map_location="cpu", weights_only=True)
 
