@@ -59,7 +59,7 @@ def bench_sampling(args, device):
     from diffusion_model.data import read_pair, resolve_names
     from diffusion_model.preview import center_crop
     from diffusion_model.restore import restore_batch
-    from diffusion_model.trainer import load_diffusion
+    from diffusion_model.training import load_diffusion
     from torch_utils_lib.image_metrics import psnr, summarize
 
     weight_path = args.weight_path

@@ -3,6 +3,8 @@ import copy
 
 import torch
 
+from torch_utils_lib.hooks import Hook
+
 
 class EMA:
     """Shadow copy of a model, updated as shadow = d * shadow + (1 - d) * weights after each step.
@@ -34,3 +36,16 @@ class EMA:
     def load_state_dict(self, state):
         self.decay, self.num_updates = state["decay"], state["num_updates"]
         self.shadow.load_state_dict(state["shadow"])
+
+
+class EMAUpdate(Hook):
+    """engine.fit hook: update `ema` from `model` after every step; checkpoints carry it."""
+
+    def __init__(self, ema, model):
+        self.ema, self.model = ema, model
+
+    def after_step(self):
+        self.ema.update(self.model)
+
+    def checkpoint_state(self):
+        return {"ema": self.ema}

@@ -21,7 +21,7 @@ DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
 
 def build_parser():
     from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
-    from torch_utils_lib.coco_eval import BACKENDS
+    from torch_utils_lib.flag_choices import COCO_BACKENDS
     p = ArgumentParser(description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--restored_image_dir", default=DEFAULT_RESTORED,
@@ -41,7 +41,7 @@ def build_parser():
     p.add_argument("--coco_annotation", default=sample_annotation("val"),
                    help="COCO instance annotations of these images, for the AP table")
     p.add_argument("--batch_size", type=positive_int, default=4, help="Mask R-CNN batch size")
-    p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS,
+    p.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS,
                    help="COCO AP implementation of the two-stage table")
     add_common_args(p, seed=False)
     return p

@@ -59,7 +59,7 @@ def main(argv=None):
 
     from diffusion_model.data import resolve_names
     from diffusion_model.restore import restore_directory
-    from diffusion_model.trainer import load_diffusion
+    from diffusion_model.training import load_diffusion
     from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.devices import resolve_amp, seed_everything
     from torch_utils_lib.distributed import init_distributed

@@ -85,7 +85,7 @@ def check_args(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     check_args(args)
-    from diffusion_model.trainer import train
+    from diffusion_model.training import train  # imports torch: --help stays fast without it
     train(args)
 
 

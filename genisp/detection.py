@@ -3,8 +3,8 @@ from genisp.data import RawCocoDetection, make_loader, unscale_outputs
 from genisp.model import GenISP
 from torch_utils_lib.checkpoint import load_checkpoint
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.detection_models import load_detector
-from torch_utils_lib.engine import keep_labels, predict
+from torch_utils_lib.detection_models import keep_labels, load_detector
+from torch_utils_lib.engine import predict
 
 GENISP_CONFIG_NAME = "genisp"
 

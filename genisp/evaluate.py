@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from torch_utils_lib.atomic_io import read_json
 from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.coco_json import subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
@@ -24,7 +25,7 @@ PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
 
 def build_parser():
     from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
-    from torch_utils_lib.coco_eval import BACKENDS
+    from torch_utils_lib.flag_choices import COCO_BACKENDS
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--annotation", default=None,
@@ -47,7 +48,7 @@ def build_parser():
                         help="cache of pre-processed RAW arrays ('none' to decode every time)")
     parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_eval"),
                         help="results.json/.md, ap.png and the detections of each pipeline")
-    parser.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    parser.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS)
     add_common_args(parser, seed=False)
     return parser
 
@@ -160,13 +161,11 @@ def _identity(args, with_genisp, detector_spec, weights):
 
 def _finished(path, settings):
     """The saved detections of a pipeline run with the same settings, or None."""
-    import json
     if not os.path.isfile(path):
         return None
     try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
+        saved = read_json(path, "detections")
+    except UserError:  # unreadable: run the pipeline again
         return None
     return saved["results"] if saved.get("settings") == settings else None
 

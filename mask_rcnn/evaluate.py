@@ -18,7 +18,7 @@ import argparse
 
 
 def build_parser():
-    from torch_utils_lib.coco_eval import BACKENDS
+    from torch_utils_lib.flag_choices import COCO_BACKENDS
     from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
     from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
                                      non_negative_int, positive_int, probability)
@@ -52,7 +52,7 @@ def build_parser():
     p.add_argument("--score_threshold", type=probability, default=0.5,
                    help="smallest score drawn (AP counts every detection)")
     p.add_argument("--batch_size", type=positive_int, default=4)
-    p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    p.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS)
     p.add_argument("--bootstrap", type=bootstrap_resamples, default=1000, metavar="N",
                    help="resamples of the images for 95%% intervals of AP and of the drop (0: off)")
     add_common_args(p)

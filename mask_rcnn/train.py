@@ -13,15 +13,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from mask_rcnn.training import train
 from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
                                  non_negative_float, non_negative_int, positive_float,
                                  positive_int, run_main)
-from torch_utils_lib.coco_eval import BACKENDS
-from torch_utils_lib.detection_models import DETECTOR_NAMES
+from torch_utils_lib.flag_choices import AUGMENTATIONS, COCO_BACKENDS, DETECTOR_NAMES
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
-from torch_utils_lib.transforms import AUGMENTATIONS
-from torch_utils_lib.distributed import cleanup_distributed
 
 
 def build_parser():
@@ -59,17 +55,15 @@ def build_parser():
     p.add_argument("--val_annotation", default=sample_annotation("val"))
     p.add_argument("--eval_every", type=non_negative_int, default=5,
                    help="validate every N epochs (0: never)")
-    p.add_argument("--coco_backend", default="pycocotools", choices=BACKENDS)
+    p.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS)
     add_common_args(p)
     return p
 
 
 def main():
     args = build_parser().parse_args()
-    try:
-        stats = train(args)
-    finally:
-        cleanup_distributed()
+    from mask_rcnn.training import train  # imports torch: --help stays fast without it
+    stats = train(args)
     if stats:
         print("val " + ", ".join(f"{t} AP={s['AP']:.3f} AP50={s['AP50']:.3f}" for t, s in stats.items()))
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from study.test_sets import RAW
-from torch_utils_lib.atomic_io import atomic_link_or_copy, remove_stale_temporaries
-from torch_utils_lib.cli import non_negative_int, read_json, positive_float, positive_int, probability
+from torch_utils_lib.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
+from torch_utils_lib.cli import non_negative_int, positive_float, positive_int, probability
 from torch_utils_lib.image_io import annotation_file_names
 
 

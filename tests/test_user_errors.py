@@ -341,6 +341,7 @@ def test_images_holding_nan_are_not_written(tmp_path):
 
 def _regression_fit(checkpoint_dir, epochs, start_epoch=0, model=None, on_epoch_end=None):
     from torch_utils_lib.engine import fit
+    from torch_utils_lib.hooks import Hook
     g = torch.Generator().manual_seed(0)
     x = torch.randn(16, 3, generator=g)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
@@ -348,14 +349,20 @@ def _regression_fit(checkpoint_dir, epochs, start_epoch=0, model=None, on_epoch_
     model = model or torch.nn.Linear(3, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     loss = lambda m, batch, device: {"mse": torch.nn.functional.mse_loss(m(batch[0]), batch[1])}
+    hooks = []
+    if on_epoch_end is not None:
+        class AtEpochEnd(Hook):
+            def after_epoch(self, epoch, record):
+                return on_epoch_end(epoch)
+        hooks.append(AtEpochEnd())
     return fit(model, optimizer, None, loader, torch.device("cpu"), epochs=epochs,
                checkpoint_dir=str(checkpoint_dir), config={"model": "linear"}, start_epoch=start_epoch,
-               loss_fn=loss, on_epoch_end=on_epoch_end)
+               loss_fn=loss, hooks=hooks)
 
 
 def test_killed_run_leaves_no_temporary_and_no_repeated_log_lines(tmp_path):
     """SIGKILL during the first last.pth: a stale temporary and a log of epoch 0, no checkpoint."""
-    from torch_utils_lib.runinfo import read_jsonl
+    from torch_utils_lib.atomic_io import read_jsonl
     run = tmp_path / "run"
     run.mkdir()
     stale = run / ".last.pth.4194999.0.tmp"  # above Linux's default pid_max: no such process

@@ -1,6 +1,7 @@
-"""Atomic file writes: a temporary file beside the target, then a rename (no torch import).
+"""Atomic file writes (a temporary file beside the target, then a rename) and JSON files.
 
-Readers never see half a file, and an interrupted write leaves the old file in place.
+Readers never see half a file, and an interrupted write leaves the old file in place. JSON and
+JSON-lines files are read and written here only. No torch import.
 """
 import itertools
 import json
@@ -9,7 +10,7 @@ import re
 import shutil
 import tempfile
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, require_file
 
 
 def _current_umask():
@@ -101,6 +102,11 @@ def atomic_write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(obj, indent=2, default=str) + "\n").encode())
 
 
+def atomic_write_json_lines(path, records):
+    """Write `records` as a JSON-lines file (one JSON object per line) atomically."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
 def atomic_write_text(path, text):
     """Write a text file atomically."""
     atomic_write_bytes(path, text.encode())
@@ -127,3 +133,21 @@ def atomic_link_or_copy(source, path):
         if isinstance(e, OSError):
             raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
+
+
+def read_json(path, what="JSON file"):
+    """The parsed JSON file at `path`; a UserError naming it if it is missing or not JSON."""
+    require_file(path, what)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read {what} ({e})") from None
+
+
+def read_jsonl(path):
+    """Records of a JSON-lines log."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -6,7 +6,8 @@ name (case-insensitive), else the detector class its built-in synonym names (VOC
 of COCO's classes), else nothing; `--category_map FILE` (JSON {dataset name: detector name})
 overrides and extends the synonyms. Torch-free.
 """
-from torch_utils_lib.cli import UserError, read_json
+from torch_utils_lib.atomic_io import read_json
+from torch_utils_lib.cli import UserError
 
 # VOC, ExDark and LIS spellings of COCO class names (lower case); names equal to COCO's up to case
 # (ExDark's Bicycle, Cup, Car...) need no entry.

@@ -11,8 +11,10 @@ import random
 import numpy as np
 import torch
 
+from torch_utils_lib.atomic_io import (atomic_write_bytes, atomic_write_json_lines, read_jsonl,
+                                      remove_stale_temporaries)
 from torch_utils_lib.cli import RESUME_LAST, UserError
-from torch_utils_lib.atomic_io import atomic_write_bytes
+from torch_utils_lib.distributed import is_main_process
 
 
 def capture_rng_state():
@@ -116,17 +118,11 @@ def resume_training(state, model, optimizer=None, scheduler=None, scaler=None, e
     target.load_state_dict(state["model"])
     for key, obj in (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler),
                      ("ema", ema)):
-        if obj is not None and key in state:
+        if obj is not None and state.get(key):  # a disabled GradScaler saves {}: nothing to restore
             obj.load_state_dict(state[key])
     if "rng" in state:
         restore_rng_state(state["rng"])
     return (state.get("epoch") or 0) + 1
-
-
-def latest_checkpoint(checkpoint_dir, name="last.pth"):
-    """Path of the resumable checkpoint in `checkpoint_dir`, or None."""
-    path = os.path.join(checkpoint_dir, name)
-    return path if os.path.isfile(path) else None
 
 
 def checkpoint_to_resume(resume, checkpoint_dir, announce=True):
@@ -149,3 +145,20 @@ def checkpoint_to_resume(resume, checkpoint_dir, announce=True):
     if path is not None and announce:
         print(f"--resume: no checkpoint at {path}; starting a new run")
     return None
+
+
+def prepare_checkpoint_dir(checkpoint_dir, start_epoch, log_name="train_log.jsonl"):
+    """Ready `checkpoint_dir` for a run starting at `start_epoch`; returns the log's path.
+
+    Removes temporaries left by a run killed while writing a checkpoint, and keeps in the log
+    only the steps of epochs before `start_epoch` (those the checkpoint holds; none for a fresh
+    run), so the log holds each epoch once however often the run was interrupted.
+    """
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    log_path = os.path.join(checkpoint_dir, log_name)
+    if is_main_process():
+        remove_stale_temporaries(checkpoint_dir)
+        if os.path.isfile(log_path):
+            kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
+            atomic_write_json_lines(log_path, kept)
+    return log_path

@@ -1,7 +1,6 @@
 """Command-line plumbing: user errors end in one line and a non-zero exit, never a traceback."""
 import argparse
 import errno
-import json
 import math
 import os
 import sys
@@ -81,18 +80,6 @@ def require_file(path, what="file"):
     if not os.path.isfile(path):
         raise UserError(f"{path}: {what} not found")
     return path
-
-
-def read_json(path, what="JSON file"):
-    """The parsed JSON file at `path`; a UserError naming it if it is missing or not JSON."""
-    require_file(path, what)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read {what} ({e})") from None
 
 
 def require_dir(path, what="directory"):

@@ -11,7 +11,7 @@ images draws the weights as multinomial counts (images resampled with replacemen
 """
 import numpy as np
 
-from torch_utils_lib.cli import read_json
+from torch_utils_lib.atomic_io import read_json
 from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
 from torch_utils_lib.coco_json import load_coco_json, normalize_coco
 

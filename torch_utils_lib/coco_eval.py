@@ -10,9 +10,9 @@ from pycocotools import mask as mask_utils
 
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.flag_choices import COCO_BACKENDS
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-BACKENDS = ("pycocotools", "faster_coco_eval")
 
 
 def detections_to_coco(image_id, output, category_of_label, iou_type, mask_threshold=0.5):
@@ -45,7 +45,7 @@ def _backend_modules(backend):
             raise UserError("--coco_backend faster_coco_eval: package not installed "
                             "(pip install faster-coco-eval)") from None
         return COCO, COCOeval_faster
-    raise UserError(f"--coco_backend {backend}: choose one of {', '.join(BACKENDS)}")
+    raise UserError(f"--coco_backend {backend}: choose one of {', '.join(COCO_BACKENDS)}")
 
 
 def _ground_truth(COCO, gt_dict):
@@ -118,7 +118,7 @@ class CocoEvaluator:
     def gathered(self, iou_type):
         """All processes' results for `iou_type` as one list (every process gets it)."""
         # torch only where results are gathered: the scripts' --help and the bootstrap import this
-        # module (BACKENDS, evaluate_images) without it, which saves 2-3 s of start-up
+        # module (evaluate_images) without it, which saves 2-3 s of start-up
         from torch_utils_lib.distributed import all_gather_object
         merged = {}
         for part in all_gather_object(self.results[iou_type]):

@@ -6,7 +6,8 @@ problem with a file is a UserError `<file>: <problem>` naming the entry at fault
 import math
 import os
 
-from torch_utils_lib.cli import UserError, read_json, require_file
+from torch_utils_lib.atomic_io import read_json
+from torch_utils_lib.cli import UserError, require_file
 
 _CACHE = {}  # (realpath, inode, size, mtime_ns) -> validated dict
 

@@ -18,6 +18,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torch_utils_lib.checkpoint import is_plain_state_dict, read_state
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.devices import autocast
+from torch_utils_lib.flag_choices import DETECTOR_NAMES, LIGHT_DETECTORS, TORCHVISION_DETECTOR_NAMES
 from torch_utils_lib.transforms import to_tensor
 
 _D = torchvision.models.detection
@@ -37,8 +38,7 @@ TORCHVISION_DETECTORS = {
     "retinanet_resnet50_fpn_v2": (_D.retinanet_resnet50_fpn_v2, _D.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1,
                                   torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
 }
-LIGHT_DETECTORS = ("maskrcnn_resnet18_fpn",)
-DETECTOR_NAMES = LIGHT_DETECTORS + tuple(TORCHVISION_DETECTORS)
+assert tuple(TORCHVISION_DETECTORS) == TORCHVISION_DETECTOR_NAMES  # the --help's names
 COCO_CATEGORY_NAMES = list(_D.MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
 DEFAULT_SIZES = {"maskrcnn_resnet18_fpn": (128, 512)}  # torchvision's 800/1333 otherwise
 
@@ -54,7 +54,7 @@ def load_pretrained_state(weights, name, flag="--weights"):
     if not os.path.isfile(path):
         raise UserError(
             f"{path}: pretrained weights for {name} are not in the torch hub cache; on a machine "
-            f"with internet run `python torch_utils_lib/download_weights.py {name}` and copy the "
+            f"with internet run `python mask_rcnn/download_weights.py {name}` and copy the "
             f"file there, pass {flag} /path/to/{os.path.basename(path)}, or use {flag} none")
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -288,6 +288,17 @@ def load_detector_weights(model, state, path):
                         f"{_class_count(model.state_dict())} classes "
                         f"({str(e).strip().splitlines()[-1].strip()[:160]})") from None
     return model
+
+
+def keep_labels(outputs, labels):
+    """Drop detections of labels outside `labels` (a COCO detector sees 80 classes, a dataset
+    annotates a few: the rest have no category id in it)."""
+    allowed = torch.tensor(sorted(labels), dtype=torch.int64)
+    kept = []
+    for output in outputs:
+        mask = torch.isin(output["labels"], allowed)
+        kept.append({k: v[mask] for k, v in output.items()})
+    return kept
 
 
 def detections_to_cpu(output):

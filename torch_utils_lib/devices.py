@@ -1,4 +1,4 @@
-"""Seeding, the default device, AMP's default, and the flags every training/eval script shares."""
+"""Seeding, the default device, AMP's default and autocast (the shared flags are in cli)."""
 import contextlib
 import random
 

@@ -1,5 +1,4 @@
 """Training and evaluation loops shared by Mask R-CNN, the diffusion restorer and GenISP."""
-import json
 import math
 import os
 import sys
@@ -7,16 +6,15 @@ import time
 
 import torch
 
-from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text, remove_stale_temporaries
-from torch_utils_lib.checkpoint import save_checkpoint
+from torch_utils_lib.atomic_io import atomic_write_json, read_json
+from torch_utils_lib.checkpoint import prepare_checkpoint_dir, save_checkpoint
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.data import set_loader_epoch
-from torch_utils_lib.detection_models import detections_to_cpu
+from torch_utils_lib.detection_models import detections_to_cpu, keep_labels
 from torch_utils_lib.devices import autocast
 from torch_utils_lib.distributed import is_main_process, reduce_mean
 from torch_utils_lib.metric_logger import MetricLogger
 from torch_utils_lib.plots import plot_loss_curves
-from torch_utils_lib.runinfo import read_jsonl
 
 
 class NonFiniteLossError(UserError):
@@ -61,7 +59,7 @@ def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=det
     The learning rate ramps linearly from 1/1000 to its value over the first `warmup_iters`
     iterations of epoch 0. A non-finite loss stops training with NonFiniteLossError before the
     optimizer step, so the weights stay finite. `after_step()` runs after every optimizer step
-    (EMA updates).
+    (the hooks' EMA updates).
     """
     model.train()
     warmup = None
@@ -107,17 +105,6 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
     logger.close()
 
 
-def keep_labels(outputs, labels):
-    """Drop detections of labels outside `labels` (a COCO detector sees 80 classes, a dataset
-    annotates a few: the rest have no category id in it)."""
-    allowed = torch.tensor(sorted(labels), dtype=torch.int64)
-    kept = []
-    for output in outputs:
-        mask = torch.isin(output["labels"], allowed)
-        kept.append({k: v[mask] for k, v in output.items()})
-    return kept
-
-
 def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
              results_path=None, amp=False, matches=None):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
@@ -155,59 +142,63 @@ PLOT_INTERVAL_S = 60
 
 def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint_dir, config,
         start_epoch=0, loss_fn=detection_losses, scaler=None, amp=False, warmup_iters=0,
-        max_grad_norm=None, checkpoint_every=0, on_epoch_end=None, after_step=None, ema=None,
-        saved_model=None):
+        max_grad_norm=None, saved_model=None, hooks=()):
     """Train from `start_epoch` to `epochs`, checkpointing after every epoch.
 
-    `checkpoint_dir/last.pth` is rewritten atomically after each epoch (what --resume reads);
-    `epoch_N.pth` is kept every `checkpoint_every` epochs. Checkpoints hold `saved_model`'s
-    weights (default: `model`; GenISP saves itself without the frozen detector it trains through). `on_epoch_end(epoch)` may return a
-    dict of metrics (validation AP, sample figures) that is logged with the epoch's losses.
+    `checkpoint_dir/last.pth` is rewritten atomically after each epoch (what --resume reads). It
+    holds `saved_model`'s weights (default: `model`; GenISP saves itself without the frozen
+    detector it trains through) and the state of the objects the hooks name. Everything else a
+    trainer does at the epoch's end (validation, previews, epoch_N.pth, EMA updates) is a hook
+    (torch_utils_lib.hooks); metrics an `after_epoch` returns are logged with the epoch's losses.
     Losses go to `train_log.jsonl`; the loss-curve PNG is redrawn at the end and at most once
     every PLOT_INTERVAL_S seconds before (drawing it costs ~1 s, more than a short epoch).
     Returns the list of per-epoch records.
     """
     log_path = prepare_checkpoint_dir(checkpoint_dir, start_epoch)
     history_path = os.path.join(checkpoint_dir, "history.json")
+    last_path = os.path.join(checkpoint_dir, "last.pth")
     history = []
     if start_epoch > 0 and os.path.isfile(history_path):
-        with open(history_path) as f:
-            history = [h for h in json.load(f) if h["epoch"] < start_epoch]
+        history = [h for h in read_json(history_path, "training history") if h["epoch"] < start_epoch]
     if start_epoch >= epochs and is_main_process():
-        print(f"{os.path.join(checkpoint_dir, 'last.pth')}: already trained for {start_epoch} "
-              f"epochs (raise --epochs to go on)")
+        print(f"{last_path}: already trained for {start_epoch} epochs (raise --epochs to go on)")
     saved_model = model if saved_model is None else saved_model
+    hook_state = {k: v for hook in hooks for k, v in hook.checkpoint_state().items()}
     last_plot = time.monotonic()
 
     def save_last(epoch):
-        state = dict(optimizer=optimizer, scheduler=scheduler, scaler=scaler, epoch=epoch, ema=ema)
-        save_checkpoint(os.path.join(checkpoint_dir, "last.pth"), saved_model, config, **state)
-        return state
+        save_checkpoint(last_path, saved_model, config, optimizer=optimizer, scheduler=scheduler,
+                        scaler=scaler, epoch=epoch, **hook_state)
 
+    def after_step():
+        for hook in hooks:
+            hook.after_step()
+
+    for hook in hooks:
+        hook.before_train(start_epoch)
     for epoch in range(start_epoch, epochs):
         set_loader_epoch(train_loader, epoch)
         losses = train_one_epoch(model, optimizer, train_loader, device, epoch, loss_fn=loss_fn,
                                  scaler=scaler, amp=amp, warmup_iters=warmup_iters,
-                                 max_grad_norm=max_grad_norm,
-                                 log_path=log_path, after_step=after_step,
+                                 max_grad_norm=max_grad_norm, log_path=log_path,
+                                 after_step=after_step if hooks else None,
                                  desc=f"epoch {epoch + 1}/{epochs}")
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
         record = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in losses.items()}}
-        if on_epoch_end is not None:
-            try:
-                record.update(on_epoch_end(epoch) or {})
-            except BaseException:  # validation or a preview failed: keep the finished epoch
-                if is_main_process():
-                    save_last(epoch)
-                raise
+        try:
+            for hook in hooks:
+                record.update(hook.after_epoch(epoch, record) or {})
+        except BaseException:  # validation or a preview failed: keep the finished epoch
+            if is_main_process():
+                save_last(epoch)
+            raise
         history.append(record)
         if is_main_process():
-            state = save_last(epoch)
-            if checkpoint_every and (epoch + 1) % checkpoint_every == 0:
-                save_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1}.pth"), saved_model,
-                                config, **state)
+            save_last(epoch)
+            for hook in hooks:
+                hook.after_checkpoint(epoch, last_path)
             atomic_write_json(history_path, history)
             if epoch + 1 == epochs or time.monotonic() - last_plot > PLOT_INTERVAL_S:
                 plot_path = os.path.join(checkpoint_dir, "loss_curve.png")
@@ -219,25 +210,6 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
         if is_main_process():
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in record.items() if not isinstance(v, dict)))
+    for hook in hooks:
+        hook.after_train(history)
     return history
-
-
-def prepare_checkpoint_dir(checkpoint_dir, start_epoch, log_name="train_log.jsonl"):
-    """Ready `checkpoint_dir` for a run starting at `start_epoch`; returns the log's path.
-
-    Removes temporaries left by a run killed while writing a checkpoint, and keeps in the log
-    only the steps of epochs before `start_epoch` (those the checkpoint holds; none for a fresh
-    run), so the log holds each epoch once however often the run was interrupted.
-    """
-    os.makedirs(checkpoint_dir, exist_ok=True)
-    log_path = os.path.join(checkpoint_dir, log_name)
-    if is_main_process():
-        remove_stale_temporaries(checkpoint_dir)
-        if os.path.isfile(log_path):
-            kept = [r for r in read_jsonl(log_path) if r.get("epoch", 0) < start_epoch]
-            atomic_write_json_lines(log_path, kept)
-    return log_path
-
-
-def atomic_write_json_lines(path, records):
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from torch_utils_lib.atomic_io import atomic_write_bytes
-from torch_utils_lib.cli import UserError, read_json
+from torch_utils_lib.atomic_io import atomic_write_bytes, read_json
+from torch_utils_lib.cli import UserError
 from torch_utils_lib.coco_json import validate_coco
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

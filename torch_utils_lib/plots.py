@@ -2,8 +2,7 @@
 import io
 import os
 
-from torch_utils_lib.atomic_io import atomic_write_bytes
-from torch_utils_lib.runinfo import read_jsonl
+from torch_utils_lib.atomic_io import atomic_write_bytes, read_jsonl
 
 
 def _pyplot():

@@ -4,7 +4,6 @@ No torch import here: versions are read from package metadata.
 """
 import datetime
 import hashlib
-import json
 import os
 import platform
 import socket
@@ -17,12 +16,6 @@ from torch_utils_lib.paths import REPO_ROOT
 
 _PACKAGES = ("torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pycocotools",
              "faster-coco-eval", "rawpy", "tifffile")
-
-
-def read_jsonl(path):
-    """Records of a JSON-lines log."""
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def file_digest(path, chunk=1 << 20):

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch_utils_lib.flag_choices import AUGMENTATIONS
 from torch_utils_lib.image_io import require_finite
 
 
@@ -93,11 +94,6 @@ def quarter_turn(image, target=None):
         if "masks" in target:
             target["masks"] = torch.rot90(target["masks"], 1, (-2, -1))
     return image, target
-
-
-AUGMENTATIONS = {"hflip": "random horizontal flip (torchvision's detection recipe)",
-                 "dihedral": "random flip and quarter turn (data with no up, e.g. the sample shapes)",
-                 "none": "no augmentation"}
 
 
 def training_augmentation(name):

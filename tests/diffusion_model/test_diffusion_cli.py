@@ -14,12 +14,12 @@ from diffusion_model.data import PairedImageDataset, resolve_names
 from torch_utils_lib.image_io import annotation_file_names
 from diffusion_model.ema import EMA
 from diffusion_model.model import ConditionalDiffusion, UNet
-from diffusion_model.trainer import load_diffusion
+from diffusion_model.training import load_diffusion
 from torch_utils_lib.checkpoint import load_checkpoint, save_checkpoint
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
-from torch_utils_lib.runinfo import read_jsonl
+from torch_utils_lib.atomic_io import read_jsonl
 
 TRAIN, LOW_TRAIN = sample_images("train"), sample_low_light("train", "gamma_noise")
 TINY = ["--dim", "8", "--dim_mults", "1,2,4", "--image_size", "16", "--batch_size", "4",

@@ -179,7 +179,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     require_sample_raw()
     import torch
 
-    from torch_utils_lib.runinfo import read_jsonl
+    from torch_utils_lib.atomic_io import read_jsonl
     detector = tiny_detector(tmp_path / "detector.pth")
     subset = tmp_path / "subset.json"
     coco = json.loads(open(os.path.join(sample_raw("train"), "annotations.json")).read())

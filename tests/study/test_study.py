@@ -23,7 +23,8 @@ def gain_remedy():
 
     from study.remedies import Flag, Remedy
     from torch_utils_lib.atomic_io import atomic_write_json
-    from torch_utils_lib.cli import positive_float, read_json
+    from torch_utils_lib.cli import positive_float
+    from torch_utils_lib.atomic_io import read_json
     from torch_utils_lib.image_io import annotation_file_names, read_rgb, write_image
 
     def weights(study):

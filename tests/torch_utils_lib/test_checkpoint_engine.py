@@ -82,7 +82,7 @@ def test_warmup_ramps_the_learning_rate_linearly(tmp_path):
     log = tmp_path / "log.jsonl"
     train_one_epoch(model, opt, regression_loader(), torch.device("cpu"), 0, loss_fn=mse,
                     warmup_iters=4, log_path=str(log))
-    from torch_utils_lib.runinfo import read_jsonl
+    from torch_utils_lib.atomic_io import read_jsonl
     lrs = [r["lr"] for r in read_jsonl(str(log))]
     assert lrs[:5] == pytest.approx([0.25075, 0.5005, 0.75025, 1.0, 1.0])
 
