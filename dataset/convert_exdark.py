@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import ArgumentParser, UserError, require_dir, require_file, run_main
+from torch_utils_lib.cli import (ArgumentParser, check_outputs_apart, require_dir, require_file,
+                                 run_main)
 
 
 def build_parser():
@@ -32,9 +33,8 @@ def main():
     require_dir(args.image_dir, "image directory")
     require_dir(args.annotation_dir, "annotation directory")
     require_file(args.class_list, "class list")
-    for given in (args.image_dir, args.annotation_dir):
-        if os.path.realpath(args.output_dir) == os.path.realpath(given):
-            raise UserError(f"{args.output_dir}: the output folder must not be an input folder")
+    check_outputs_apart({"--image_dir": args.image_dir, "--annotation_dir": args.annotation_dir,
+                         "--class_list": args.class_list}, {"--output_dir": args.output_dir})
     sets = convert(args.image_dir, args.annotation_dir, args.class_list)
     for split, coco in sets.items():
         path = os.path.join(args.output_dir, f"instances_{split}.json")

@@ -40,9 +40,15 @@ def build_parser():
 
 
 def image_names(image_dir, annotation):
+    """Names of the images to read: those `annotation` lists (relative to `image_dir`, never
+    leaving it), or every image directly in `image_dir`."""
+    from torch_utils_lib.cli import safe_join
     from torch_utils_lib.image_io import annotation_file_names, list_images
     require_dir(image_dir, "image directory")
     names = annotation_file_names(annotation) if annotation else list_images(image_dir)
+    if annotation:
+        for name in names:
+            safe_join(image_dir, name, annotation)
     if not names:
         raise UserError(f"{image_dir}: no images found")
     return names
@@ -55,11 +61,18 @@ def main():
     from tqdm import tqdm
     args = build_parser().parse_args()
     names = image_names(args.input_dir, args.annotation)
-    check_output_dir(args.input_dir, args.output_dir)
     target = args.target_luma
-    if args.method == "gamma" and target is None:
-        target = folder_mean_luma(args.reference_dir,
-                                  image_names(args.reference_dir, args.reference_annotation))
+    measure = args.method == "gamma" and target is None
+    reference_names = (image_names(args.reference_dir, args.reference_annotation) if measure
+                       else [])
+    # the reference set is guarded even when it is not measured: it is a normal-light set
+    check_output_dir(args.input_dir, args.output_dir, names, reads={
+        "--annotation": args.annotation, "--reference_dir": args.reference_dir,
+        "--reference_annotation": args.reference_annotation,
+        "--reference_dir (a --reference_annotation entry)":
+            [os.path.join(args.reference_dir, n) for n in reference_names]})
+    if measure:
+        target = folder_mean_luma(args.reference_dir, reference_names)
     if target is not None and not 0 < target < 255:
         raise UserError(f"--target_luma {target}: must lie between 0 and 255")
     with tqdm(total=len(names), desc=f"enhance ({args.method})") as progress:

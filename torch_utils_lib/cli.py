@@ -111,6 +111,22 @@ def _self_and_parents(path):
         path = parent
 
 
+def safe_join(folder, name, list_file=""):
+    """`folder/name` for a file name read from a list (`list_file`: a COCO json, a name list).
+
+    Listed names are relative to their folder, as COCO's are: an absolute name, or one whose
+    `..` leads outside `folder` (after resolving symlinks), is refused, so that a list can
+    neither make a script read outside the folder nor write outside its output folder.
+    """
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(root, name))
+    leaves = os.path.normpath(name).split(os.sep)[0] == os.pardir  # also out of an output folder
+    if os.path.isabs(name) or leaves or os.path.commonpath([root, path]) != root:
+        raise UserError(f"{list_file}: file_name {name!r} points outside {folder} (listed names "
+                        f"must be relative to it, without '..'): fix the list")
+    return path
+
+
 def check_outputs_apart(reads, writes):
     """Refuse, before anything is written, to write where an input is.
 
@@ -136,7 +152,8 @@ def check_outputs_apart(reads, writes):
     if clashes:
         w, r, relation = clashes[0]
         (write_flag, write_path), (read_flag, read_path) = written[w], read[r]
-        raise UserError(f"{write_path}: {write_flag} {relation} the input {read_path} "
+        kind = "folder" if os.path.isdir(r) else "file"
+        raise UserError(f"{write_path}: {write_flag} {relation} the input {kind} {read_path} "
                         f"({read_flag}); inputs are never written: choose another {write_flag}")
 
 

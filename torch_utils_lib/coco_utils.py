@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, safe_join
 from torch_utils_lib.coco_json import (degenerate_box, has_segmentation, index_coco, load_coco_json,
                                        normalize_coco, sorted_categories)
 from torch_utils_lib.image_io import read_rgb
@@ -37,11 +37,7 @@ def segmentation_to_mask(segmentation, height, width):
 
 def safe_image_path(image_dir, file_name, annotation_file=""):
     """Join `file_name` to `image_dir`, refusing names that escape it (absolute or `../`)."""
-    root = os.path.realpath(image_dir)
-    path = os.path.realpath(os.path.join(root, file_name))
-    if os.path.isabs(file_name) or os.path.commonpath([root, path]) != root:
-        raise UserError(f"{annotation_file}: file_name {file_name!r} points outside {image_dir}")
-    return path
+    return safe_join(image_dir, file_name, annotation_file)
 
 
 class CocoDetection(torch.utils.data.Dataset):
