@@ -51,6 +51,21 @@ def _close_progress_bars():
             pass
 
 
+_END_OF_RUN = []  # callbacks run_main calls when main() ends (summaries such as warning counts)
+
+
+def at_end_of_run(callback):
+    """Have run_main call `callback()` once when main() ends, before an error line if any, so
+    that a script's summary warnings never follow its `error:` line."""
+    if callback not in _END_OF_RUN:
+        _END_OF_RUN.append(callback)
+
+
+def _end_of_run():
+    while _END_OF_RUN:
+        _END_OF_RUN.pop(0)()
+
+
 def run_main(main):
     """Run a script's `main()`; turn UserError into `error: ...` on stderr and exit code 2.
 
@@ -59,14 +74,17 @@ def run_main(main):
     """
     try:
         code = main()
+        _end_of_run()
     except UserError as e:
         _close_progress_bars()
+        _end_of_run()
         print(f"error: {user_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:
         if e.errno not in _USER_OS_ERRORS or (e.filename is None and e.errno not in _DISK_ERRORS):
             raise
         _close_progress_bars()
+        _end_of_run()
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
