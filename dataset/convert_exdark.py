@@ -3,6 +3,8 @@
 Example (ExDark as downloaded: images in ExDark/<Class>/, annotations in ExDark_Annno/<Class>/):
   python dataset/convert_exdark.py --image_dir ExDark/ExDark --annotation_dir ExDark/ExDark_Annno \\
       --class_list ExDark/imageclasslist.txt --output_dir ExDark/coco
+Every problem of the dataset is listed before anything is written; boxes dropped or clipped
+(as the detector's loader would) are counted and listed in conversion.json.
 Then e.g. the study's real test set: --real_test exdark=ExDark/ExDark,ExDark/coco/instances_test.json
 """
 import os
@@ -12,7 +14,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import ArgumentParser, check_outputs_apart, require_dir, require_file, run_main
+from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, require_dir,
+                                 require_file, run_main)
+
+
+REPORT_FILE = "conversion.json"  # the boxes and lines the conversion changed
 
 
 def build_parser():
@@ -25,7 +31,7 @@ def build_parser():
 
 
 def main():
-    from dataset.exdark import convert
+    from dataset.exdark import Report, convert
     from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.runinfo import write_run_metadata
     args = build_parser().parse_args()
@@ -34,11 +40,26 @@ def main():
     require_file(args.class_list, "class list")
     check_outputs_apart({"--image_dir": args.image_dir, "--annotation_dir": args.annotation_dir,
                          "--class_list": args.class_list}, {"--output_dir": args.output_dir})
-    sets = convert(args.image_dir, args.annotation_dir, args.class_list)
+    report = Report()
+    try:
+        sets = convert(args.image_dir, args.annotation_dir, args.class_list, report)
+    except UserError:
+        if len(report.problems) > 1:  # every problem, so that one pass fixes the dataset
+            for problem in report.problems:
+                print(f"problem: {problem}", file=sys.stderr)
+        raise
+    for changed, what in ((report.dropped, "boxes dropped (NaN/inf, zero or negative size, or "
+                                           "outside the image)"),
+                          (report.clipped, "boxes clipped to the image (partly outside it)"),
+                          (report.repeated, "repeated lines of the class list, kept once")):
+        if changed:
+            print(f"warning: {len(changed)} {what}, e.g. {changed[0]}; all in "
+                  f"{os.path.join(args.output_dir, REPORT_FILE)}", file=sys.stderr)
     for split, coco in sets.items():
         path = os.path.join(args.output_dir, f"instances_{split}.json")
         atomic_write_json(path, coco)
         print(f"{path}: {len(coco['images'])} images, {len(coco['annotations'])} boxes")
+    atomic_write_json(os.path.join(args.output_dir, REPORT_FILE), report.as_dict())
     write_run_metadata(args.output_dir, args)
 
 

@@ -20,7 +20,7 @@ import argparse
 
 from dataset.gamma_noise import GAMMA_RANGE, NOISE_VAR_RANGE
 from dataset.physics import RATIO_RANGE
-from dataset.synthesis import (METHODS, METRICS, print_summary, run_synthesis,
+from dataset.synthesis import (METHODS, METRICS, check_level, print_summary, run_synthesis,
                                settings_from_args, write_preview)
 from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, darkness_level,
                                  non_negative_float, positive_float, positive_int, run_main)
@@ -46,7 +46,8 @@ def build_parser():
                    help="physics: darkening ratio of the RAW signal ~ U(LOW, HIGH)")
     p.add_argument("--level", type=darkness_level, default=None, metavar="EV",
                    help="a fixed darkness level in stops, exposure 2**EV times darker: physics "
-                        "--ratio 2**EV; gamma_noise gamma 1 + EV with its noise (dataset/gamma_noise.py)")
+                        "--ratio 2**EV; gamma_noise gamma 1 + EV with its noise (dataset/gamma_noise.py); "
+                        "at most 13.81 (physics) or 20.01 (gamma_noise), where only noise is left")
     p.add_argument("--save_raw", action="store_true",
                    help="physics: also write the noisy RAW as <output_dir>/raw/<stem>.dng")
     p.add_argument("--seed", type=int, default=0, help="random seed (with the file name, fixes "
@@ -88,6 +89,8 @@ def synthesize(args, input_dir, output_dir, annotation, run_json):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.level is not None:
+        check_level(args.method, args.level)
     if args.save_raw and args.method != "physics":
         raise UserError("--save_raw: only the physics method makes RAW data (add --method physics)")
     if args.level is not None and (args.ratio != list(RATIO_RANGE) or args.gamma != list(GAMMA_RANGE)

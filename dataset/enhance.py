@@ -40,15 +40,17 @@ def build_parser():
 
 
 def image_names(image_dir, annotation):
-    """The images to read: the annotation's names (refused when one leaves `image_dir`:
-    absolute or `../`), or every image directly in the folder."""
-    from torch_utils_lib.image_io import annotation_file_names, list_images, safe_image_path
+    """Names of the images to read: those `annotation` lists (relative to `image_dir`, never
+    leaving it), or every image directly in `image_dir`."""
+    from torch_utils_lib.cli import safe_join
+    from torch_utils_lib.image_io import annotation_file_names, list_images
     require_dir(image_dir, "image directory")
     names = annotation_file_names(annotation) if annotation else list_images(image_dir)
+    if annotation:
+        for name in names:
+            safe_join(image_dir, name, annotation)
     if not names:
         raise UserError(f"{image_dir}: no images found")
-    for name in names:
-        safe_image_path(image_dir, name, annotation or image_dir)
     return names
 
 

@@ -80,11 +80,22 @@ def folder_mean_luma(image_dir, names):
     return float(np.mean([mean_luma(read_rgb(os.path.join(image_dir, n))) for n in names]))
 
 
+def check_output_dir(input_dir, output_dir, names, reads=None):
+    """UserError (cli.check_outputs_apart) when an enhanced image would be written where an
+    input is: the folders and each listed image, in and out. `reads`: further {flag: path}
+    read (the reference set)."""
+    check_outputs_apart(
+        {"--input_dir": input_dir, "--input_dir (an --annotation entry)":
+            [os.path.join(input_dir, n) for n in names], **(reads or {})},
+        {"--output_dir": output_dir, "--output_dir (with an --annotation entry)":
+            [os.path.join(output_dir, n) for n in names]})
+
+
 def enhance_folder(input_dir, output_dir, names, method, target_luma=None, clip_limit=2.0,
                    progress=None):
     """Enhance `names` (relative paths) of `input_dir` into `output_dir` under the same names,
     each written atomically; returns {name: record}."""
-    check_outputs_apart({"input folder": input_dir}, {"output folder": output_dir})
+    check_output_dir(input_dir, output_dir, names)
     records = {}
     for name in names:
         rgb = read_rgb(os.path.join(input_dir, name))

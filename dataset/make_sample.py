@@ -14,7 +14,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, UserError, int_at_least, positive_int, run_main
+from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, int_at_least,
+                                 positive_int, run_main)
 from torch_utils_lib.image_io import write_image
 from torch_utils_lib.paths import SAMPLE_DIR
 
@@ -27,14 +28,19 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycl
 MIN_VISIBLE_PIXELS = 40
 
 
-def load_photos():
-    """The background photographs as RGB uint8 arrays."""
+def photo_folder():
+    """scikit-image's data folder, which holds the background photographs."""
     try:
         import skimage
     except ImportError:
         raise UserError("scikit-image is not installed: run `make demo` or "
                         "`pip install -r requirements.txt`") from None
-    folder = os.path.join(os.path.dirname(skimage.__file__), "data")
+    return os.path.join(os.path.dirname(skimage.__file__), "data")
+
+
+def load_photos():
+    """The background photographs as RGB uint8 arrays."""
+    folder = photo_folder()
     photos = []
     for name in PHOTOS:
         image = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
@@ -123,6 +129,9 @@ def build_split(output_dir, split, count, size, seed, max_objects, photos):
 
 def make_sample(output_dir=SAMPLE_DIR, train=64, val=32, size=128, seed=0, max_objects=4):
     """Build the sample set in `output_dir`; returns the annotation paths."""
+    check_outputs_apart({"scikit-image's photographs": [os.path.join(photo_folder(), name)
+                                                        for name in PHOTOS]},
+                        {"--output_dir": output_dir})
     photos = load_photos()
     paths = {}
     for split, count in (("train", train), ("val", val)):

@@ -14,16 +14,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 import re
-import shutil
-import tempfile
 
 import numpy as np
 
-from torch_utils_lib.cli import ArgumentParser, UserError, check_outputs_apart, positive_int, require_dir, run_main
+from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, positive_int, require_dir,
+                                 run_main, safe_join)
 from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.progress import progress
-from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
 from torch_utils_lib.runinfo import write_run_metadata
 
 
@@ -77,28 +76,30 @@ def select_images(dataset, num_images=None, image_ids=None, size=None, seed=0,
     return sorted(chosen, key=lambda i: i["id"])
 
 
-def copy_images(images, image_dir, target_dir):
-    """Copy the files of `images` atomically, skipping those already there with the same size."""
-    sources = [os.path.join(image_dir, i["file_name"]) for i in images]
+def copy_images(images, image_dir, target_dir, annotation=""):
+    """Copy the files of `images` atomically, skipping those already there with the same size.
+
+    File names are relative to `image_dir` (cli.safe_join); copies lie directly in
+    `target_dir`, so two images may not share a base name.
+    """
+    sources = [safe_join(image_dir, i["file_name"], annotation) for i in images]
     missing = [s for s in sources if not os.path.isfile(s)]
     if missing:
         raise UserError(f"{missing[0]}: image listed in the annotation not found"
                         + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    os.makedirs(target_dir, exist_ok=True)
+    first = {}
+    for image in images:
+        base = os.path.basename(image["file_name"])
+        if first.setdefault(base, image["file_name"]) != image["file_name"]:
+            raise UserError(f"{annotation}: {first[base]!r} and {image['file_name']!r} would both "
+                            f"be copied as images/{base}: pass --no_copy or choose other images")
     copied = 0
     for source in progress(sources, desc="copy", unit="img"):
         target = os.path.join(target_dir, os.path.basename(source))
         if os.path.isfile(target) and os.path.getsize(target) == os.path.getsize(source):
             continue
-        fd, tmp = tempfile.mkstemp(dir=target_dir, prefix=".", suffix=".tmp")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with open(source, "rb") as f:
+            atomic_write_bytes(target, f.read())
         copied += 1
     return copied
 
@@ -128,12 +129,18 @@ def main(argv=None):
     ids = parse_ids(args.image_ids) if args.image_ids else None
     images = select_images(dataset, args.num_images, ids, size, args.seed, args.require_annotations)
     id_file = args.image_ids[1:] if args.image_ids and args.image_ids.startswith("@") else None
+    copies = os.path.join(args.output_dir, "images")
+    listed = [] if args.no_copy else [safe_join(args.image_dir, i["file_name"], args.annotation)
+                                      for i in images]
     check_outputs_apart({"--annotation": args.annotation, "--image_ids": id_file,
-                         "--image_dir": None if args.no_copy else args.image_dir},
-                        {"--output_dir": args.output_dir})
+                         "--image_dir": None if args.no_copy else args.image_dir,
+                         "--image_dir (an --annotation entry)": listed},
+                        {"--output_dir": args.output_dir,
+                         "--output_dir (a copied image)": [os.path.join(copies, os.path.basename(p))
+                                                           for p in listed]})
     if not args.no_copy:
         require_dir(args.image_dir, "image directory")
-        copied = copy_images(images, args.image_dir, os.path.join(args.output_dir, "images"))
+        copied = copy_images(images, args.image_dir, copies, args.annotation)
     # copies lie directly in images/, so their annotation names them without folders
     result = subset_coco(dataset, [i["id"] for i in images],
                          rename=None if args.no_copy else os.path.basename)

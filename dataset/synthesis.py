@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -165,11 +166,37 @@ def subset_annotation(dataset, kept_names, rename=None):
 
 # ---------------------------------------------------------------- the run
 
+# The darkest level each method can make, in stops, and why: past it the image holds no signal.
+LEVEL_LIMITS = {
+    # 2**EV = white - black: even white lands below one DN of the 14-bit sensor
+    "physics": (math.log2(physics.WHITE_LEVEL - physics.BLACK_LEVEL),
+                f"past it even white falls below one DN of the simulated sensor's "
+                f"{physics.WHITE_LEVEL - physics.BLACK_LEVEL} DN"),
+    # noise_var = 0.001 * 10 ** ((EV - 2) / 5) = 4: a noise std of 2 * 127.5, the whole 0-255 range
+    "gamma_noise": (2.0 + 5.0 * math.log10(4.0 / 0.001),
+                    "past it the noise's standard deviation exceeds the whole 0-255 range"),
+}
+
+
+def level_range(method):
+    """(lowest, highest) darkness level in stops that `method` synthesizes: 0 (no darkening)
+    to LEVEL_LIMITS' bound, past which the image is noise only (and 2**EV overflows far later)."""
+    return 0.0, LEVEL_LIMITS[method][0]
+
+
+def check_level(method, ev, flag="--level"):
+    """UserError unless `ev` stops is a level `method` can synthesize (level_range)."""
+    low, high = level_range(method)
+    if not (math.isfinite(ev) and low <= ev <= high):
+        raise UserError(f"{flag} {ev:g}: {method} takes levels from {low:g} to {high:.2f} stops "
+                        f"({LEVEL_LIMITS[method][1]})")
+    return ev
+
+
 def level_ranges(method, ev):
     """The settings ranges that fix a darkness level of `ev` stops (exposure 2**ev times darker):
     physics a ratio of 2**ev, gamma_noise the gamma and noise of gamma_noise.level_params."""
-    if not (np.isfinite(ev) and ev >= 0):
-        raise UserError(f"--level {ev:g}: need a level of 0 or more stops")
+    check_level(method, ev)
     if method == "physics":
         return {"ratio": [2.0 ** ev] * 2}
     gamma, noise_var = gamma_noise.level_params(ev)

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main, safe_join
 from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
 
 DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "diffusion", "last.pth")
@@ -78,6 +78,9 @@ def main(argv=None):
         {"--output_dir": args.output_dir,
          "--output_dir (with an --annotation entry)": [os.path.join(args.output_dir, n) for n in names],
          "--output_dir (its comparison figure)": figure if args.input_image_dir and args.count > 0 else None})
+    if args.annotation:  # listed names stay inside their folders (read and written), as COCO's
+        for name in names:
+            safe_join(args.conditional_image_dir, name, args.annotation)
     diffusion, state = load_diffusion(args.weight_path, device)
     if args.sampler == "ddim" and not 1 <= args.steps <= diffusion.timesteps:
         raise UserError(f"--steps {args.steps}: must be between 1 and the model's "

@@ -20,9 +20,9 @@ from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from study.test_sets import COLUMN, RAW, RGB, build_test_sets
 from torch_utils_lib.atomic_io import read_json
-from torch_utils_lib.cli import UserError, check_outputs_apart
+from torch_utils_lib.cli import UserError, check_outputs_apart, safe_join
 from torch_utils_lib.detection_models import load_detector, predict_images
-from torch_utils_lib.image_io import annotation_file_names, read_rgb, safe_image_path
+from torch_utils_lib.image_io import annotation_file_names, read_rgb
 from torch_utils_lib.image_quality import score_sets
 from torch_utils_lib.paths import REPO_ROOT
 from torch_utils_lib.runinfo import write_run_metadata
@@ -168,7 +168,7 @@ def check_inputs_apart(study):
         reads.setdefault(folder_flag, []).append(image_dir)
         reads.setdefault(annotation_flag, []).append(annotation)
         reads.setdefault(f"{annotation_flag} entry", []).extend(
-            safe_image_path(image_dir, name, annotation) for name in annotation_file_names(annotation))
+            safe_join(image_dir, name, annotation) for name in annotation_file_names(annotation))
     check_outputs_apart(reads, {"--output_dir": study.out})
 
 

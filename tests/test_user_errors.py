@@ -49,6 +49,10 @@ def inputs(tmp_path_factory):
     (root / "annotations" / "coco.json").write_text(json.dumps(coco))
     (root / "low" / "list.json").write_text(json.dumps(
         {"filename": [str(root / "low" / n) for n in names]}))
+    (root / "low" / "dotdot.json").write_text(json.dumps({"filename": [f"../low/{n}" for n in names]}))
+    absolute = {**coco, "images": [{**i, "file_name": str(root / "normal" / i["file_name"])}
+                                   for i in coco["images"]]}
+    (root / "annotations" / "absolute.json").write_text(json.dumps(absolute))
     (root / "weights.pth").write_bytes(b"checked before it is read")
     (root / "raw").mkdir()
     (root / "raw" / "a.dng").write_bytes(b"checked before it is read")
@@ -105,6 +109,26 @@ COLLISIONS = {
         "diffusion_model/evaluate.py", ["--input_image_dir", "{root}/normal", "--conditional_image_dir",
                                         "", "--restored_image_dir", "{root}/low", "--output_dir",
                                         "{root}/low"], "--output_dir"),
+    "enhancement onto its reference set": ("dataset/enhance.py",
+                                           ["--method", "gamma", "--input_dir", "{root}/low",
+                                            "--reference_dir", "{root}/normal", "--output_dir",
+                                            "{root}/normal"], "--output_dir"),
+    "enhancement into the default reference set": ("dataset/enhance.py",
+                                                   ["--method", "clahe", "--input_dir", "{root}/low",
+                                                    "--output_dir", sample_images("train")],
+                                                   "--output_dir"),
+    "enhancement beside its input through a symlinked folder": (
+        "dataset/enhance.py", ["--method", "histeq", "--input_dir", "{root}/normal",
+                               "--output_dir", "{out}/link/.."], "--output_dir"),
+    "ExDark conversion inside the image folder": (
+        "dataset/convert_exdark.py", ["--image_dir", "{root}/normal", "--annotation_dir",
+                                      "{root}/annotations", "--class_list",
+                                      "{root}/annotations/coco.json", "--output_dir",
+                                      "{root}/normal/coco"], "--output_dir"),
+    "ExDark conversion over the class list's folder": (
+        "dataset/convert_exdark.py", ["--image_dir", "{root}/normal", "--annotation_dir",
+                                      "{root}/low", "--class_list", "{root}/annotations/coco.json",
+                                      "--output_dir", "{root}/annotations"], "--output_dir"),
     "genisp inference into the RAW folder": ("genisp/inference.py",
                                              ["--raw_dir", "{root}/raw", "--weight_path",
                                               "{root}/weights.pth", "--output_dir", "{root}/raw"],
@@ -161,6 +185,43 @@ def test_darkness_levels_out_of_range_stop_at_parse_time(tmp_path, argv, fragmen
     result = run_script("dataset/data_preprocessing.py", *argv, "--output_dir", tmp_path / "o")
     assert_user_error(result, fragment)
     assert not (tmp_path / "o").exists()
+
+
+# list files naming absolute and `../` paths: (script, args, what the line says)
+LISTED_OUTSIDE = {
+    "enhancement of absolute names into its input": (
+        "dataset/enhance.py", ["--method", "clahe", "--input_dir", "{root}/low", "--annotation",
+                               "{root}/low/list.json", "--output_dir", "{out}/enhanced"]),
+    "enhancement of ../ names": (
+        "dataset/enhance.py", ["--method", "histeq", "--input_dir", "{root}/low", "--annotation",
+                               "{root}/low/dotdot.json", "--output_dir", "{out}/enhanced"]),
+    "enhancement of a COCO file with absolute names": (
+        "dataset/enhance.py", ["--method", "clahe", "--input_dir", "{root}/normal", "--annotation",
+                               "{root}/annotations/absolute.json", "--output_dir", "{out}/enhanced"]),
+    "gamma reference of absolute names": (
+        "dataset/enhance.py", ["--method", "gamma", "--input_dir", "{root}/low", "--reference_dir",
+                               "{root}/normal", "--reference_annotation",
+                               "{root}/annotations/absolute.json", "--output_dir", "{out}/enhanced"]),
+    "subset copies of absolute names": (
+        "dataset/make_subset.py", ["--annotation", "{root}/annotations/absolute.json", "--image_dir",
+                                   "{root}/normal", "--num_images", "2", "--output_dir", "{out}/sub"]),
+    "diffusion restore of ../ names": (
+        "diffusion_model/inference.py", ["--conditional_image_dir", "{root}/low", "--annotation",
+                                         "{root}/low/dotdot.json", "--weight_path",
+                                         "{root}/weights.pth", "--output_image_dir",
+                                         "{out}/restored", "--input_image_dir", ""]),
+}
+
+
+@pytest.mark.parametrize("case", list(LISTED_OUTSIDE))
+def test_listed_names_never_leave_their_folders(inputs, tmp_path, case):
+    script, args = LISTED_OUTSIDE[case]
+    before = tree_digest(inputs)
+    result = run_script(script, *[a.format(root=inputs, out=tmp_path) for a in args])
+    assert result.returncode == 2
+    assert_user_error(result, "points outside", "must be relative to it, without '..'")
+    assert tree_digest(inputs) == before
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("reads, writes, clash", [

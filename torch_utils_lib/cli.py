@@ -50,6 +50,21 @@ def _close_progress_bars():
             pass
 
 
+_END_OF_RUN = []  # callbacks run_main calls when main() ends (summaries such as warning counts)
+
+
+def at_end_of_run(callback):
+    """Have run_main call `callback()` once when main() ends, before an error line if any, so
+    that a script's summary warnings never follow its `error:` line."""
+    if callback not in _END_OF_RUN:
+        _END_OF_RUN.append(callback)
+
+
+def _end_of_run():
+    while _END_OF_RUN:
+        _END_OF_RUN.pop(0)()
+
+
 def run_main(main):
     """Run a script's `main()`; turn UserError into `error: ...` on stderr and exit code 2.
 
@@ -58,14 +73,17 @@ def run_main(main):
     """
     try:
         code = main()
+        _end_of_run()
     except UserError as e:
         _close_progress_bars()
+        _end_of_run()
         print(f"error: {user_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:
         if e.errno not in _USER_OS_ERRORS or (e.filename is None and e.errno not in _DISK_ERRORS):
             raise
         _close_progress_bars()
+        _end_of_run()
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
@@ -98,6 +116,22 @@ def _self_and_parents(path):
         path = parent
 
 
+def safe_join(folder, name, list_file=""):
+    """`folder/name` for a file name read from a list (`list_file`: a COCO json, a name list).
+
+    Listed names are relative to their folder, as COCO's are: an absolute name, or one whose
+    `..` leads outside `folder` (after resolving symlinks), is refused, so that a list can
+    neither make a script read outside the folder nor write outside its output folder.
+    """
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(root, name))
+    leaves = os.path.normpath(name).split(os.sep)[0] == os.pardir  # also out of an output folder
+    if os.path.isabs(name) or leaves or os.path.commonpath([root, path]) != root:
+        raise UserError(f"{list_file}: file_name {name!r} points outside {folder} (listed names "
+                        f"must be relative to it, without '..'): fix the list")
+    return path
+
+
 def check_outputs_apart(reads, writes):
     """Refuse, before anything is written, to write where an input is.
 
@@ -123,8 +157,8 @@ def check_outputs_apart(reads, writes):
     if clashes:
         w, r, relation = clashes[0]
         (write_flag, write_path), (read_flag, read_path) = written[w], read[r]
-        kind = "input folder" if os.path.isdir(r) else "input"
-        raise UserError(f"{write_path}: {write_flag} {relation} the {kind} {read_path} "
+        kind = "folder" if os.path.isdir(r) else "file"
+        raise UserError(f"{write_path}: {write_flag} {relation} the input {kind} {read_path} "
                         f"({read_flag}); inputs are never written: choose another {write_flag}")
 
 
@@ -182,7 +216,6 @@ def _checked(name, kind, accept, problem, doc):
 positive_int = _checked("positive_int", int, lambda v: v >= 1, "must be positive", "an integer >= 1")
 non_negative_int = _checked("non_negative_int", int, lambda v: v >= 0, "must not be negative",
                             "an integer >= 0")
-finite_float = _checked("finite_float", float, lambda v: True, "", "any finite number (not nan or inf)")
 positive_float = _checked("positive_float", float, lambda v: v > 0, "must be positive",
                           "a finite number > 0")
 non_negative_float = _checked("non_negative_float", float, lambda v: v >= 0, "must not be negative",

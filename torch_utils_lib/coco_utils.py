@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, safe_join
 from torch_utils_lib.coco_json import (degenerate_box, has_segmentation, index_coco, load_coco_json,
                                        normalize_coco, sorted_categories)
-from torch_utils_lib.image_io import read_rgb, safe_image_path
+from torch_utils_lib.image_io import read_rgb
 
 
 def segmentation_to_mask(segmentation, height, width):
@@ -115,7 +115,7 @@ class CocoDetection(torch.utils.data.Dataset):
 
     def image_path(self, index):
         info = self.images_by_id[self.image_ids[index]]
-        return safe_image_path(self.image_dir, info["file_name"], self.annotation_file)
+        return safe_join(self.image_dir, info["file_name"], self.annotation_file)
 
     def __getitem__(self, index):
         image_id = self.image_ids[index]

@@ -1,21 +1,24 @@
 """Image reading and atomic writing shared by every script (no torch import).
 
 `read_rgb` is the one place where images enter the toolkit: grayscale, RGBA, palette, CMYK and
-16-bit files become 8-bit RGB, EXIF orientation is applied, and an unreadable or truncated file
-raises a UserError naming it. Complete 8-bit grey/colour JPEGs take a faster OpenCV path that
+16-bit files become 8-bit RGB, and an unreadable or truncated file raises a UserError naming it.
+Pixels are returned as stored: an EXIF orientation tag is ignored, because COCO's and ExDark's
+boxes (and every mask) refer to the stored pixels, as pycocotools and torchvision read them
+(cv2.IMREAD_IGNORE_ORIENTATION); files that carry a rotation are counted and said once per run. Complete 8-bit grey/colour JPEGs take a faster OpenCV path that
 gives the same pixels as PIL (both use libjpeg-turbo); everything else goes through PIL.
 """
 import io
+import multiprocessing
 import os
 import stat
 import sys
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from torch_utils_lib.atomic_io import atomic_write_bytes, read_json
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.cli import UserError, at_end_of_run
 from torch_utils_lib.coco_json import validate_coco
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -46,15 +49,6 @@ def list_files(directory, extensions, what="image directory"):
         print(f"warning: {directory}: skipped {len(undecodable)} file(s) whose names are not "
               f"valid UTF-8 (e.g. {example}); rename them to use them", file=sys.stderr)
     return sorted(names)
-
-
-def safe_image_path(image_dir, file_name, annotation_file=""):
-    """Join `file_name` to `image_dir`, refusing names that escape it (absolute or `../`)."""
-    root = os.path.realpath(image_dir)
-    path = os.path.realpath(os.path.join(root, file_name))
-    if os.path.isabs(file_name) or os.path.commonpath([root, path]) != root:
-        raise UserError(f"{annotation_file}: file_name {file_name!r} points outside {image_dir}")
-    return path
 
 
 def list_images(image_dir):
@@ -115,21 +109,69 @@ def _jpeg_components(data):
     return None
 
 
+EXIF_ORIENTATION = 0x0112  # 1 (or absent): as stored; 2-8: flips and rotations on display
+_ROTATED = {}  # path -> orientation of the files read by this process that carry a rotation
+
+
+def _exif_orientation(data, img=None):
+    """The EXIF orientation of an image file (1 when it has none)."""
+    try:
+        if img is not None:
+            return int(img.getexif().get(EXIF_ORIENTATION, 1))
+        if b"Exif" not in data[:1 << 16]:  # a JPEG's EXIF lies in an APP1 segment near the start
+            return 1
+        with Image.open(io.BytesIO(data)) as opened:
+            return int(opened.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # an unreadable EXIF block: the pixels are what counts
+        return 1
+
+
+def _note_orientation(path, orientation):
+    """Count a file whose orientation tag is ignored; said once per run (run_main's end), or
+    once per worker process, whose counts do not reach the main process."""
+    if orientation in (0, 1) or path in _ROTATED:
+        return
+    _ROTATED[path] = orientation
+    if multiprocessing.parent_process() is not None:
+        if len(_ROTATED) == 1:
+            print(f"warning: {path}: EXIF orientation {orientation} ignored, pixels read as "
+                  f"stored ({ORIENTATION_RULE}; further such files of this worker not said)",
+                  file=sys.stderr)
+    else:
+        at_end_of_run(orientation_warning)
+
+
+ORIENTATION_RULE = "boxes and masks refer to the stored pixels"
+
+
+def orientation_warning():
+    """Print (once) how many files read so far carry an ignored EXIF orientation tag."""
+    if _ROTATED:
+        first, orientation = next(iter(_ROTATED.items()))
+        print(f"warning: {len(_ROTATED)} image(s) carry an EXIF orientation tag, ignored: pixels "
+              f"read as stored, since {ORIENTATION_RULE} (first: {first}, orientation "
+              f"{orientation}); to use the displayed orientation, rotate the files and their "
+              f"annotations together", file=sys.stderr)
+        _ROTATED.clear()
+
+
 def _decode_jpeg_fast(data):
     """OpenCV decode of an 8-bit grey or YCbCr/RGB JPEG: the same pixels as PIL, faster.
 
-    OpenCV applies the EXIF orientation itself; grey becomes RGB by replication as in PIL.
+    Pixels as stored (EXIF orientation ignored, as on the PIL path); grey becomes RGB by
+    replication as in PIL.
     """
     if _jpeg_components(data) not in (1, 3):
         return None
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None:
         return None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def read_rgb(path):
-    """Read `path` as an HxWx3 uint8 RGB array, orientation applied; UserError if unreadable."""
+    """Read `path` as an HxWx3 uint8 RGB array of the stored pixels (an EXIF orientation tag is
+    ignored and counted); UserError if unreadable."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the read forever
             raise UserError(f"{path}: not a regular file")
@@ -139,11 +181,12 @@ def read_rgb(path):
         raise UserError(f"{path}: cannot read image ({e.strerror or e})") from None
     rgb = _decode_jpeg_fast(data)
     if rgb is not None:
+        _note_orientation(path, _exif_orientation(data))
         return rgb
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # decodes fully: a truncated file fails here, not later
-            img = ImageOps.exif_transpose(img)
+            _note_orientation(path, _exif_orientation(data, img))
             if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
                 gray = _to_uint8(np.asarray(img))
                 return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))

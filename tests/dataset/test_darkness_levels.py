@@ -1,5 +1,6 @@
 """Darkness levels in stops (--level EV) and the physics ISP against Brooks et al.'s process.py."""
 import json
+import math
 import os
 
 import cv2
@@ -61,6 +62,33 @@ def test_level_without_it_nothing_changes_and_conflicts_are_errors(four_images, 
                       "--level 3", "--ratio")
     assert_user_error(run_script("dataset/data_preprocessing.py", "--input_dir", four_images, "--output_dir",
                                  tmp_path / "y", "--level", "-1"), "--level -1")
+
+
+@pytest.mark.parametrize("method, level, shown", [
+    ("physics", "1100", "physics takes levels from 0 to 13.81 stops"),  # 2**1100 overflowed
+    ("gamma_noise", "1e308", "gamma_noise takes levels from 0 to 20.01 stops"),
+    ("physics", "13.9", "below one DN"),
+    ("gamma_noise", "20.1", "exceeds the whole 0-255 range"),
+    ("physics", "inf", "not a finite number"),
+])
+def test_levels_past_the_range_are_one_line_before_anything_is_read(four_images, tmp_path, method,
+                                                                    level, shown):
+    before = {p.name: p.read_bytes() for p in four_images.iterdir()}
+    result = run_script("dataset/data_preprocessing.py", "--input_dir", four_images, "--output_dir",
+                        tmp_path / "out", "--method", method, "--level", level)
+    assert result.returncode == 2
+    assert_user_error(result, f"--level {level if level != '1e308' else '1e+308'}", shown)
+    assert {p.name: p.read_bytes() for p in four_images.iterdir()} == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_level_range_bounds_are_where_only_noise_is_left():
+    from dataset.synthesis import check_level, level_range
+    low, high = level_range("physics")
+    assert (low, 2 ** high) == (0.0, pytest.approx(physics.WHITE_LEVEL - physics.BLACK_LEVEL))
+    low, high = level_range("gamma_noise")
+    assert math.sqrt(gamma_noise.level_params(high)[1]) * gamma_noise.HALF_RANGE == pytest.approx(255)
+    assert check_level("gamma_noise", high) == high and check_level("physics", 0.0) == 0.0
 
 
 def brooks_demosaic(bayer):

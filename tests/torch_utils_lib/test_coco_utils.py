@@ -177,8 +177,8 @@ def test_every_image_kind_loads_as_rgb(tmp_path):
     assert np.array_equal(read_rgb(str(tmp_path / "gray16.png"))[:, :, 2], rgb[:, :, 0])
     assert np.array_equal(read_rgb(str(tmp_path / "rgba.png")), rgb)
     rotated = read_rgb(str(tmp_path / "rotated.jpg"))
-    assert rotated.shape == (16, 12, 3)  # orientation applied
-    expected = np.rot90(ramp, k=-1).astype(int)
+    assert rotated.shape == (12, 16, 3)  # as stored: the orientation tag is ignored
+    expected = ramp.astype(int)
     assert np.abs(rotated.astype(int) - expected).mean() < 3  # JPEG loss only
 
 
