@@ -6,7 +6,8 @@ def markdown_table(rows, first_column="model", columns=None, formats=None, missi
 
     columns: which columns and in what order (default: every column, in first-seen order);
     formats: {column: format spec} for numbers (default ".3f" for floats); a value a row lacks
-    (or None) prints as `missing`.
+    (or None) prints as `missing`. A `|` in any cell or header is escaped (`\\|`) and a line break
+    becomes a space, so every row has as many cells as the header, whatever the names hold.
     """
     if columns is None:
         columns = []
@@ -21,8 +22,15 @@ def markdown_table(rows, first_column="model", columns=None, formats=None, missi
             return format(value, formats.get(column, ".3f"))
         return format(value, formats[column]) if column in formats else str(value)
 
-    lines = ["| " + " | ".join([first_column, *columns]) + " |",
-             "|" + "---|" * (len(columns) + 1)]
+    def line(cells):
+        return "| " + " | ".join(escape_cell(c) for c in cells) + " |"
+
+    lines = [line([first_column, *columns]), "|" + "---|" * (len(columns) + 1)]
     for name, row in rows.items():
-        lines.append("| " + " | ".join([str(name)] + [cell(row.get(c), c) for c in columns]) + " |")
+        lines.append(line([name] + [cell(row.get(c), c) for c in columns]))
     return "\n".join(lines)
+
+
+def escape_cell(text):
+    """`text` as one Markdown table cell: `|` escaped, line breaks as spaces."""
+    return " ".join(str(text).replace("|", "\\|").splitlines())

@@ -1,4 +1,6 @@
 """One to_tensor, one to_uint8, one Markdown table writer, one detection overlay, one predict."""
+import re
+
 import numpy as np
 import torch
 
@@ -25,6 +27,22 @@ def test_markdown_table():
                                     "| a | 0.512 | 3 | - |\n| b | - | - | x |")
     assert markdown_table(rows, "set", columns=["AP"], formats={"AP": ".1f"}) == (
         "| set | AP |\n|---|---|\n| a | 0.5 |\n| b | - |")
+
+
+def unescaped_cells(line):
+    """The cells of a Markdown table line, split at `|` not preceded by a backslash."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+
+
+def test_markdown_table_escapes_pipes_and_line_breaks_in_every_cell():
+    rows = {"checkpoint | a": {"bbox | AP": 0.5, "note": "x|y\nz"}, "b": {"bbox | AP": 1.0}}
+    table = markdown_table(rows, first_column="model | set")
+    lines = table.splitlines()
+    assert lines[0] == "| model \\| set | bbox \\| AP | note |"
+    assert lines[2] == "| checkpoint \\| a | 0.500 | x\\|y z |"
+    assert [len(unescaped_cells(line)) for line in lines if not line.startswith("|---")] == [3, 3, 3]
+    assert [c.replace("\\|", "|") for c in unescaped_cells(lines[2])] == ["checkpoint | a", "0.500",
+                                                                         "x|y z"]
 
 
 def test_predict_and_draw_detections():
