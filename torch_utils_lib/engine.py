@@ -119,13 +119,13 @@ def keep_labels(outputs, labels):
 
 
 def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
-             results_path=None, amp=False):
+             results_path=None, amp=False, per_category=False):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 
     Only detections of labels the dataset's label map knows are scored (and dumped, with the
     dataset's own category ids). Under torchrun each process predicts its shard; results are
     gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
-    format per IoU type.
+    format per IoU type. With `per_category`, (stats, {iou_type: {class name: {AP, AP50, AP75}}}).
     """
     from torch_utils_lib.coco_eval import CocoEvaluator  # pycocotools: only where AP is computed
     dataset = data_loader.dataset
@@ -134,7 +134,7 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     labels = set(dataset.label_map.values())
     for targets, outputs in predict(model, data_loader, device, amp):
         evaluator.update(targets, keep_labels(outputs, labels))
-    stats = evaluator.summarize()
+    stats = evaluator.summarize(per_category)
     if results_path:
         evaluator.dump(results_path)
     return stats
