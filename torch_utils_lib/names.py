@@ -22,9 +22,14 @@ def check_name(name, context):
     `context` names what the user typed, e.g. "--image_set a|b=DIR".
     """
     if not isinstance(name, str) or not SAFE_NAME.match(name):
-        raise UserError(f"{context}: the name {name!r} must be {SAFE_NAME_RULE}: it becomes a "
+        raise UserError(f"{printable(context)}: the name {name!r} must be {SAFE_NAME_RULE}: it becomes a "
                         f"folder or file name and a table row")
     return name
+
+
+def printable(text):
+    """`text` for a one-line message: line breaks and other control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def name_key(name):
@@ -46,14 +51,15 @@ def parse_named_values(specs, flag, reserved=None, unnamed=None):
         name, sep, value = spec.partition("=")
         if not sep:
             if unnamed is None:
-                raise UserError(f"{flag} {spec}: expected NAME=VALUE")
+                raise UserError(f"{flag} {printable(spec)}: expected NAME=VALUE")
             name, value = unnamed(spec), spec
         check_name(name, f"{flag} {spec}")
         if name_key(name) in taken:
-            other, what = taken[name_key(name)]
-            raise UserError(f"{flag} {spec}: the name {name!r} is already taken by {what}; give "
-                            f"each its own NAME (names differing only in case are the same)")
-        taken[name_key(name)] = (name, f"{flag} {spec}")
+            what = taken[name_key(name)][1]
+            raise UserError(f"{flag} {printable(spec)}: the name {name!r} is already taken by "
+                            f"{what}; give each its own NAME (names differing only in case are "
+                            f"the same)")
+        taken[name_key(name)] = (name, f"{flag} {printable(spec)}")
         values[name] = value
     return values
 
@@ -74,7 +80,8 @@ def output_names(inputs, outputs_of, source):
             key = name_key(os.path.normpath(output))
             first = owner.setdefault(key, name)
             if os.path.normpath(first) != os.path.normpath(name):
-                raise UserError(f"{source}: {first} and {name} would both be written as {output} "
+                raise UserError(f"{printable(source)}: {printable(first)} and {printable(name)} "
+                                f"would both be written as {printable(output)} "
                                 f"(outputs are named after the input; names differing only in "
                                 f"extension or case give one file): rename one of them")
     return outputs
