@@ -63,12 +63,15 @@ def main(argv=None):
     from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.devices import resolve_amp, seed_everything
     from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.names import output_names
     from torch_utils_lib.runinfo import write_run_metadata
 
     device = init_distributed(args.device).device
     amp = resolve_amp(args.amp, device)
     seed_everything(args.seed)
     names = resolve_names([args.conditional_image_dir], args.annotation)
+    # outputs keep the input names: two that differ only in case are one file on macOS/Windows
+    output_names(names, lambda name: [name], args.annotation or args.conditional_image_dir)
     figure = args.output_dir.rstrip("/\\") + "_comparison.png"
     # names may be absolute in an --annotation list: each target is checked, not only the folder
     check_outputs_apart(

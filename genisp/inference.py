@@ -15,7 +15,11 @@ import json
 
 from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
 from torch_utils_lib.coco_json import load_coco_json
+from torch_utils_lib.names import output_names
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
+
+
+PARTIAL_DIR = "detections_per_image"  # one JSON per image, so an interrupted run resumes
 
 
 def build_parser():
@@ -74,6 +78,8 @@ def main(argv=None):
     names = list_raw_files(args.raw_dir)
     if not names:
         raise UserError(f"{args.raw_dir}: no RAW files (by extension) in this folder")
+    # x.dng and x.DNG (or x.nef) would write one x.png: refused before anything is written
+    written = output_names(names, lambda name: outputs_of(name, args.detect), args.raw_dir)
     genisp, config = load_genisp(args.weight_path, device)
     if args.resize is not None:
         resize = tuple(args.resize) if all(args.resize) else None
@@ -89,17 +95,13 @@ def main(argv=None):
     image_ids = _image_ids(args.annotation, names)
     os.makedirs(args.output_dir, exist_ok=True)
     write_run_metadata(args.output_dir, args, resize=resize)
-    partial_dir = os.path.join(args.output_dir, "detections_per_image")
 
-    def outputs_of(name):
-        stem = os.path.splitext(name)[0]
-        paths = [os.path.join(args.output_dir, stem + ".png")]
-        if args.detect:
-            paths += [os.path.join(args.output_dir, stem + "_detections.png"),
-                      os.path.join(partial_dir, stem + ".json")]
-        return paths
+    def output(name, kind):
+        """The path of RAW file `name`'s enhanced PNG (0), overlay (1) or detections (2)."""
+        return os.path.join(args.output_dir, written[name][kind])
 
-    todo = [n for n in names if not all(os.path.isfile(p) for p in outputs_of(n))]
+    todo = [n for n in names if not all(os.path.isfile(os.path.join(args.output_dir, p))
+                                        for p in written[n])]
     loader = RawLoader(None, resize)
     logger = MetricLogger(desc="GenISP inference", total=-(-len(todo) // args.batch_size))
     with torch.no_grad():
@@ -114,20 +116,19 @@ def main(argv=None):
                     with boxes_only(detector):
                         detections = detector(list(enhanced))
             for i, name in enumerate(batch):
-                stem = os.path.splitext(name)[0]
                 rgb = to_uint8(enhanced[i])
-                write_image(os.path.join(args.output_dir, stem + ".png"), rgb)
+                write_image(output(name, 0), rgb)
                 if detections is None:
                     continue
                 det = detections_to_cpu(detections[i])
                 keep = det["scores"] >= args.score_threshold
                 det = {k: v[keep] for k, v in det.items()}
                 overlay = draw_detections(rgb, det, categories, args.score_threshold)
-                write_image(os.path.join(args.output_dir, stem + "_detections.png"), overlay)
+                write_image(output(name, 1), overlay)
                 raw_h, raw_w = loaded[i][1]["raw_size"]
                 sx, sy = rgb.shape[1] / raw_w, rgb.shape[0] / raw_h
                 boxes = det["boxes"] / torch.tensor([sx, sy, sx, sy])
-                atomic_write_json(os.path.join(partial_dir, stem + ".json"), [
+                atomic_write_json(output(name, 2), [
                     {"image_id": image_ids[name], "category_id": int(category_ids[int(label)]),
                      "bbox": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
                      "score": round(float(score), 5)}
@@ -139,11 +140,19 @@ def main(argv=None):
     if args.detect:
         results = []
         for name in names:
-            with open(os.path.join(partial_dir, os.path.splitext(name)[0] + ".json")) as f:
+            with open(output(name, 2)) as f:
                 results += json.load(f)
         atomic_write_json(os.path.join(args.output_dir, "detections.json"), results)
         print(f"{len(results)} detections: {os.path.join(args.output_dir, 'detections.json')}")
     return 0
+
+
+def outputs_of(name, detect):
+    """What inference writes for RAW file `name`, relative to --output_dir: the enhanced PNG and,
+    with --detect, the overlay and the image's detections."""
+    stem = os.path.splitext(name)[0]
+    return [stem + ".png"] + ([stem + "_detections.png", os.path.join(PARTIAL_DIR, stem + ".json")]
+                              if detect else [])
 
 
 def _image_ids(annotation, names):

@@ -61,10 +61,12 @@ def build_parser():
 
 def main():
     args = build_parser().parse_args()  # before torch is imported: --help and errors are instant
-    from mask_rcnn.evaluation import (add_intervals, categories_in_coco, drop_table,
-                                      evaluate_model_on_sets, parse_image_sets, pretrained_available,
-                                      save_comparisons, set_table)
+    from mask_rcnn.evaluation import (add_intervals, categories_in_coco, category_table, drop_table,
+                                      comparison_figures, evaluate_model_on_sets, parse_image_sets,
+                                      pretrained_available, save_comparisons, set_table)
     from torch_utils_lib.categories import load_category_map
+    from torch_utils_lib.coco_json import load_coco_json
+    from torch_utils_lib.names import parse_named_values
     from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.coco_bootstrap import fold_intervals
@@ -77,12 +79,13 @@ def main():
     category_map = load_category_map(args.category_map)
     dist = init_distributed(args.device)
     amp = resolve_amp(args.amp, dist.device)
-    models = {"checkpoint": args.weight_path}
-    for item in args.compare:
-        name, sep, path = item.partition("=")
-        if not sep:
-            name, path = os.path.splitext(os.path.basename(item))[0], item
-        models[name] = path
+    # row names become folders and table rows: unique, also against the built-in rows
+    reserved = {"checkpoint": "the row of --weight_path"}
+    if args.pretrained != "none":
+        reserved[args.pretrained] = f"the COCO row of --pretrained {args.pretrained}"
+    models = {"checkpoint": args.weight_path, **parse_named_values(
+        args.compare, "--compare", reserved,
+        unnamed=lambda path: os.path.splitext(os.path.basename(path))[0])}
     if args.pretrained != "none" and pretrained_available(args.pretrained) and categories_in_coco(args.annotation, category_map):
         models[f"{args.pretrained} (COCO)"] = args.pretrained
     output_dir = args.output_dir or os.path.join(os.path.dirname(os.path.abspath(args.weight_path)), "eval")
@@ -96,19 +99,25 @@ def main():
                          "--annotation": args.annotation, "--category_map": args.category_map,
                          "--weight_path/--compare": list(models.values())},
                         {"--output_dir": output_dir})
+    figures = args.count > 0 and "normal" in sets and "low_light" in sets
+    if figures:  # figure names clash: refused before any work
+        comparison_figures(load_coco_json(args.annotation)["images"][:args.count], args.annotation)
 
-    results, matches = {}, {}  # the evaluation's own matching, reused by the bootstrap
+    results, per_category = {}, {}
+    matches = {}  # the evaluation's own matching, reused by the bootstrap
     results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
-        results[name] = {}
+        results[name], per_category[name] = {}, {}
         matches[name] = {} if args.bootstrap > 0 else None
         for annotation in dict.fromkeys(a for _, a in sets.values()):
-            results[name].update(evaluate_model_on_sets(
+            stats, categories = evaluate_model_on_sets(
                 model, config, annotation, {s: d for s, (d, a) in sets.items() if a == annotation},
                 dist.device, args.batch_size, args.workers, args.coco_backend, results_dirs[name],
-                amp, category_map, matches[name]))
-        if name == "checkpoint" and args.count > 0 and "low_light" in sets and is_main_process():
+                amp, category_map, matches[name], per_category=True)
+            results[name].update(stats)
+            per_category[name].update(categories)
+        if name == "checkpoint" and figures and is_main_process():
             save_comparisons(model, config, args.annotation, sets["normal"][0], sets["low_light"][0],
                              os.path.join(output_dir, "figures"), args.count,
                              dist.device, args.score_threshold, category_map)
@@ -120,12 +129,17 @@ def main():
         drops = add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs,
                               args.bootstrap, args.seed, matches)
     rows = set_table(results) if args.image_set else drop_table(results, drops=drops)
-    table = markdown_table(fold_intervals(rows))
+    table = markdown_table(fold_intervals(rows), first_column="model | set" if args.image_set
+                           else "model")
     print(table)
+    for name, by_set in per_category.items():
+        print(f"\nper-category AP of {name}:\n"
+              + markdown_table(category_table(by_set), first_column="category"))
     write_run_metadata(output_dir, args)
     atomic_write_json(os.path.join(output_dir, "ap_table.json"), {"rows": rows, "stats": results,
                                                                     "drops": drops, "models": models,
-                                                                    "sets": sets})
+                                                                    "sets": sets,
+                                                                    "per_category": per_category})
     atomic_write_text(os.path.join(output_dir, "ap_table.md"), table + "\n")
     print(f"saved {os.path.join(output_dir, 'ap_table.md')} (and .json, figures/)")
 

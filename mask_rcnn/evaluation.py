@@ -15,6 +15,7 @@ from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_D
 from torch_utils_lib.engine import evaluate
 from torch_utils_lib.image_io import list_images, read_rgb, write_image
 from torch_utils_lib.metric_logger import MetricLogger
+from torch_utils_lib.names import parse_named_values, output_names
 from torch_utils_lib.visualize import draw_detections, draw_instances, side_by_side
 
 STATS_SHOWN = ("AP", "AP50", "AP75")
@@ -34,22 +35,27 @@ def dataset_for(config, image_dir, annotation, category_map=None):
 
 def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_size=4, workers=0,
                            backend="pycocotools", results_dir=None, amp=False, category_map=None,
-                           matches=None):
+                           matches=None, per_category=False):
     """{set name: {iou type: 12 COCO stats}} of one loaded detector on several image folders.
 
     With `results_dir`, each set's detections go to `detections_<set>_<iou type>.json` there
     (COCO results format, the annotation's own image and category ids). `matches` (a dict)
     receives {set name: {iou type: ImageMatches}} of the evaluation's matching (for add_intervals).
+    With `per_category`, (stats, {set name: {iou type: {class name: {AP, AP50, AP75}}}}), classes
+    named as the annotation names them.
     """
-    stats = {}
+    stats, categories = {}, {}
     for name, image_dir in image_dirs.items():
         dataset = dataset_for(config, image_dir, annotation, category_map)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
         prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
         iou_types = ("bbox", "segm") if config["model"].startswith("maskrcnn") else ("bbox",)
         set_matches = None if matches is None else matches.setdefault(name, {})
-        stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp, set_matches)
-    return stats
+        stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp, set_matches,
+                               per_category)
+        if per_category:
+            stats[name], categories[name] = stats[name]
+    return (stats, categories) if per_category else stats
 
 
 def evaluate_image_sets(weight_path, annotation, image_dirs, device="cpu", batch_size=4, workers=0,
@@ -101,16 +107,28 @@ def drop_table(results, normal="normal", low="low_light", drops=None):
 
 
 def parse_image_sets(specs, default_annotation):
-    """{name: (image dir, annotation)} of --image_set NAME=IMAGE_DIR[,ANNOTATION] values."""
+    """{name: (image dir, annotation)} of --image_set NAME=IMAGE_DIR[,ANNOTATION] values.
+
+    NAMEs name detection files and table rows: safe folder names, unique (torch_utils_lib.names).
+    """
     sets = {}
-    for spec in specs:
-        name, sep, rest = spec.partition("=")
+    for name, rest in parse_named_values(specs, "--image_set").items():
         parts = rest.split(",")
-        if not sep or not name or not parts[0] or len(parts) > 2 or name in sets:
-            raise UserError(f"--image_set {spec}: expected NAME=IMAGE_DIR[,ANNOTATION] with a "
-                            f"new NAME")
+        if not all(parts) or len(parts) > 2:
+            raise UserError(f"--image_set {name}={rest}: expected NAME=IMAGE_DIR[,ANNOTATION]")
         sets[name] = (parts[0], parts[1] if len(parts) == 2 else default_annotation)
     return sets
+
+
+def category_table(per_category, iou_types=("bbox", "segm")):
+    """Rows {class name: {"<iou type> AP <set>": AP}} of one model's per-category stats
+    ({set: {iou type: {class name: stats}}}), classes in the annotation's order."""
+    rows = {}
+    for set_name, by_type in per_category.items():
+        for iou_type in iou_types:
+            for category, stats in by_type.get(iou_type, {}).items():
+                rows.setdefault(category, {})[f"{iou_type} AP {set_name}"] = stats["AP"]
+    return rows
 
 
 def set_table(results):
@@ -191,14 +209,23 @@ def ground_truth_panel(dataset, index, image):
                           None, masks)
 
 
+def comparison_figures(images, annotation):
+    """{file name: [its comparison PNG]} of the first images of `annotation` (COCO image dicts);
+    a UserError before anything is written when two would share a figure (torch_utils_lib.names)."""
+    return output_names([i["file_name"] for i in images], lambda name: [
+        os.path.splitext(os.path.basename(name))[0] + "_comparison.png"], annotation)
+
+
 def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, count, device,
                      score_threshold=0.5, category_map=None):
     """Side-by-side PNGs: ground truth | predictions on normal light | on low light."""
     model.eval()
     normal = dataset_for(config, normal_dir, annotation, category_map)
     low = dataset_for(config, low_dir, annotation, category_map)
+    shown = range(min(count, len(normal)))
+    figures = comparison_figures(normal.coco_dict["images"][:count], annotation)
     paths = []
-    for index in range(min(count, len(normal))):
+    for index in shown:
         panels = []
         normal_image = read_rgb(normal.image_path(index))
         panels.append(ground_truth_panel(normal, index, normal_image))
@@ -207,8 +234,8 @@ def save_comparisons(model, config, annotation, normal_dir, low_dir, out_dir, co
             output = predict_images(model, [image], device)[0]
             panels.append(draw_detections(image, output, config["categories"], score_threshold))
         figure = side_by_side(panels, ["ground truth", "normal light", "low light"])
-        stem = os.path.splitext(os.path.basename(normal.image_path(index)))[0]
-        paths.append(os.path.join(out_dir, f"{stem}_comparison.png"))
+        file_name = normal.images_by_id[normal.image_ids[index]]["file_name"]
+        paths.append(os.path.join(out_dir, figures[file_name][0]))
         write_image(paths[-1], figure)
     return paths
 
@@ -220,6 +247,7 @@ def run_inference(model, config, image_dir, output_dir, device, batch_size=4, sc
     files = list_images(image_dir)
     if not files:
         raise UserError(f"{image_dir}: no images found")
+    overlays = output_names(files, lambda name: [os.path.splitext(name)[0] + "_pred.png"], image_dir)
     results, model = [], model.eval()
     logger = MetricLogger(desc="inference", total=len(files))
     category_of_label = {label: (cid if cid is not None else label)
@@ -230,7 +258,7 @@ def run_inference(model, config, image_dir, output_dir, device, batch_size=4, sc
         for name, image, output in zip(batch, images, predict_images(model, images, device, amp)):
             keep = output["scores"] >= score_threshold
             kept = {k: v[keep] for k, v in output.items()}
-            write_image(os.path.join(output_dir, os.path.splitext(name)[0] + "_pred.png"),
+            write_image(os.path.join(output_dir, overlays[name][0]),
                         draw_detections(image, kept, config["categories"]))
             boxes = detections_to_coco(name, kept, category_of_label, "bbox")
             masks = (detections_to_coco(name, kept, category_of_label, "segm") if "masks" in kept

@@ -26,8 +26,15 @@ def _key(name):
 
 def present_categories(coco_dict):
     """The categories that at least one annotation uses (RAW-NOD lists 80, uses 3; an ExDark split
-    lists 12): only these need a detector class."""
+    lists 12): only these need a detector class.
+
+    A file with no annotations at all (images to detect on, a set of negatives) uses none, yet
+    its detections are written with its category ids: then every category it lists is matched
+    by name, so no detection is given an id by position.
+    """
     used = {a["category_id"] for a in coco_dict["annotations"]}
+    if not used:
+        return list(coco_dict["categories"])
     return [c for c in coco_dict["categories"] if c["id"] in used]
 
 
@@ -65,8 +72,12 @@ def match_categories(dataset_categories, detector_names, category_map=None, sour
     """{dataset category id: detector label} by class name; one-line UserError for any class
     that maps to nothing (naming it and --category_map) or two classes mapping to one label.
 
-    `detector_names[label]` is the class name of each detector label (0: background).
+    `detector_names[label]` is the class name of each detector label (0: background). An empty
+    `dataset_categories` is refused: an empty map would score and write no class at all.
     """
+    if not dataset_categories:
+        raise UserError(f"{source}: lists no categories, so no detection can be given a category "
+                        f"id; add the dataset's \"categories\" (id and name of each class)")
     if category_map is None and unnamed_labels(detector_names):
         # No names to match (a plain state dict): each dataset id is taken as the label it was
         # trained with, as the checkpoint's loader says once.

@@ -66,14 +66,41 @@ def save_checkpoint(path, model, config, optimizer=None, scheduler=None, scaler=
 
 
 def read_state(path, map_location="cpu", what="checkpoint"):
-    """Whatever torch.save stored at `path`, loaded with weights_only=True; UserError if unusable."""
+    """Whatever torch.save stored at `path`, loaded with weights_only=True; UserError if unusable.
+
+    Weights holding NaN or inf (a plain state dict, or a checkpoint's model or EMA weights) are
+    refused here, the one place every script loads weights through (check_finite_weights).
+    """
     if not os.path.isfile(path):
         raise UserError(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{path}: not a readable llvision {what} ({reason[:200]})") from None
+    if is_plain_state_dict(state):
+        check_finite_weights(state, path)
+    elif isinstance(state, dict):
+        ema = state.get("ema")
+        for weights in (state.get("model"), ema.get("shadow") if isinstance(ema, dict) else None):
+            if isinstance(weights, dict):
+                check_finite_weights(weights, path)
+    return state
+
+
+def check_finite_weights(weights, path):
+    """UserError naming `path` and the first tensor when a state dict holds NaN or inf.
+
+    Such weights give no detections (AP 0, an empty inference) or a NaN loss at the first step,
+    which would otherwise look like a bad --lr.
+    """
+    bad = [name for name, value in weights.items() if torch.is_tensor(value)
+           and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        more = f" and {len(bad) - 1} more tensor{'s' if len(bad) > 2 else ''}" if len(bad) > 1 else ""
+        raise UserError(f"{path}: the weights hold NaN or infinite values (in {bad[0]}{more}); "
+                        f"no model can run on them: choose another checkpoint or train again")
+    return weights
 
 
 def is_plain_state_dict(state):

@@ -90,6 +90,39 @@ def summarized_stats(evaluator):
     return {name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)}
 
 
+PER_CATEGORY_STATS = ("AP", "AP50", "AP75")
+
+
+def per_category_stats(evaluator, category_names):
+    """{category name: {AP, AP50, AP75}} of an evaluated COCOeval, read from its precision array.
+
+    `category_names` maps category ids to names (the dataset's own). Each value equals what
+    COCOeval.summarize() gives with `params.catIds = [that category]` (all areas, 100 detections):
+    COCO matches every category on its own. Categories with no ground truth in the images (COCOeval
+    gives them -1) are left out.
+    """
+    if not getattr(evaluator, "eval", None):
+        with contextlib.redirect_stdout(io.StringIO()):
+            evaluator.accumulate()
+    params = evaluator.params
+    # precision: [IoU thresholds, recall points, categories, area ranges, max detections]
+    precision = np.asarray(evaluator.eval["precision"])[:, :, :, params.areaRngLbl.index("all"),
+                                                        list(params.maxDets).index(100)]
+    thresholds = {"AP": slice(None), "AP50": np.isclose(params.iouThrs, 0.5),
+                  "AP75": np.isclose(params.iouThrs, 0.75)}
+    result = {}
+    for k, category_id in enumerate(params.catIds):
+        if not (precision[:, :, k] > -1).any():
+            continue
+        stats = {}
+        for stat, rows in thresholds.items():
+            values = precision[rows, :, k]
+            values = values[values > -1]
+            stats[stat] = float(np.mean(values)) if values.size else -1.0
+        result[category_names[int(category_id)]] = stats
+    return result
+
+
 def coco_stats(gt_dict, results, iou_type, backend="pycocotools"):
     """The 12 COCO stats of `results` against the annotation dict `gt_dict`, as a dict.
 
@@ -125,23 +158,28 @@ class CocoEvaluator:
             merged.update(part)
         return [r for image_id in sorted(merged) for r in merged[image_id]]
 
-    def summarize(self, matches=None):
+    def summarize(self, matches=None, per_category=False):
         """{iou_type: {stat: value}}; computed on the main process and shared with the rest.
 
         `matches` (a dict, pycocotools backend): the main process puts there
         {iou_type: coco_bootstrap.ImageMatches} of this very matching, for a bootstrap that
-        then needs no second one.
+        then needs no second one. With `per_category`, (stats, {iou_type: per_category_stats})
+        with the dataset's class names.
         """
         from torch_utils_lib.distributed import all_gather_object, is_main_process  # as gathered()
         results = {iou_type: self.gathered(iou_type) for iou_type in self.iou_types}
-        stats = None
+        summary = None
         if is_main_process():
             evaluators = evaluate_images(self.dataset.coco_dict, results, self.backend)
             stats = {iou_type: summarized_stats(e) for iou_type, e in evaluators.items()}
             if matches is not None and self.backend == "pycocotools":
                 from torch_utils_lib.coco_bootstrap import ImageMatches  # imports this module
                 matches.update({t: ImageMatches(e) for t, e in evaluators.items()})
-        return all_gather_object(stats)[0]
+            names = {c["id"]: c["name"] for c in self.dataset.coco_dict["categories"]}
+            summary = (stats, {iou_type: per_category_stats(e, names)
+                               for iou_type, e in evaluators.items()} if per_category else None)
+        stats, categories = all_gather_object(summary)[0]
+        return (stats, categories) if per_category else stats
 
     def dump(self, prefix):
         """Write `<prefix>_<iou_type>.json` in COCO results format with the original image ids."""

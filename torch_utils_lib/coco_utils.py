@@ -59,7 +59,8 @@ class CocoDetection(torch.utils.data.Dataset):
             load_coco_json(annotation_file, finite_boxes=not train))
         self.images_by_id, self.anns_by_image = index_coco(self.coco_dict)
         self.categories = sorted_categories(self.coco_dict)
-        self.label_map = label_map or {c["id"]: i for i, c in enumerate(self.categories, 1)}
+        self.label_map = (label_map if label_map is not None
+                          else {c["id"]: i for i, c in enumerate(self.categories, 1)})
         self.category_of_label = {label: cat for cat, label in self.label_map.items()}
         self.image_ids = [image["id"] for image in self.coco_dict["images"]]
         self.num_degenerate = 0

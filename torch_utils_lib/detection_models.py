@@ -15,7 +15,7 @@ from torchvision.models.detection import (MaskRCNN, RetinaNet, faster_rcnn, mask
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from torch_utils_lib.checkpoint import is_plain_state_dict, read_state
+from torch_utils_lib.checkpoint import check_finite_weights, is_plain_state_dict, read_state
 from torch_utils_lib.cli import UserError
 from torch_utils_lib.devices import autocast
 from torch_utils_lib.flag_choices import DETECTOR_NAMES, LIGHT_DETECTORS, TORCHVISION_DETECTOR_NAMES
@@ -67,7 +67,8 @@ def load_state_file(path):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise UserError(f"{path}: not a readable weights file ({str(e).splitlines()[0][:160]})") from None
-    return state["model"] if isinstance(state, dict) and "model" in state else state
+    state = state["model"] if isinstance(state, dict) and "model" in state else state
+    return check_finite_weights(state, path) if isinstance(state, dict) else state
 
 
 def light_maskrcnn(num_classes, min_size, max_size, fpn_channels=64, pretrained_backbone=None):

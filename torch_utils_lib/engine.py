@@ -106,14 +106,15 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
 
 
 def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
-             results_path=None, amp=False, matches=None):
+             results_path=None, amp=False, matches=None, per_category=False):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 
     Only detections of labels the dataset's label map knows are scored (and dumped, with the
     dataset's own category ids). Under torchrun each process predicts its shard; results are
     gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
     format per IoU type. `matches` (a dict) receives the matching's ImageMatches per IoU type
-    (CocoEvaluator.summarize) for a bootstrap.
+    (CocoEvaluator.summarize) for a bootstrap. With `per_category`, (stats, {iou_type: {class
+    name: {AP, AP50, AP75}}}).
     """
     from torch_utils_lib.coco_eval import CocoEvaluator  # pycocotools: only where AP is computed
     dataset = data_loader.dataset
@@ -122,7 +123,7 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     labels = set(dataset.label_map.values())
     for targets, outputs in predict(model, data_loader, device, amp):
         evaluator.update(targets, keep_labels(outputs, labels))
-    stats = evaluator.summarize(matches)
+    stats = evaluator.summarize(matches, per_category)
     if results_path:
         evaluator.dump(results_path)
     return stats

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from torch_utils_lib.categories import load_category_map, match_categories
+from torch_utils_lib.categories import load_category_map, match_categories, present_categories
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES
 
 # LIS numbers its VOC-named classes from 0: ids 1..7 are COCO's person..train under other names.
@@ -59,3 +60,17 @@ def test_bad_category_map_file(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(UserError, match="category map"):
         load_category_map(str(path))
+
+
+def test_a_file_without_annotations_matches_every_listed_category_by_name(tmp_path):
+    categories = [{"id": 0, "name": "chair"}, {"id": 1, "name": "car"}]
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+            "annotations": [], "categories": categories}
+    assert present_categories(coco) == categories
+    label_map = match_categories(present_categories(coco), COCO_CATEGORY_NAMES)
+    assert label_map == {0: COCO_CATEGORY_NAMES.index("chair"), 1: COCO_CATEGORY_NAMES.index("car")}
+    with pytest.raises(UserError, match="lists no categories"):
+        match_categories([], COCO_CATEGORY_NAMES, source="x.json")
+    (tmp_path / "a.json").write_text(json.dumps(coco))
+    (tmp_path / "images").mkdir()
+    assert CocoDetection(str(tmp_path / "images"), str(tmp_path / "a.json"), label_map={}).label_map == {}

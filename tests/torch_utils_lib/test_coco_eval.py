@@ -67,15 +67,20 @@ def test_stats_equal_direct_cocoeval_on_dumped_detections(val_set, tmp_path):
 
 def test_faster_coco_eval_backend_gives_the_same_stats(val_set):
     targets, outputs = fake_outputs(val_set, np.random.default_rng(1))
-    results = {}
+    results, per_category = {}, {}
     for backend in ("pycocotools", "faster_coco_eval"):
         evaluator = CocoEvaluator(val_set, ("bbox", "segm"), backend=backend)
         evaluator.update(targets, outputs)
         results[backend] = evaluator.summarize()
+        per_category[backend] = evaluator.summarize(per_category=True)[1]
     for iou_type in ("bbox", "segm"):
         for name in STAT_NAMES:
             assert results["faster_coco_eval"][iou_type][name] == pytest.approx(
                 results["pycocotools"][iou_type][name], abs=1e-6), (iou_type, name)
+        reference = per_category["pycocotools"][iou_type]
+        assert list(per_category["faster_coco_eval"][iou_type]) == list(reference)
+        for name, stats in per_category["faster_coco_eval"][iou_type].items():
+            assert stats == pytest.approx(reference[name], abs=1e-6), (iou_type, name)
 
 
 def test_ground_truth_as_detections_scores_one(val_set):
@@ -111,3 +116,43 @@ def test_string_image_ids_are_written_back(tmp_path):
     assert evaluator.summarize()["bbox"]["AP"] == pytest.approx(1.0)
     dumped = json.loads(open(evaluator.dump(str(tmp_path / "r"))["bbox"]).read())
     assert dumped == [{"image_id": "DSC1", "category_id": 3, "bbox": [2.0, 3.0, 10.0, 8.0], "score": pytest.approx(0.9)}]
+
+
+def direct_cocoeval_of_one_category(annotation, results_file, iou_type, category_id):
+    """pycocotools' own summary with params.catIds restricted to one category."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(annotation)
+        e = COCOeval(gt, gt.loadRes(results_file), iou_type)
+        e.params.catIds = [category_id]
+        e.evaluate(), e.accumulate(), e.summarize()
+    return dict(zip(STAT_NAMES, e.stats))
+
+
+def test_per_category_ap_equals_cocoeval_restricted_to_that_category(tmp_path):
+    coco = json.load(open(sample_annotation("val")))
+    coco["images"] = coco["images"][:4]  # a tiny set
+    kept = {i["id"] for i in coco["images"]}
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in kept]
+    coco["categories"].append({"id": 9, "name": "never annotated"})
+    annotation = tmp_path / "tiny.json"
+    annotation.write_text(json.dumps(coco))
+    dataset = CocoDetection(sample_images("val"), str(annotation))
+    targets, outputs = fake_outputs(dataset, np.random.default_rng(3), noise=4.0)
+    evaluator = CocoEvaluator(dataset, ("bbox", "segm"))
+    evaluator.update(targets, outputs)
+    stats, per_category = evaluator.summarize(per_category=True)
+    assert stats == evaluator.summarize()
+    paths = evaluator.dump(str(tmp_path / "det"))
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    used = sorted({a["category_id"] for a in coco["annotations"]})
+    assert len(used) >= 2
+    for iou_type in ("bbox", "segm"):
+        assert list(per_category[iou_type]) == [names[c] for c in used]  # no ground truth: left out
+        for category_id in used:
+            direct = direct_cocoeval_of_one_category(str(annotation), paths[iou_type], iou_type,
+                                                     category_id)
+            for stat in ("AP", "AP50", "AP75"):
+                assert per_category[iou_type][names[category_id]][stat] == direct[stat], (
+                    iou_type, category_id, stat)
+        values = [v["AP"] for v in per_category[iou_type].values()]
+        assert 0 < min(values) < 1 and len(set(values)) > 1  # real, distinct scores
