@@ -5,10 +5,10 @@ once what it is for (`role`): a column of the main table, or a point (`level`) o
 AP-against-darkness curves. A new kind of test set is one more builder in TEST_SETS.
 """
 import os
-import re
 from dataclasses import asdict, dataclass
 
 from torch_utils_lib.cli import UserError
+from torch_utils_lib.names import check_name, name_key, printable
 
 COLUMN, LEVEL = "column", "level"
 RGB, RAW = "rgb", "raw"
@@ -87,7 +87,6 @@ def raw_sets(study):
 
 TEST_SETS = {"normal": normal_sets, "synthetic": synthetic_sets, "severity": level_sets,
              "real": real_sets, "raw": raw_sets}
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 # Darkness levels: a level of EV stops is an exposure 2**EV times darker (--severities is typed
 # cli.darkness_level); a level's folder is named by its value in 6 significant digits.
@@ -110,17 +109,22 @@ def resolve_levels(args, sample):
         if other != ev:
             raise UserError(f"--severities {other!r} {ev!r}: both levels are named {ev:g}; give "
                             f"levels that differ in their first 6 significant digits")
+    from dataset.synthesis import check_level  # OpenCV and numpy: not needed by --help
+    for method in args.severity_methods:  # each method's own range (past it only noise is left)
+        for ev in levels:
+            check_level(method, ev, "--severities")
     args.severities = levels
 
 
 def parse_real_test(spec):
-    """(name, image dir, annotation, normal dir or None) of one --real_test value."""
+    """(name, image dir, annotation, normal dir or None) of one --real_test value; NAME is a safe
+    folder name (names.check_name): it names the set's folders and its table column."""
     name, sep, rest = spec.partition("=")
     parts = rest.split(",")
-    if not sep or not NAME.match(name) or name in (".", "..") or len(parts) not in (2, 3) \
-            or not all(parts):
-        raise UserError(f"--real_test {spec}: expected NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR] "
-                        f"with NAME a folder name of letters, digits, '_', '.', '-'")
+    if not sep or len(parts) not in (2, 3) or not all(parts):
+        raise UserError(f"--real_test {printable(spec)}: expected "
+                        f"NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR]")
+    check_name(name, f"--real_test {spec}")
     for path, what in zip(parts, ("image directory", "annotation", "normal-light image directory")):
         if not (os.path.isfile(path) if what == "annotation" else os.path.isdir(path)):
             raise UserError(f"{path}: {what} of --real_test {name} not found")
@@ -131,8 +135,9 @@ def build_test_sets(study):
     """Every test set of the study, in registry order; names must be unique."""
     sets = [s for builder in TEST_SETS.values() for s in builder(study)]
     names = [s.name for s in sets]
+    keys = [name_key(n) for n in names]  # case-folded: one folder on macOS and Windows
     for name in names:
-        if names.count(name) > 1:
+        if keys.count(name_key(name)) > 1:
             raise UserError(f"--real_test {name}: the study already has a test set of that name "
                             f"(its sets: {', '.join(dict.fromkeys(names))}); choose another NAME")
     return sets
