@@ -64,7 +64,7 @@ def test_parameter_count_and_shapes():
 def test_short_training_moves_the_exposure_towards_e():
     torch.manual_seed(0)
     image_dir = sample_low_light("train", "gamma_noise")
-    images = torch.stack([DarkImages(image_dir, image_names(image_dir))[i] for i in range(16)])
+    images = torch.stack([DarkImages(image_dir, image_names(image_dir), 64)[i] for i in range(16)])
     model = ZeroDCE(scale_factor=1)
     objective = ZeroReferenceObjective(model, exposure=0.5)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
