@@ -16,6 +16,7 @@ from torch_utils_lib.devices import resolve_amp, seed_everything
 from torch_utils_lib.distributed import cleanup_distributed, init_distributed
 from torch_utils_lib.engine import build_lr_scheduler, fit
 from torch_utils_lib.frozen_detector import ImageModuleDetector, load_frozen_detector
+from torch_utils_lib.paths import sample_annotation, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
 
 # Per-model defaults: Zero-DCE++'s release recipe; the DIP enhancer's for the detector objectives.
@@ -39,6 +40,9 @@ def resolve_defaults(args):
     if args.model == "dip" and args.image_size:
         raise UserError(f"--image_size {args.image_size}: only for zero_dce (the detector sets "
                         f"its own input size)")
+    if args.model == "dip" and not args.annotation and (
+            os.path.realpath(args.image_dir) == os.path.realpath(sample_low_light("train"))):
+        args.annotation = sample_annotation("train")  # the bundled sample's boxes
     if args.model == "dip" and not args.annotation:
         raise UserError(f"--objective {objective}: needs --annotation (COCO boxes of --image_dir)")
     return args
