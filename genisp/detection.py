@@ -3,7 +3,7 @@ from genisp.data import RawCocoDetection, make_loader, unscale_outputs
 from genisp.model import GenISP
 from torch_utils_lib.checkpoint import load_checkpoint
 from torch_utils_lib.cli import UserError
-from torch_utils_lib.detection_models import keep_labels, load_detector
+from torch_utils_lib.detection_models import keep_labels
 from torch_utils_lib.engine import predict
 
 GENISP_CONFIG_NAME = "genisp"
@@ -16,14 +16,6 @@ def label_map_for(annotation_file, detector_categories, category_map=None):
     from torch_utils_lib.coco_json import load_coco_json
     categories = present_categories(load_coco_json(annotation_file))
     return match_categories(categories, detector_categories, category_map, annotation_file)
-
-
-def load_frozen_detector(spec, weights, device):
-    """(detector in eval mode, its config) from a torchvision name or a checkpoint path.
-
-    config["categories"][label] is the class name of each label (0: background).
-    """
-    return load_detector(spec, device, weights=weights, flag="--detector_weights")
 
 
 def raw_dataset(raw_dir, annotation_file, detector_categories, pipeline="minimal", cache_dir=None,

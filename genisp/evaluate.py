@@ -57,8 +57,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.annotation is None:
         args.annotation = os.path.join(args.raw_dir, "annotations.json")
-    from genisp.detection import load_frozen_detector, load_genisp
+    from genisp.detection import load_genisp
     from genisp.model import BoxDetector, GenISPDetector
+    from torch_utils_lib.frozen_detector import load_frozen_detector
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import init_distributed
     from torch_utils_lib.runinfo import write_run_metadata

@@ -55,14 +55,14 @@ def main(argv=None):
     # imported here, after parsing: --help and flag errors need no torch
     import torch
 
-    from genisp.detection import load_frozen_detector, load_genisp
-    from genisp.model import boxes_only
+    from genisp.detection import load_genisp
     from genisp.raw import RawLoader, list_raw_files
     from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.detection_models import detections_to_cpu
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import init_distributed
     from torch_utils_lib.devices import autocast
+    from torch_utils_lib.frozen_detector import boxes_only, load_frozen_detector
     from torch_utils_lib.image_io import write_image
     from torch_utils_lib.metric_logger import MetricLogger
     from torch_utils_lib.runinfo import write_run_metadata

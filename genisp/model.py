@@ -4,11 +4,11 @@ XYZ image -> ConvWB (3 gains) -> ConvCC (3x3 matrix) -> shallow ConvNet -> detec
 ConvCC each look at a 256x256 resize of their input through an image-to-parameter network. A
 whole batch goes through at once; a list of differently sized images is grouped by size.
 """
-import contextlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from torch_utils_lib.frozen_detector import ImageModuleDetector, boxes_only
 
 
 class ImageToParameter(nn.Module):
@@ -112,24 +112,8 @@ def gray_world_loss(images):
     return ((r - g) ** 2 + (r - b) ** 2 + (g - b) ** 2).mean()
 
 
-@contextlib.contextmanager
-def boxes_only(detector):
-    """Skip a Mask R-CNN's mask branch: GenISP's data and losses are boxes only."""
-    heads = getattr(detector, "roi_heads", None)
-    pool = getattr(heads, "mask_roi_pool", None)
-    if pool is None:
-        yield
-        return
-    heads.mask_roi_pool = None
-    try:
-        yield
-    finally:
-        heads.mask_roi_pool = pool
-
-
-def freeze_detector(detector):
-    """No gradients for the detector; switch RetinaNet to the paper's smooth-L1 box loss."""
-    detector.requires_grad_(False)
+def use_smooth_l1(detector):
+    """Switch a RetinaNet to the paper's smooth-L1 box loss (torchvision's v2 default is GIoU)."""
     regression = getattr(getattr(detector, "head", None), "regression_head", None)
     if regression is not None and hasattr(regression, "_loss_type"):
         regression._loss_type = "smooth_l1"
@@ -148,34 +132,23 @@ class BoxDetector(nn.Module):
             return self.detector(list(images), targets)
 
 
-class GenISPDetector(nn.Module):
-    """GenISP followed by a frozen detector, one module for the training and evaluation engines.
+class GenISPDetector(ImageModuleDetector):
+    """GenISP followed by a frozen detector (boxes only), with the paper's losses.
 
-    In training mode the detector returns its losses, which torchvision computes only in train()
-    mode; every BatchNorm and Dropout inside it stays in eval mode so the frozen detector's
-    statistics never move. forward(images, targets) -> losses (training) or detections.
+    torch_utils_lib.frozen_detector.ImageModuleDetector keeps the detector frozen (eval-mode
+    BatchNorm and Dropout); a RetinaNet uses the paper's smooth-L1 box loss, and the optional
+    gray-world colour term is added with `color_loss_weight`.
     """
 
     def __init__(self, genisp, detector, color_loss_weight=0.0):
-        super().__init__()
-        self.genisp = genisp
-        self.detector = freeze_detector(detector)
+        super().__init__(genisp, use_smooth_l1(detector), frozen=True, boxes_only=True)
         self.color_loss_weight = color_loss_weight
 
-    def train(self, mode=True):
-        super().train(mode)
-        for module in self.detector.modules():
-            if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout2d)):
-                module.eval()
-        return self
+    @property
+    def genisp(self):
+        return self.image_module
 
-    def forward(self, images, targets=None):
-        enhanced = self.genisp(images)
-        enhanced = list(enhanced)
-        with boxes_only(self.detector):
-            if not self.training:
-                return self.detector(enhanced)
-            losses = dict(self.detector(enhanced, targets))
-        if self.color_loss_weight:
-            losses["color"] = self.color_loss_weight * gray_world_loss(enhanced)
-        return losses
+    def image_losses(self, enhanced):
+        if not self.color_loss_weight:
+            return {}
+        return {"color": self.color_loss_weight * gray_world_loss(enhanced)}

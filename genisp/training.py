@@ -3,11 +3,12 @@ import os
 
 import torch
 
-from genisp.detection import GENISP_CONFIG_NAME, load_frozen_detector, load_genisp, raw_dataset
+from genisp.detection import GENISP_CONFIG_NAME, load_genisp, raw_dataset
 from genisp.model import GenISP, GenISPDetector
 from torch_utils_lib.categories import load_category_map
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.engine import build_lr_scheduler
+from torch_utils_lib.frozen_detector import load_frozen_detector
 from torch_utils_lib.tables import markdown_table
 from torch_utils_lib.training import Trainer
 

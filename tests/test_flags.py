@@ -15,7 +15,7 @@ from torch_utils_lib.cli import RESUME_LAST, ArgumentParser, UserError, run_main
 
 # mask_rcnn/study.py builds a plain argparse parser of its own and is not part of this vocabulary
 OUTSIDE_VOCABULARY = {os.path.join("mask_rcnn", "study.py")}
-TABLE_FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "study")
+TABLE_FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "enhancer", "study")
 BAD_VALUES = [("--batch_size", "0"), ("--workers", "-1"), ("--lr", "nan"), ("--epochs", "0"),
               ("--count", "-1"), ("--steps", "0"), ("--parameter_size", "0"),
               ("--num_images", "0"), ("--score_threshold", "2"), ("--max_grad_norm", "inf"),

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.helpers import REPO, run_script
 
-FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "study", "torch_utils_lib", "bench")
+FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "enhancer", "study", "torch_utils_lib", "bench")
 
 
 def scripts():
@@ -19,7 +19,7 @@ def scripts():
 
 
 def test_model_folders_have_the_three_scripts():
-    for folder in ("mask_rcnn", "diffusion_model", "genisp"):
+    for folder in ("mask_rcnn", "diffusion_model", "genisp", "enhancer"):
         for name in ("train.py", "evaluate.py", "inference.py"):
             assert os.path.isfile(os.path.join(REPO, folder, name)), f"{folder}/{name}"
 

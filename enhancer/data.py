@@ -1,0 +1,68 @@
+"""Training data: dark images alone (zero-reference) or with their COCO boxes (detector objectives)."""
+import os
+
+import torch
+import torch.nn.functional as F
+
+from torch_utils_lib.categories import match_categories, present_categories
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.coco_utils import CocoDetection, safe_image_path
+from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
+from torch_utils_lib.transforms import to_tensor
+
+
+def image_names(image_dir, annotation=None):
+    """The images to use: those the annotation lists (COCO or a name list) or all in the folder."""
+    if not os.path.isdir(image_dir):
+        raise UserError(f"{image_dir}: image directory not found")
+    if not annotation:
+        names = list_images(image_dir)
+        if not names:
+            raise UserError(f"{image_dir}: no images found")
+        return names
+    names = annotation_file_names(annotation)
+    for name in names:
+        path = safe_image_path(image_dir, name, annotation)
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: listed in {annotation} but not found")
+    return names
+
+
+class DarkImages(torch.utils.data.Dataset):
+    """Images as CxHxW tensors in [0, 1]: a random square crop of `image_size` (images with a
+    shorter side are first resized up to it), or whole images (0), which must share one size."""
+
+    def __init__(self, image_dir, names, image_size=0):
+        self.image_dir, self.names, self.image_size = image_dir, list(names), image_size
+        self.size = None if image_size else read_rgb(os.path.join(image_dir, self.names[0])).shape[:2]
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, index):
+        path = os.path.join(self.image_dir, self.names[index])
+        x = to_tensor(read_rgb(path))
+        if not self.image_size:
+            if tuple(x.shape[-2:]) != tuple(self.size):
+                raise UserError(f"{path}: {x.shape[2]}x{x.shape[1]}, not the {self.size[1]}x"
+                                f"{self.size[0]} of the first image; pass --image_size to crop")
+            return x
+        side = self.image_size
+        h, w = x.shape[-2:]
+        if min(h, w) < side:
+            scale = side / min(h, w)
+            x = F.interpolate(x[None], size=(max(side, round(h * scale)), max(side, round(w * scale))),
+                              mode="bilinear", align_corners=False)[0]
+            h, w = x.shape[-2:]
+        top = int(torch.randint(0, h - side + 1, ()))
+        left = int(torch.randint(0, w - side + 1, ()))
+        return x[:, top:top + side, left:left + side]
+
+
+def detection_set(image_dir, annotation, detector_categories, category_map=None):
+    """The annotation's images for training, labelled in the detector's label space by class
+    name; masks when every annotation has one (then a Mask R-CNN learns from them too)."""
+    probe = CocoDetection(image_dir, annotation, train=True, with_masks=False)
+    label_map = match_categories(present_categories(probe.coco_dict), detector_categories,
+                                 category_map, annotation)
+    return CocoDetection(image_dir, annotation, train=True, label_map=label_map)

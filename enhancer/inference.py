@@ -1,0 +1,66 @@
+"""Enhance a folder of low-light images with an enhancer/train.py checkpoint.
+
+Outputs keep the input file names (subfolders of annotation names too), so --output_dir can be
+scored directly with the annotation (mask_rcnn/evaluate.py --low_light_image_dir, the study).
+The input is never written: --output_dir may not be or contain an input.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+
+from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.paths import RUNS_DIR, sample_low_light
+
+DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
+
+
+def build_parser():
+    from torch_utils_lib.cli import ArgumentParser, add_common_args
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
+    p.add_argument("--input_dir", default=sample_low_light("val", "gamma_noise"),
+                   help="low-light images to enhance")
+    p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "enhancer", "enhanced", "val"),
+                   help="where the enhanced images go (same file names)")
+    p.add_argument("--annotation", default=None,
+                   help="COCO json or {\"filename\": [...]} naming the images (default: all)")
+    add_common_args(p, seed=False, workers=False)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if not os.path.isfile(args.weight_path):
+        raise UserError(f"{args.weight_path}: checkpoint not found (train one with "
+                        f"enhancer/train.py)")
+    # torch is imported here, after parsing: --help and flag errors stay instant
+    from enhancer.data import image_names
+    from enhancer.models import enhance_folder, load_enhancer
+    from torch_utils_lib.devices import resolve_amp
+    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.runinfo import write_run_metadata
+
+    names = image_names(args.input_dir, args.annotation)
+    check_outputs_apart(
+        {"--input_dir": args.input_dir, "--annotation": args.annotation,
+         "--weight_path": args.weight_path,
+         "--annotation entry": [os.path.join(args.input_dir, n) for n in names]},
+        {"--output_dir": args.output_dir,
+         "--output_dir (with an --annotation entry)": [os.path.join(args.output_dir, n)
+                                                       for n in names]})
+    device = init_distributed(args.device).device
+    enhancer, _, config = load_enhancer(args.weight_path, device)
+    os.makedirs(args.output_dir, exist_ok=True)
+    write_run_metadata(args.output_dir, args, filename="enhance_run.json", config=config)
+    enhance_folder(enhancer, args.input_dir, names, args.output_dir, device,
+                   resolve_amp(args.amp, device))
+    print(f"{len(names)} enhanced images ({config['model']}, {config['objective']}): "
+          f"{args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,76 @@
+"""Enhancer checkpoints: which model, which objective, rebuilding them, enhancing image folders.
+
+A checkpoint's `model` holds the enhancer's state dict, except for the `joint` objective, whose
+`model` is the enhancer and the fine-tuned detector together (keys `image_module.*` and
+`detector.*`); `config` names the model (`zero_dce`, `dip`), the objective and what rebuilds
+them (scale_factor or parameter_size, exposure, the detector and its config).
+"""
+import os
+
+import torch
+
+from enhancer.dip import DIPEnhancer
+from enhancer.zero_dce import ZeroDCE
+from torch_utils_lib.checkpoint import load_checkpoint
+from torch_utils_lib.cli import UserError
+from torch_utils_lib.detection_models import build_detector, load_detector_weights
+from torch_utils_lib.devices import autocast
+from torch_utils_lib.image_io import read_rgb, write_image
+from torch_utils_lib.progress import progress
+from torch_utils_lib.transforms import to_tensor, to_uint8
+
+MODELS = ("zero_dce", "dip")
+OBJECTIVES = {"zero_dce": ("zero_reference",), "dip": ("frozen_detector", "joint")}
+
+
+def build_enhancer(config):
+    """The (untrained) enhancer a config describes."""
+    if config["model"] == "zero_dce":
+        return ZeroDCE(config["scale_factor"])
+    return DIPEnhancer(config["parameter_size"])
+
+
+def split_joint_state(state):
+    """(enhancer state, detector state) of a joint checkpoint's combined state dict."""
+    parts = {"image_module.": {}, "detector.": {}}
+    for key, value in state.items():
+        for prefix, part in parts.items():
+            if key.startswith(prefix):
+                part[key[len(prefix):]] = value
+    return parts["image_module."], parts["detector."]
+
+
+def load_enhancer(path, device="cpu"):
+    """(enhancer in eval mode, the joint detector in eval mode or None, config) of a checkpoint."""
+    state = load_checkpoint(path)
+    config = state.get("config") or {}
+    if config.get("model") not in MODELS:
+        raise UserError(f"{path}: not an enhancer/train.py checkpoint (config model is "
+                        f"{config.get('model')!r})")
+    enhancer, detector, weights = build_enhancer(config), None, state["model"]
+    if config.get("objective") == "joint":
+        weights, detector_weights = split_joint_state(weights)
+        dc = config["detector_config"]
+        detector = build_detector(dc["model"], dc["num_classes"], "none",
+                                  min_size=dc.get("min_size"), max_size=dc.get("max_size"))
+        load_detector_weights(detector, detector_weights, path)
+        detector = detector.to(device).eval()
+    enhancer.load_state_dict(weights)
+    return enhancer.to(device).eval(), detector, config
+
+
+@torch.no_grad()
+def enhance(enhancer, image, device, amp=False):
+    """One HxWx3 uint8 image through the enhancer -> HxWx3 uint8."""
+    x = to_tensor(image)[None].to(device)
+    with autocast(torch.device(device), amp):
+        out = enhancer(x)
+    out = out[0] if isinstance(out, tuple) else out  # Zero-DCE++ also returns its curve maps
+    return to_uint8(out[0].float().cpu())
+
+
+def enhance_folder(enhancer, input_dir, names, output_dir, device, amp=False):
+    """Enhance `input_dir/<name>` into `output_dir/<name>` (atomic writes, same names)."""
+    for name in progress(names, desc="enhancing"):
+        write_image(os.path.join(output_dir, name),
+                    enhance(enhancer, read_rgb(os.path.join(input_dir, name)), device, amp))
