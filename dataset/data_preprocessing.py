@@ -22,7 +22,7 @@ from dataset.gamma_noise import GAMMA_RANGE, NOISE_VAR_RANGE
 from dataset.physics import RATIO_RANGE
 from dataset.synthesis import (METHODS, METRICS, check_level, print_summary, run_synthesis,
                                settings_from_args, write_preview)
-from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, darkness_level,
+from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart,
                                  non_negative_float, positive_float, positive_int, run_main)
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
@@ -44,7 +44,7 @@ def build_parser():
                    help="gamma_noise: Gaussian noise variance on the [-1, 1] scale ~ U(LOW, HIGH)")
     p.add_argument("--ratio", nargs=2, type=positive_float, default=list(RATIO_RANGE), metavar=("LOW", "HIGH"),
                    help="physics: darkening ratio of the RAW signal ~ U(LOW, HIGH)")
-    p.add_argument("--level", type=darkness_level, default=None, metavar="EV",
+    p.add_argument("--level", type=non_negative_float, default=None, metavar="EV",
                    help="a fixed darkness level in stops, exposure 2**EV times darker: physics "
                         "--ratio 2**EV; gamma_noise gamma 1 + EV with its noise (dataset/gamma_noise.py); "
                         "at most 13.81 (physics) or 20.01 (gamma_noise), where only noise is left")

@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.cli import (ArgumentParser, UserError, add_common_args, bootstrap_resamples,
-                                 darkness_level, non_negative_int, positive_int, run_main)
+                                 non_negative_float, non_negative_int, positive_int, run_main)
 from torch_utils_lib.paths import RUNS_DIR
 
 
@@ -59,7 +59,8 @@ def build_parser():
     data.add_argument("--raw_val_dir")
     data.add_argument("--raw_val_annotation")
     darkness = p.add_argument_group("AP against darkness and intervals")
-    darkness.add_argument("--severities", nargs="*", type=darkness_level, default=None, metavar="EV",
+    darkness.add_argument("--severities", nargs="*", type=non_negative_float, default=None,
+                          metavar="EV",
                           help="fixed darkness levels in stops (exposure 2**EV times darker) at "
                                "which the val set is synthesized and every remedy scored: P, mPC, "
                                "rPC, EV50 and darkness.png (default: 2 4 6 8; 2 5 8 on the sample "

@@ -88,8 +88,9 @@ def raw_sets(study):
 TEST_SETS = {"normal": normal_sets, "synthetic": synthetic_sets, "severity": level_sets,
              "real": real_sets, "raw": raw_sets}
 
-# Darkness levels: a level of EV stops is an exposure 2**EV times darker (--severities is typed
-# cli.darkness_level); a level's folder is named by its value in 6 significant digits.
+# Darkness levels: a level of EV stops is an exposure 2**EV times darker (resolve_levels checks
+# --severities against each severity method's range, dataset.synthesis.check_level); a level's
+# folder is named by its value in 6 significant digits.
 SAMPLE_LEVELS, USER_LEVELS = [2.0, 5.0, 8.0], [2.0, 4.0, 6.0, 8.0]
 
 

@@ -178,15 +178,6 @@ def test_enhancement_refuses_listed_names_outside_its_input(inputs, tmp_path, na
     assert tree_digest(inputs) == before and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--method", "physics", "--level", "1100"], "--level 1100: must lie in [0, 32] stops"),
-    (["--method", "gamma_noise", "--level", "1e308"], "--level 1e308: must lie in [0, 32] stops")])
-def test_darkness_levels_out_of_range_stop_at_parse_time(tmp_path, argv, fragment):
-    result = run_script("dataset/data_preprocessing.py", *argv, "--output_dir", tmp_path / "o")
-    assert_user_error(result, fragment)
-    assert not (tmp_path / "o").exists()
-
-
 # list files naming absolute and `../` paths: (script, args, what the line says)
 LISTED_OUTSIDE = {
     "enhancement of absolute names into its input": (

@@ -226,15 +226,6 @@ decay_rate = _checked("decay_rate", float, lambda v: 0 <= v < 1, "must be in [0,
                       "a number in [0, 1) (an averaging or decay factor)")
 
 
-# A darkness level in stops (exposure 2**EV times darker). A 16-bit sensor spans at most 16
-# stops: beyond 32 no pixel keeps any signal, and the level's settings (2**EV, the noise ladder
-# of gamma_noise) stay finite floats.
-MAX_DARKNESS_LEVEL = 32.0
-darkness_level = _checked("darkness_level", float, lambda v: 0 <= v <= MAX_DARKNESS_LEVEL,
-                          f"must lie in [0, {MAX_DARKNESS_LEVEL:g}] stops (beyond, no pixel keeps "
-                          f"any signal)", "a darkness level in stops, in [0, 32]")
-
-
 MAX_BOOTSTRAP = 100_000  # each set keeps (N, 12) float64 draws: 9.6 MB per set at this bound
 bootstrap_resamples = _checked(
     "bootstrap_resamples", int, lambda v: 0 <= v <= MAX_BOOTSTRAP,
