@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from torch_utils_lib.categories import match_categories, present_categories
-from torch_utils_lib.cli import UserError
-from torch_utils_lib.coco_utils import CocoDetection, safe_image_path
+from torch_utils_lib.cli import UserError, safe_join
+from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
 from torch_utils_lib.transforms import to_tensor
 
@@ -22,7 +22,7 @@ def image_names(image_dir, annotation=None):
         return names
     names = annotation_file_names(annotation)
     for name in names:
-        path = safe_image_path(image_dir, name, annotation)
+        path = safe_join(image_dir, name, annotation)
         if not os.path.isfile(path):
             raise UserError(f"{path}: listed in {annotation} but not found")
     return names

@@ -51,7 +51,7 @@ def main(argv=None):
     # torch is imported here, after parsing: --help and flag errors stay instant
     import torch
 
-    from diffusion_model.quality import quality_table, score_sets, two_stage_table
+    from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
     from enhancer.data import image_names
     from enhancer.models import enhance_folder, load_enhancer
     from mask_rcnn.evaluation import evaluate_model_on_sets

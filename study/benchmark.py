@@ -203,7 +203,8 @@ def synthesize(study, method, image_dir, annotation, out, level=None, raw=False)
 def evaluate_detector(study, name, checkpoint, image_sets):
     """mask_rcnn/evaluate.py of one checkpoint on {set name: (image dir, annotation)}.
 
-    Returns ({set name: {iou type: stats}}, {set name: {iou type: detections json}}).
+    Returns {set name: {iou type: stats, "per_category": {iou type: {class: {AP, AP50, AP75}}},
+    "detections": {iou type: detections json}}}.
     """
     a = study.args
     out = study.output(f"evaluate {name}", "eval", name)
@@ -212,18 +213,23 @@ def evaluate_detector(study, name, checkpoint, image_sets):
     for key, pair in image_sets.items():
         alias[key] = next((k for k, p in unique.items() if p == pair), key)
         unique.setdefault(alias[key], pair)
-    complete = (os.path.isfile(table) and set(unique) <= set(read_json(table)["stats"]["checkpoint"])
-                and read_json(table)["models"]["checkpoint"] == checkpoint)
+    saved = read_json(table) if os.path.isfile(table) else None
+    complete = (saved is not None and set(unique) <= set(saved["stats"]["checkpoint"])
+                and set(unique) <= set(saved.get("per_category", {}).get("checkpoint", {}))
+                and saved["models"]["checkpoint"] == checkpoint)
     study.run(f"evaluate {name}", "mask_rcnn/evaluate.py", "--weight_path", checkpoint,
               *[x for s, (d, ann) in unique.items() for x in ("--image_set", f"{s}={d},{ann}")],
               "--output_dir", out, "--pretrained", "none", "--count", 0, "--bootstrap", 0, "--batch_size",
               a.batch_size, "--device", a.device,
               *(["--category_map", a.category_map] if a.category_map else []),
               done=table if complete else None, distributed=True)
-    stats = read_json(table)["stats"]["checkpoint"]
-    return ({key: stats[alias[key]] for key in image_sets},
-            {key: {iou: os.path.join(out, "checkpoint", f"detections_{alias[key]}_{iou}.json")
-                   for iou in stats[alias[key]]} for key in image_sets})
+    saved = read_json(table)
+    stats, per_category = saved["stats"]["checkpoint"], saved["per_category"]["checkpoint"]
+    return {key: {**stats[alias[key]], "per_category": per_category[alias[key]],
+                  "detections": {iou: os.path.join(out, "checkpoint",
+                                                   f"detections_{alias[key]}_{iou}.json")
+                                 for iou in stats[alias[key]]}}
+            for key in image_sets}
 
 
 def image_quality(test_set, folder):
@@ -258,10 +264,10 @@ def score(study):
     reference = {}
     for checkpoint, sets in jobs.items():
         name = os.path.basename(os.path.dirname(checkpoint))
-        stats, detections = evaluate_detector(
+        cells = evaluate_detector(
             study, name, checkpoint, {k: (folder, t.annotation) for k, (r, t, folder) in sets.items()})
         for key, (remedy, test_set, _) in sets.items():
-            cell = {**stats[key], "detections": detections[key]}
+            cell = cells[key]
             if remedy is None:
                 reference[test_set.name] = cell
             else:
