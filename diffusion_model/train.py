@@ -29,7 +29,7 @@ def parse_dim_mults(text):
 
 
 def build_parser():
-    from diffusion_model.model.diffusion import OBJECTIVES, SCHEDULES
+    from torch_utils_lib.flag_choices import DIFFUSION_OBJECTIVES, DIFFUSION_SCHEDULES
     from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
                                      decay_rate, non_negative_float, non_negative_int,
                                      positive_float, positive_int)
@@ -51,9 +51,9 @@ def build_parser():
     model.add_argument("--dim_mults", type=parse_dim_mults, default=(1, 2, 4, 8),
                        help="channel multiplier per UNet level, comma-separated")
     model.add_argument("--num_blocks", type=positive_int, default=1, help="ConvNeXt blocks per level")
-    model.add_argument("--schedule", choices=SCHEDULES, default="linear", help="noise schedule")
+    model.add_argument("--schedule", choices=DIFFUSION_SCHEDULES, default="linear", help="noise schedule")
     model.add_argument("--timesteps", type=positive_int, default=1000, help="diffusion steps")
-    model.add_argument("--objective", choices=OBJECTIVES, default="v",
+    model.add_argument("--objective", choices=DIFFUSION_OBJECTIVES, default="v",
                        help="what the network predicts: the noise (eps, as the original project) or v "
                             "(default: it learns faster, measured on the sample set)")
     train = p.add_argument_group("training")

@@ -11,16 +11,16 @@ from torch_utils_lib.cli import ArgumentParser, UserError, run_main
 
 
 def build_parser():
-    from torch_utils_lib.detection_models import TORCHVISION_DETECTORS
+    from torch_utils_lib.flag_choices import TORCHVISION_DETECTOR_NAMES
     parser = ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="+", help=f"detectors: {', '.join(TORCHVISION_DETECTORS)}")
+    parser.add_argument("names", nargs="+", help=f"detectors: {', '.join(TORCHVISION_DETECTOR_NAMES)}")
     parser.add_argument("--backbone", action="store_true", help="also the ImageNet backbone weights")
     return parser
 
 
 def main():
+    args = build_parser().parse_args()  # before torchvision is imported: --help is instant
     from torch_utils_lib.detection_models import TORCHVISION_DETECTORS, cached_weights_path
-    args = build_parser().parse_args()
     for name in args.names:
         if name not in TORCHVISION_DETECTORS:
             raise UserError(f"{name}: unknown detector ({', '.join(TORCHVISION_DETECTORS)})")

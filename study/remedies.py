@@ -256,6 +256,93 @@ for _name, _description in (("gamma", "gamma per image to the normal-light train
                     classical=True))
 
 
+# ---------------------------------------------------------------- enhancers (enhancer/)
+
+def enhancer_checkpoint(name):
+    """weights(study) of an enhancer remedy: enhancer/train.py's last.pth in its own folder."""
+    return lambda study: study.path("enhancer", name, "last.pth")
+
+
+def train_enhancer(name, model, objective, options=lambda a: []):
+    """train(study): enhancer/train.py on the synthetic low-light train images (zero-reference
+    reads the images alone; the detector objectives their boxes and the normal-light detector).
+    `options(args)`: the remedy's own enhancer/train.py flags."""
+    def train(study):
+        a, d = study.args, study.data
+        detector = [] if objective == "zero_reference" else [
+            "--detector", normal_detector(study),
+            *(["--category_map", a.category_map] if a.category_map else [])]
+        study.run(f"train {name}", "enhancer/train.py", "--model", model, "--objective", objective,
+                  "--image_dir", d.low_light[study.target]["train"], "--annotation",
+                  d.train_annotation, "--checkpoint_dir", study.path("enhancer", name),
+                  "--epochs", getattr(a, f"{name}_epochs"), *detector, *options(a),
+                  "--device", a.device, "--seed", a.seed, "--resume", distributed=True)
+    return train
+
+
+def enhancer_images(name):
+    """images(study, test_set): the test set through the trained enhancer (enhancer/inference.py)."""
+    def images(study, test_set):
+        out = study.output(f"{name} {test_set.name}", "enhanced", name, test_set.name)
+        complete = all(os.path.isfile(os.path.join(out, n))
+                       for n in annotation_file_names(test_set.annotation))
+        study.run(f"{name} {test_set.name}", "enhancer/inference.py", "--weight_path",
+                  enhancer_checkpoint(name)(study), "--input_dir", test_set.image_dir,
+                  "--annotation", test_set.annotation, "--output_dir", out,
+                  "--device", study.args.device, done=out if complete else None)
+        return out
+    return images
+
+
+def parameter_size_flag(name):
+    return Flag("parameter_size", positive_int, 64, f"{name}: side of the thumbnail its parameter "
+                "CNN sees (enhancer/train.py's default: 256)")
+
+
+register(Remedy(
+    "zero_dce", "Zero-DCE++ (zero-reference curve estimation), then the normal-light detector",
+    train=train_enhancer("zero_dce", "zero_dce", "zero_reference",
+                         lambda a: ["--exposure", a.zero_dce_exposure]),
+    images=enhancer_images("zero_dce"), low_light_only=True,
+    weights=enhancer_checkpoint("zero_dce"),
+    settings=lambda study: (f"{study.args.zero_dce_epochs} epochs on {study.target} low light "
+                            f"(no pairs, no labels), E = {study.args.zero_dce_exposure:g}"),
+    flags=(Flag("epochs", positive_int, 60, "Zero-DCE++ training epochs"),
+           Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)")),
+    logs=(("Zero-DCE++", ("enhancer", "zero_dce")),)))
+
+register(Remedy(
+    "enhancer", "a differentiable filter enhancer (IA-YOLO style) trained through the frozen "
+    "normal-light detector's loss, then that detector",
+    train=train_enhancer("enhancer", "dip", "frozen_detector",
+                         lambda a: ["--parameter_size", a.enhancer_parameter_size]),
+    images=enhancer_images("enhancer"), low_light_only=True,
+    weights=enhancer_checkpoint("enhancer"),
+    settings=lambda study: (f"{study.args.enhancer_epochs} epochs on {study.target} low light, "
+                            f"detector frozen, thumbnail {study.args.enhancer_parameter_size}"),
+    flags=(Flag("epochs", positive_int, 6, "epochs of the enhancer through the frozen detector"),
+           parameter_size_flag("enhancer")),
+    logs=(("enhancer (frozen detector)", ("enhancer", "enhancer")),)))
+
+register(Remedy(
+    "enhancer_joint", "the same enhancer and the detector trained together end to end from the "
+    "normal-light detector (scored on normal light too: its forgetting shows)",
+    train=train_enhancer("enhancer_joint", "dip", "joint", lambda a: [
+        "--parameter_size", a.enhancer_joint_parameter_size,
+        "--detector_lr", a.enhancer_joint_detector_lr]),
+    images=enhancer_images("enhancer_joint"),
+    detector=lambda study: study.path("enhancer", "enhancer_joint", "detector.pth"),
+    weights=enhancer_checkpoint("enhancer_joint"),
+    settings=lambda study: (f"{study.args.enhancer_joint_epochs} epochs on {study.target} low "
+                            f"light, thumbnail {study.args.enhancer_joint_parameter_size}, "
+                            f"detector lr {study.args.enhancer_joint_detector_lr:g}"),
+    flags=(Flag("epochs", positive_int, 4, "epochs of the joint enhancer and detector"),
+           parameter_size_flag("enhancer_joint"),
+           Flag("detector_lr", positive_float, 5e-4, "learning rate of the detector in the joint "
+                "training")),
+    logs=(("enhancer + detector (joint)", ("enhancer", "enhancer_joint")),)))
+
+
 # ---------------------------------------------------------------- GenISP on RAW
 
 def genisp_weights(study):

@@ -30,7 +30,7 @@ from torch_utils_lib.paths import RUNS_DIR
 
 def build_parser():
     from study.remedies import REMEDIES, add_remedy_flags
-    from torch_utils_lib.transforms import AUGMENTATIONS
+    from torch_utils_lib.flag_choices import AUGMENTATIONS
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"),
                    help="the study folder: data, checkpoints, evaluations, report.md")

@@ -1,6 +1,8 @@
 """Every script has --help and runs from the repo root and from inside its folder."""
 import glob
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.helpers import REPO, run_script
@@ -33,6 +35,26 @@ def test_every_script_has_help_from_root_and_from_its_folder():
     for (script, cwd), result in results:
         assert result.returncode == 0, f"{script} in {cwd}: {result.stderr[-800:]}"
         assert "usage:" in result.stdout, script
+
+
+USER_FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "enhancer", "study")
+
+
+def test_help_of_every_user_script_starts_without_torch():
+    """--help is instant: no user-facing script imports torch (seconds) before parsing its flags."""
+    paths = [p for p in scripts() if os.path.basename(os.path.dirname(p)) in USER_FOLDERS]
+    probe = ("import runpy, sys; sys.argv = [sys.argv[1], '--help']\n"
+             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO TORCH', file=sys.stderr)")
+    slow = []
+    for path in paths:
+        result = subprocess.run([sys.executable, "-c", probe, path], capture_output=True, text=True,
+                                cwd=REPO)
+        assert "usage:" in result.stdout, (path, result.stderr[-800:])
+        if result.stderr.strip().splitlines()[-1] != "NO TORCH":
+            slow.append(os.path.relpath(path, REPO))
+    assert slow == []
 
 
 def test_ci_runs_the_readme_test_command():

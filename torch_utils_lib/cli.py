@@ -177,7 +177,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         try:
-            return super().parse_known_args(args, namespace)
+            parsed, rest = super().parse_known_args(args, namespace)
         except argparse.ArgumentError as e:
             names = (e.argument_name or "").split("/")
             given = sys.argv[1:] if args is None else [str(a) for a in args]
@@ -186,6 +186,10 @@ class ArgumentParser(argparse.ArgumentParser):
                         names[0])
             bad_value = isinstance(e.__context__, argparse.ArgumentTypeError)
             self.error(f"{flag}{' ' if bad_value else ': '}{e.message}" if flag else e.message)
+        if getattr(parsed, "device", "") is None:  # add_common_args' default, resolved after --help
+            from torch_utils_lib.devices import default_device  # torch: seconds to import
+            parsed.device = default_device()
+        return parsed, rest
 
     def error(self, message):
         raise UserError(message)
@@ -244,8 +248,8 @@ def add_common_args(parser, *, seed=True, workers=True, amp=True, default_seed=0
 
     A script passes False for a flag it would ignore: every flag accepted does something.
     """
-    from torch_utils_lib.devices import default_device  # torch: imported only when a parser is built
-    parser.add_argument("--device", default=default_device(),
+    # default None: parse_known_args resolves it (importing torch), so --help never waits for torch
+    parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available)")
     if seed:
         parser.add_argument("--seed", type=int, default=default_seed, help="random seed")

@@ -8,6 +8,9 @@ TORCHVISION_DETECTOR_NAMES = ("maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2
 LIGHT_DETECTORS = ("maskrcnn_resnet18_fpn",)
 DETECTOR_NAMES = LIGHT_DETECTORS + TORCHVISION_DETECTOR_NAMES
 
+DIFFUSION_SCHEDULES = ("linear", "cosine")  # diffusion_model.model.diffusion's noise schedules
+DIFFUSION_OBJECTIVES = ("eps", "v")  # what its network predicts
+
 COCO_BACKENDS = ("pycocotools", "faster_coco_eval")  # coco_eval.CocoEvaluator's
 
 AUGMENTATIONS = {"hflip": "random horizontal flip (torchvision's detection recipe)",

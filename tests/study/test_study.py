@@ -10,8 +10,9 @@ from tests.helpers import (assert_user_error, make_exdark_style_set, make_lis_st
 from torch_utils_lib.coco_bootstrap import format_interval
 
 SYNTHETIC = ("gamma_noise", "physics")
-IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "gain", "identity")
-DETECTOR_REMEDIES = ("none", "finetune", "finetune_mixed")
+IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "zero_dce", "enhancer", "gain", "identity")
+# scored on normal light too, each with its own detector (enhancer_joint: its jointly trained one)
+DETECTOR_REMEDIES = ("none", "finetune", "finetune_mixed", "enhancer_joint")
 LEVELS = ("physics_ev2", "physics_ev2_raw", "physics_ev6", "physics_ev6_raw")  # RAW for GenISP
 
 
@@ -83,6 +84,8 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
             "--min_size", 64, "--epochs", 1, "--finetune_epochs", 1, "--batch_size", 4,
             "--diffusion_epochs", 1, "--diffusion_batch_size", 4, "--diffusion_steps", 2,
             "--genisp_epochs", 1, "--genisp_batch_size", 4, "--genisp_parameter_size", 32,
+            "--zero_dce_epochs", 2, "--enhancer_epochs", 1, "--enhancer_parameter_size", 32,
+            "--enhancer_joint_epochs", 1, "--enhancer_joint_parameter_size", 32,
             "--count", 1, "--severities", 6, 2, "--severity_methods", "physics", "--gain_max", 6,
             "--bootstrap", 200, "--device", "cpu"]
     args = build_parser().parse_args(list(map(str, argv)))
@@ -91,8 +94,9 @@ def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypat
     run_study(args)
     report = json.loads((out / "report.json").read_text())
     rows = report["rows"]
-    assert list(rows) == [*DETECTOR_REMEDIES, "diffusion", "gamma", "clahe", "histeq", "genisp",
-                          "gain", "identity", REFERENCE_ROW]
+    assert list(rows) == ["none", "finetune", "finetune_mixed", "diffusion", "gamma", "clahe",
+                          "histeq", "zero_dce", "enhancer", "enhancer_joint", "genisp", "gain",
+                          "identity", REFERENCE_ROW]
     assert [t["name"] for t in report["test_sets"]] == ["normal", *SYNTHETIC, *LEVELS, "lis", "exdark",
                                                          "raw"]
     for remedy in DETECTOR_REMEDIES + IMAGE_REMEDIES:
