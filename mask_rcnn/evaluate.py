@@ -67,7 +67,8 @@ def main():
     from torch_utils_lib.categories import load_category_map
     from torch_utils_lib.coco_json import load_coco_json
     from torch_utils_lib.names import parse_named_values
-    from torch_utils_lib.cli import check_outputs_apart
+    from torch_utils_lib.cli import check_outputs_apart, require_file
+    from torch_utils_lib.flag_choices import DETECTOR_NAMES
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.coco_bootstrap import fold_intervals
     from torch_utils_lib.tables import markdown_table
@@ -99,6 +100,9 @@ def main():
                          "--annotation": args.annotation, "--category_map": args.category_map,
                          "--weight_path/--compare": list(models.values())},
                         {"--output_dir": output_dir})
+    for spec in models.values():  # a missing checkpoint is said before any file is parsed
+        if spec not in DETECTOR_NAMES:
+            require_file(spec, "checkpoint")
     figures = args.count > 0 and "normal" in sets and "low_light" in sets
     if figures:  # figure names clash: refused before any work
         comparison_figures(load_coco_json(args.annotation)["images"][:args.count], args.annotation)

@@ -71,6 +71,7 @@ def run_main(main):
     OSErrors about the user's disk or paths (full disk, read-only folder, a file where a folder
     is needed) are user errors too.
     """
+    _END_OF_RUN.clear()  # callbacks left by library use earlier in this process are not this run's
     try:
         code = main()
         _end_of_run()
