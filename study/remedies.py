@@ -192,6 +192,13 @@ register(Remedy("finetune_mixed", "fine-tuned on normal and synthetic low light 
 
 # ---------------------------------------------------------------- diffusion restoration
 
+def every_image_written(out, test_set):
+    """`out` when it holds every image of `test_set` (written one by one, atomically), else None:
+    the `done` of a step that restores or enhances a test set image by image."""
+    names = annotation_file_names(test_set.annotation)
+    return out if all(os.path.isfile(os.path.join(out, n)) for n in names) else None
+
+
 def train_diffusion(study):
     a, d = study.args, study.data
     study.run("train diffusion", "diffusion_model/train.py", "--input_image_dir", d.train_image_dir,
@@ -205,12 +212,11 @@ def train_diffusion(study):
 def restored_images(study, test_set):
     a = study.args
     out = study.output(f"restore {test_set.name}", "diffusion", "restored", test_set.name)
-    complete = all(os.path.isfile(os.path.join(out, n)) for n in annotation_file_names(test_set.annotation))
     study.run(f"restore {test_set.name}", "diffusion_model/inference.py", "--conditional_image_dir",
               test_set.image_dir, "--input_image_dir", test_set.normal_dir or "", "--annotation",
               test_set.annotation, "--output_dir", out, "--weight_path",
               study.path("diffusion", "last.pth"), "--steps", a.diffusion_steps, "--device", a.device,
-              "--seed", a.seed, "--count", 0, done=out if complete else None)
+              "--seed", a.seed, "--count", 0, done=every_image_written(out, test_set))
     return out
 
 
@@ -284,12 +290,10 @@ def enhancer_images(name):
     """images(study, test_set): the test set through the trained enhancer (enhancer/inference.py)."""
     def images(study, test_set):
         out = study.output(f"{name} {test_set.name}", "enhanced", name, test_set.name)
-        complete = all(os.path.isfile(os.path.join(out, n))
-                       for n in annotation_file_names(test_set.annotation))
         study.run(f"{name} {test_set.name}", "enhancer/inference.py", "--weight_path",
                   enhancer_checkpoint(name)(study), "--input_dir", test_set.image_dir,
                   "--annotation", test_set.annotation, "--output_dir", out,
-                  "--device", study.args.device, done=out if complete else None)
+                  "--device", study.args.device, done=every_image_written(out, test_set))
         return out
     return images
 
