@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int
+from torch_utils_lib.errors import run_main
 from torch_utils_lib.coco_bootstrap import ImageMatches, bootstrap_weights
 from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
 from torch_utils_lib.paths import RUNS_DIR

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import time
 
-from torch_utils_lib.cli import UserError, run_main
+from torch_utils_lib.errors import UserError, run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
 from torch_utils_lib.tables import markdown_table
 

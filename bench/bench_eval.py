@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int
+from torch_utils_lib.errors import run_main
 from torch_utils_lib.coco_eval import STAT_NAMES, CocoEvaluator
 from torch_utils_lib.coco_json import load_coco_json
 from torch_utils_lib.coco_utils import CocoDetection

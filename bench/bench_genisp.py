@@ -31,7 +31,8 @@ from torch import nn
 from bench.timing import timed
 from genisp.model import GenISP, GenISPDetector
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int
+from torch_utils_lib.errors import run_main
 from torch_utils_lib.paths import RUNS_DIR
 from torch_utils_lib.runinfo import write_run_metadata
 from torch_utils_lib.tables import markdown_table

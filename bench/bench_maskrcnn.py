@@ -17,7 +17,8 @@ import torch
 
 from bench.timing import timed
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int
+from torch_utils_lib.errors import run_main
 from torch_utils_lib.detection_models import build_detector
 from torch_utils_lib.devices import autocast
 from torch_utils_lib.engine import optimizer_step

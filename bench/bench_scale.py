@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-from torch_utils_lib.cli import ArgumentParser, positive_int, run_main
+from torch_utils_lib.cli import ArgumentParser, positive_int
+from torch_utils_lib.errors import run_main
 
 WIDTH, HEIGHT = 640, 480
 COCO_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]

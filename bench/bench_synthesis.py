@@ -29,7 +29,8 @@ import numpy as np
 
 from dataset.synthesis import keep_freed_memory, run_synthesis
 from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, UserError, int_at_least, positive_int, run_main
+from torch_utils_lib.cli import ArgumentParser, int_at_least, positive_int
+from torch_utils_lib.errors import UserError, run_main
 from torch_utils_lib.paths import REPO_ROOT, RUNS_DIR
 from torch_utils_lib.runinfo import write_run_metadata
 from torch_utils_lib.tables import markdown_table

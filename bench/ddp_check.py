@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from torch_utils_lib.cli import ArgumentParser, non_negative_int, positive_int, run_main
+from torch_utils_lib.cli import ArgumentParser, non_negative_int, positive_int
+from torch_utils_lib.errors import run_main
 
 
 def build_parser():

@@ -39,7 +39,8 @@ import torch
 from bench.bench_genisp import bench_batched
 from diffusion_model.model.diffusion import build_diffusion
 from genisp.model import GenISP, GenISPDetector
-from torch_utils_lib.cli import ArgumentParser, UserError, run_main
+from torch_utils_lib.cli import ArgumentParser
+from torch_utils_lib.errors import UserError, run_main
 from torch_utils_lib.detection_models import (TORCHVISION_DETECTORS, build_detector,
                                               cached_weights_path)
 from torch_utils_lib.devices import autocast

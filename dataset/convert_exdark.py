@@ -14,8 +14,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, require_dir,
-                                 require_file, run_main)
+from dataset.exdark import Report, convert
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.cli import ArgumentParser
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.guards import check_outputs_apart, require_dir, require_file
+from torch_utils_lib.runinfo import write_run_metadata
 
 
 REPORT_FILE = "conversion.json"  # the boxes and lines the conversion changed
@@ -31,9 +35,6 @@ def build_parser():
 
 
 def main():
-    from dataset.exdark import Report, convert
-    from torch_utils_lib.atomic_io import atomic_write_json
-    from torch_utils_lib.runinfo import write_run_metadata
     args = build_parser().parse_args()
     require_dir(args.image_dir, "image directory")
     require_dir(args.annotation_dir, "annotation directory")

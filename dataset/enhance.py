@@ -16,13 +16,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, non_negative_float,
-                                 positive_float, require_dir, run_main)
+from dataset.enhancement import METHODS
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.cli import ArgumentParser, non_negative_float, positive_float
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.guards import check_outputs_apart, require_dir, safe_join
+from torch_utils_lib.image_io import annotation_file_names, list_images
+from torch_utils_lib.paths import sample_images, sample_low_light
+from torch_utils_lib.progress import progress
+from torch_utils_lib.runinfo import write_run_metadata
 
 
 def build_parser():
-    from dataset.enhancement import METHODS
-    from torch_utils_lib.paths import sample_images, sample_low_light
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", choices=METHODS, required=True)
     p.add_argument("--input_dir", default=sample_low_light("val", "gamma_noise"), help="images to enhance")
@@ -42,8 +47,6 @@ def build_parser():
 def image_names(image_dir, annotation):
     """Names of the images to read: those `annotation` lists (relative to `image_dir`, never
     leaving it), or every image directly in `image_dir`."""
-    from torch_utils_lib.cli import safe_join
-    from torch_utils_lib.image_io import annotation_file_names, list_images
     require_dir(image_dir, "image directory")
     names = annotation_file_names(annotation) if annotation else list_images(image_dir)
     if annotation:
@@ -57,9 +60,6 @@ def image_names(image_dir, annotation):
 def main():
     # the enhancement modules load OpenCV and numpy: imported here so that --help is instant
     from dataset.enhancement import enhance_folder, folder_mean_luma
-    from torch_utils_lib.atomic_io import atomic_write_json
-    from torch_utils_lib.progress import progress
-    from torch_utils_lib.runinfo import write_run_metadata
     args = build_parser().parse_args()
     names = image_names(args.input_dir, args.annotation)
     uses_reference = args.method == "gamma" and args.target_luma is None

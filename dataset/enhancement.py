@@ -14,7 +14,8 @@ import os
 import cv2
 import numpy as np
 
-from torch_utils_lib.cli import UserError, check_outputs_apart
+from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import check_outputs_apart
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.image_metrics import luma
 
@@ -81,7 +82,7 @@ def folder_mean_luma(image_dir, names):
 
 
 def check_output_dir(input_dir, output_dir, names, reads=None):
-    """UserError (cli.check_outputs_apart) when an enhanced image would be written where an
+    """UserError (guards.check_outputs_apart) when an enhanced image would be written where an
     input is: the folders and each listed image, in and out. `reads`: further {flag: path}
     read (the reference set)."""
     check_outputs_apart(

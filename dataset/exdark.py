@@ -19,7 +19,7 @@ boxes refer to the stored pixels; see image_io.read_rgb).
 """
 import os
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.coco_json import degenerate_box
 from torch_utils_lib.image_io import read_rgb
 

@@ -17,8 +17,9 @@ import re
 
 import numpy as np
 
-from torch_utils_lib.cli import (ArgumentParser, UserError, check_outputs_apart, positive_int, require_dir,
-                                 run_main, safe_join)
+from torch_utils_lib.cli import ArgumentParser, positive_int
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.guards import check_outputs_apart, require_dir, safe_join
 from torch_utils_lib.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
 from torch_utils_lib.progress import progress
@@ -79,7 +80,7 @@ def select_images(dataset, num_images=None, image_ids=None, size=None, seed=0,
 def copy_images(images, image_dir, target_dir, annotation=""):
     """Copy the files of `images` atomically, skipping those already there with the same size.
 
-    File names are relative to `image_dir` (cli.safe_join); copies lie directly in
+    File names are relative to `image_dir` (guards.safe_join); copies lie directly in
     `target_dir`, so two images may not share a base name.
     """
     sources = [safe_join(image_dir, i["file_name"], annotation) for i in images]

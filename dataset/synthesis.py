@@ -20,11 +20,12 @@ import numpy as np
 
 from dataset import gamma_noise, physics
 from dataset.dng import write_dng
-from torch_utils_lib.cli import UserError, check_outputs_apart
-from torch_utils_lib.coco_json import load_coco_json, subset_coco
-from torch_utils_lib.image_io import encode_image, list_images, read_rgb
-from torch_utils_lib.image_metrics import luma, psnr, ssim, summarize
 from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
+from torch_utils_lib.coco_json import load_coco_json, subset_coco
+from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import check_outputs_apart
+from torch_utils_lib.image_io import encode_image, list_images, read_rgb, write_image
+from torch_utils_lib.image_metrics import gt_mean_align, luma, psnr, ssim, summarize
 
 METHODS = ("gamma_noise", "physics")
 METRICS = ("psnr_ssim", "psnr", "none")
@@ -417,8 +418,6 @@ def write_preview(path, input_dir, output_dir, names, count=6, tile=160):
     Brightening scales the low-light image to the input's mean (the GT-mean alignment of
     image_metrics), which shows the noise and colour the darkness hides.
     """
-    from torch_utils_lib.image_io import write_image
-    from torch_utils_lib.image_metrics import gt_mean_align
     rows = []
     for name in names[:count]:
         source, low = read_rgb(os.path.join(input_dir, name)), read_rgb(os.path.join(output_dir, name))

@@ -9,7 +9,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from torch_utils_lib import transforms as T
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
 
 

@@ -13,15 +13,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.flag_choices import COCO_BACKENDS
+from torch_utils_lib.guards import check_outputs_apart
+from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.runinfo import write_run_metadata
 
 DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
 
 
 def build_parser():
-    from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
-    from torch_utils_lib.flag_choices import COCO_BACKENDS
     p = ArgumentParser(description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--restored_image_dir", default=DEFAULT_RESTORED,
@@ -49,10 +53,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # imported after parsing (they load torch): --help and flag errors stay instant
     from diffusion_model.data import resolve_names
-    from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
-    from torch_utils_lib.atomic_io import atomic_write_json
-    from torch_utils_lib.runinfo import write_run_metadata
 
     image_dirs = {"restored": args.restored_image_dir}
     if args.conditional_image_dir:
@@ -81,6 +83,7 @@ def main(argv=None):
     results = {"images": len(names), "quality": summary, "per_image": per_image}
 
     if args.maskrcnn_weight_path:
+        # imported after parsing (they load torch): --help and flag errors stay instant
         import torch
 
         from mask_rcnn.evaluation import evaluate_image_sets
@@ -95,6 +98,7 @@ def main(argv=None):
         print(f"\ntwo-stage: Mask R-CNN ({args.maskrcnn_weight_path}) on each image set")
         print(two_stage_table(ap))
         results["two_stage_ap"] = ap
+        # matplotlib: seconds to import, only where a figure is drawn
         from torch_utils_lib.plots import plot_bars
         bars = {f"{iou} {stat}": {s: ap[s][iou][stat] for s in ap}
                 for iou in ("bbox", "segm") for stat in ("AP", "AP50") if iou in ap["normal"]}

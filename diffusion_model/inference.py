@@ -11,9 +11,16 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import json
 
-from torch_utils_lib.cli import UserError, check_outputs_apart, run_main, safe_join
+from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
+                                 probability)
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.guards import check_outputs_apart, safe_join
+from torch_utils_lib.names import output_names
 from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
+from torch_utils_lib.runinfo import write_run_metadata
 
 DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "diffusion", "last.pth")
 DEFAULT_OUTPUT = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
@@ -21,8 +28,6 @@ SETTINGS_FILE = "restore_settings.json"
 
 
 def build_parser():
-    from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int,
-                                     positive_int, probability)
     p = ArgumentParser(description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--conditional_image_dir", "--conditional_img_dir", dest="conditional_image_dir",
@@ -55,16 +60,12 @@ def main(argv=None):
                 if os.path.abspath(args.weight_path) == DEFAULT_WEIGHTS else "")
         raise UserError(f"{args.weight_path}: checkpoint not found{hint}")
 
-    import json
-
+    # imported after parsing (they load torch): --help and flag errors stay instant
     from diffusion_model.data import resolve_names
     from diffusion_model.restore import restore_directory
     from diffusion_model.training import load_diffusion
-    from torch_utils_lib.atomic_io import atomic_write_json
     from torch_utils_lib.devices import resolve_amp, seed_everything
     from torch_utils_lib.distributed import init_distributed
-    from torch_utils_lib.names import output_names
-    from torch_utils_lib.runinfo import write_run_metadata
 
     device = init_distributed(args.device).device
     amp = resolve_amp(args.amp, device)
@@ -115,6 +116,7 @@ def main(argv=None):
     print(f"restored images: {args.output_dir}")
 
     if args.input_image_dir and args.count > 0:
+        # loads torch and matplotlib: only with --preview
         from diffusion_model.preview import save_comparison
         save_comparison(figure, names[:args.count], args.conditional_image_dir,
                         args.output_dir, args.input_image_dir)

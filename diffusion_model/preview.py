@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from diffusion_model.data import MODEL_RANGE, to_model_range
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.image_io import read_rgb
 from torch_utils_lib.image_metrics import psnr
 from torch_utils_lib.plots import _pyplot, save_figure

@@ -9,7 +9,7 @@ from diffusion_model.ema import EMA, EMAUpdate
 from diffusion_model.model.diffusion import build_diffusion
 from diffusion_model.preview import center_crop, save_training_preview
 from torch_utils_lib.checkpoint import load_checkpoint
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.engine import build_lr_scheduler
 from torch_utils_lib.hooks import Hook, every

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from torch_utils_lib.categories import match_categories, present_categories
-from torch_utils_lib.cli import UserError, safe_join
+from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import safe_join
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
 from torch_utils_lib.transforms import to_tensor

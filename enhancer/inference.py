@@ -11,14 +11,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.cli import ArgumentParser, add_common_args
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.guards import check_outputs_apart
 from torch_utils_lib.paths import RUNS_DIR, sample_low_light
+from torch_utils_lib.runinfo import write_run_metadata
 
 DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
 
 
 def build_parser():
-    from torch_utils_lib.cli import ArgumentParser, add_common_args
     p = ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
     p.add_argument("--input_dir", default=sample_low_light("val", "gamma_noise"),
@@ -41,7 +43,6 @@ def main(argv=None):
     from enhancer.models import enhance_folder, load_enhancer
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import init_distributed
-    from torch_utils_lib.runinfo import write_run_metadata
 
     names = image_names(args.input_dir, args.annotation)
     check_outputs_apart(

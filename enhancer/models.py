@@ -12,7 +12,7 @@ import torch
 from enhancer.dip import DIPEnhancer
 from enhancer.zero_dce import ZeroDCE
 from torch_utils_lib.checkpoint import load_checkpoint
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.detection_models import build_detector, load_detector_weights
 from torch_utils_lib.devices import autocast
 from torch_utils_lib.image_io import read_rgb, write_image

@@ -16,16 +16,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
+                                 non_negative_float, non_negative_int, positive_float, positive_int,
+                                 probability)
+from torch_utils_lib.errors import run_main
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_low_light
 
 DEFAULT_DETECTOR = os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth")
 
 
 def build_parser():
-    from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
-                                     non_negative_float, non_negative_int, positive_float,
-                                     positive_int, probability)
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=("zero_dce", "dip"), default="zero_dce")
     p.add_argument("--objective", choices=("zero_reference", "frozen_detector", "joint"),

@@ -9,7 +9,7 @@ from enhancer.models import OBJECTIVES, build_enhancer
 from enhancer.zero_dce import ZeroReferenceObjective
 from torch_utils_lib.categories import load_category_map
 from torch_utils_lib.checkpoint import save_checkpoint
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.engine import build_lr_scheduler, detection_losses
 from torch_utils_lib.frozen_detector import ImageModuleDetector, load_frozen_detector

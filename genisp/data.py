@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from genisp.raw import RawLoader, fit_size, open_raw, resize_image
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.transforms import ToTensor
 

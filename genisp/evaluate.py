@@ -14,18 +14,24 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import json
 
-from torch_utils_lib.atomic_io import read_json
-from torch_utils_lib.cli import UserError, check_outputs_apart, run_main
+from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text, read_json
+from torch_utils_lib.categories import load_category_map
+from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
 from torch_utils_lib.coco_json import subset_coco
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.flag_choices import COCO_BACKENDS
+from torch_utils_lib.guards import check_outputs_apart
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
+from torch_utils_lib.plots import plot_bars
+from torch_utils_lib.runinfo import file_digest, write_run_metadata
+from torch_utils_lib.tables import markdown_table
 
 PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
 
 
 def build_parser():
-    from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
-    from torch_utils_lib.flag_choices import COCO_BACKENDS
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--annotation", default=None,
@@ -57,14 +63,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.annotation is None:
         args.annotation = os.path.join(args.raw_dir, "annotations.json")
+    # imported after parsing (they load torch): --help and flag errors stay instant
     from genisp.detection import load_genisp
     from genisp.model import BoxDetector, GenISPDetector
     from torch_utils_lib.frozen_detector import load_frozen_detector
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import init_distributed
-    from torch_utils_lib.runinfo import write_run_metadata
 
-    from torch_utils_lib.categories import load_category_map
     check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
                          "--weight_path": args.weight_path if "genisp" in args.pipelines else None,
                          "--detector": args.detector, "--detector_weights": args.detector_weights},
@@ -106,13 +111,11 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
                        resize, device, amp, batch_size, workers, output_dir, backend, settings,
                        category_map=None):
     """{row name: 12 stats} for each pipeline (and each camera when there are several); saved."""
-    import json
 
+    # torch: this script imports it only after parsing (main)
     from genisp.detection import predict_raw, raw_dataset
-    from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
     from torch_utils_lib.coco_eval import coco_stats, detections_to_coco
     from torch_utils_lib.data import detection_loader
-    from torch_utils_lib.plots import plot_bars
 
     table = {}
     for pipeline in pipelines:
@@ -152,7 +155,6 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
 
 def _identity(args, with_genisp, detector_spec, weights):
     """What the saved detections depend on, checkpoints by content: a retrained model reruns."""
-    from torch_utils_lib.runinfo import file_digest
     files = {"genisp_sha256": args.weight_path if with_genisp else None,
              "detector_sha256": detector_spec if os.path.isfile(detector_spec) else None,
              "detector_weights_sha256": weights if os.path.isfile(weights) else None}
@@ -173,8 +175,8 @@ def _finished(path, settings):
 
 def format_table(table):
     """Markdown table: one row per pipeline (and camera), the 12 COCO stats as columns."""
+    # pycocotools: this script imports it only after parsing
     from torch_utils_lib.coco_eval import STAT_NAMES
-    from torch_utils_lib.tables import markdown_table
     return markdown_table(table, first_column="pipeline", columns=STAT_NAMES)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from torch_utils_lib.atomic_io import atomic_write_bytes
 from torch_utils_lib.camera import (CFA_PATTERNS, SRGB_TO_XYZ, green_on_red_row,
                                     read_dng_color_matrix)
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.image_io import list_files
 
 RAW_EXTENSIONS = (".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".dng", ".raf", ".orf", ".rw2",
@@ -120,7 +120,7 @@ def read_bayer(path):
     Returns a dict: mosaic (float32 HxW, H and W even), pattern ('RGGB', ...), camera_to_xyz
     (3x3), matrix_source, black (2x2 per CFA position), white, flip (LibRaw's orientation code).
     """
-    import rawpy
+    import rawpy  # only where a RAW file is decoded (open_raw reports its absence)
     raw = open_raw(path)
     with raw:
         try:

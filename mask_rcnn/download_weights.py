@@ -7,11 +7,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from torch_utils_lib.cli import ArgumentParser, UserError, run_main
+from torch_utils_lib.cli import ArgumentParser
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.flag_choices import TORCHVISION_DETECTOR_NAMES
 
 
 def build_parser():
-    from torch_utils_lib.flag_choices import TORCHVISION_DETECTOR_NAMES
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="+", help=f"detectors: {', '.join(TORCHVISION_DETECTOR_NAMES)}")
     parser.add_argument("--backbone", action="store_true", help="also the ImageNet backbone weights")

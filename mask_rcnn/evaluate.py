@@ -16,12 +16,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
+from torch_utils_lib.categories import load_category_map
+from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
+                                 non_negative_int, positive_int, probability)
+from torch_utils_lib.coco_json import load_coco_json
+from torch_utils_lib.errors import run_main
+from torch_utils_lib.flag_choices import COCO_BACKENDS, DETECTOR_NAMES
+from torch_utils_lib.guards import check_outputs_apart, require_file
+from torch_utils_lib.names import parse_named_values
+from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.tables import markdown_table
+
 
 def build_parser():
-    from torch_utils_lib.flag_choices import COCO_BACKENDS
-    from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-    from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
-                                     non_negative_int, positive_int, probability)
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--normal_light_image_dir", "--normal_light_img_dir", dest="normal_light_image_dir",
                    default=sample_images("val"), help="normal-light images")
@@ -64,16 +73,8 @@ def main():
     from mask_rcnn.evaluation import (add_intervals, categories_in_coco, category_table, drop_table,
                                       comparison_figures, evaluate_model_on_sets, parse_image_sets,
                                       pretrained_available, save_comparisons, set_table)
-    from torch_utils_lib.categories import load_category_map
-    from torch_utils_lib.coco_json import load_coco_json
-    from torch_utils_lib.names import parse_named_values
-    from torch_utils_lib.cli import check_outputs_apart, require_file
-    from torch_utils_lib.flag_choices import DETECTOR_NAMES
     from torch_utils_lib.detection_models import load_detector
     from torch_utils_lib.coco_bootstrap import fold_intervals
-    from torch_utils_lib.tables import markdown_table
-    from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
-    from torch_utils_lib.runinfo import write_run_metadata
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import cleanup_distributed, init_distributed, is_main_process
 
@@ -115,12 +116,10 @@ def main():
         results[name], per_category[name] = {}, {}
         matches[name] = {} if args.bootstrap > 0 else None
         for annotation in dict.fromkeys(a for _, a in sets.values()):
-            stats, categories = evaluate_model_on_sets(
+            results[name].update(evaluate_model_on_sets(
                 model, config, annotation, {s: d for s, (d, a) in sets.items() if a == annotation},
                 dist.device, args.batch_size, args.workers, args.coco_backend, results_dirs[name],
-                amp, category_map, matches[name], per_category=True)
-            results[name].update(stats)
-            per_category[name].update(categories)
+                amp, category_map, matches[name], per_category[name]))
         if name == "checkpoint" and figures and is_main_process():
             save_comparisons(model, config, args.annotation, sets["normal"][0], sets["low_light"][0],
                              os.path.join(output_dir, "figures"), args.count,
@@ -128,11 +127,10 @@ def main():
     cleanup_distributed()
     if not is_main_process():
         return
-    drops = {}
     if args.bootstrap > 0:
-        drops = add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs,
-                              args.bootstrap, args.seed, matches)
-    rows = set_table(results) if args.image_set else drop_table(results, drops=drops)
+        add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs, args.bootstrap,
+                      args.seed, matches)
+    rows = set_table(results) if args.image_set else drop_table(results)
     table = markdown_table(fold_intervals(rows), first_column="model | set" if args.image_set
                            else "model")
     print(table)
@@ -140,14 +138,11 @@ def main():
         print(f"\nper-category AP of {name}:\n"
               + markdown_table(category_table(by_set), first_column="category"))
     write_run_metadata(output_dir, args)
-    atomic_write_json(os.path.join(output_dir, "ap_table.json"), {"rows": rows, "stats": results,
-                                                                    "drops": drops, "models": models,
-                                                                    "sets": sets,
-                                                                    "per_category": per_category})
+    atomic_write_json(os.path.join(output_dir, "ap_table.json"), {
+        "rows": rows, "stats": results, "models": models, "sets": sets, "per_category": per_category})
     atomic_write_text(os.path.join(output_dir, "ap_table.md"), table + "\n")
     print(f"saved {os.path.join(output_dir, 'ap_table.md')} (and .json, figures/)")
 
 
 if __name__ == "__main__":
-    from torch_utils_lib.cli import run_main
     run_main(main)

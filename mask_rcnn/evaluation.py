@@ -4,18 +4,20 @@ import os
 import torch
 
 from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.categories import all_categories_match, match_categories, present_categories
+from torch_utils_lib.coco_bootstrap import (load_detections, resampled_stats,
+                                            resampled_stats_of_matches, with_intervals)
 from torch_utils_lib.coco_eval import detections_to_coco
 from torch_utils_lib.coco_json import load_coco_json
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
-from torch_utils_lib.categories import all_categories_match, match_categories, present_categories
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
                                               cached_weights_path, load_detector, predict_images)
 from torch_utils_lib.engine import evaluate
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.image_io import list_images, read_rgb, write_image
 from torch_utils_lib.metric_logger import MetricLogger
-from torch_utils_lib.names import parse_named_values, output_names
+from torch_utils_lib.names import output_names, parse_named_values
 from torch_utils_lib.visualize import draw_detections, draw_instances, side_by_side
 
 STATS_SHOWN = ("AP", "AP50", "AP75")
@@ -35,27 +37,26 @@ def dataset_for(config, image_dir, annotation, category_map=None):
 
 def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_size=4, workers=0,
                            backend="pycocotools", results_dir=None, amp=False, category_map=None,
-                           matches=None, per_category=False):
+                           matches=None, per_category=None):
     """{set name: {iou type: 12 COCO stats}} of one loaded detector on several image folders.
 
     With `results_dir`, each set's detections go to `detections_<set>_<iou type>.json` there
     (COCO results format, the annotation's own image and category ids). `matches` (a dict)
     receives {set name: {iou type: ImageMatches}} of the evaluation's matching (for add_intervals).
-    With `per_category`, (stats, {set name: {iou type: {class name: {AP, AP50, AP75}}}}), classes
-    named as the annotation names them.
+    `per_category` (a dict) receives {set name: {iou type: {class name: {AP, AP50, AP75}}}},
+    classes named as the annotation names them.
     """
-    stats, categories = {}, {}
+    stats = {}
     for name, image_dir in image_dirs.items():
         dataset = dataset_for(config, image_dir, annotation, category_map)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
         prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
         iou_types = ("bbox", "segm") if config["model"].startswith("maskrcnn") else ("bbox",)
         set_matches = None if matches is None else matches.setdefault(name, {})
+        set_categories = None if per_category is None else per_category.setdefault(name, {})
         stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp, set_matches,
-                               per_category)
-        if per_category:
-            stats[name], categories[name] = stats[name]
-    return (stats, categories) if per_category else stats
+                               set_categories)
+    return stats
 
 
 def evaluate_image_sets(weight_path, annotation, image_dirs, device="cpu", batch_size=4, workers=0,
@@ -78,11 +79,12 @@ def categories_in_coco(annotation, category_map=None):
                                 category_map)
 
 
-def drop_table(results, normal="normal", low="low_light", drops=None):
+def drop_table(results, normal="normal", low="low_light"):
     """Rows of {model: {column: value}} with normal/low-light AP and the drop, per IoU type.
 
-    Where the stats carry bootstrap intervals (`<stat>_ci`) the row gets `<column>_ci` beside the
-    value; `drops` (add_intervals' {model: {iou type: {<stat>_drop_ci: ...}}}) adds `... drop_ci`.
+    Where the stats carry bootstrap intervals (`<stat>_ci`, add_intervals) the row gets
+    `<column>_ci` beside the value, and the drop (normal - low) the interval of the paired
+    difference `vs_<normal>` kept on the low-light stats, negated.
     """
     rows = {}
     for model_name, sets in results.items():
@@ -100,8 +102,9 @@ def drop_table(results, normal="normal", low="low_light", drops=None):
                 if low not in sets:
                     continue
                 row[f"{iou_type} {stat} drop"] = sets[normal][iou_type][stat] - sets[low][iou_type][stat]
-                if drops and iou_type in drops.get(model_name, {}):
-                    row[f"{iou_type} {stat} drop_ci"] = drops[model_name][iou_type][f"{stat}_drop_ci"]
+                difference = sets[low][iou_type].get(f"vs_{normal}", {}).get(stat)
+                if difference:
+                    row[f"{iou_type} {stat} drop_ci"] = [-difference["ci"][1], -difference["ci"][0]]
         rows[model_name] = row
     return rows
 
@@ -140,63 +143,35 @@ def set_table(results):
             for model, sets in results.items() for name, stats in sets.items()}
 
 
-def bootstrap_sets(annotation, detection_files, n=1000, seed=0, normal="normal", low="low_light",
-                   matches=None):
-    """Bootstrap intervals from dumped detections: ({set: {iou type: {stat, stat_ci}}},
-    {iou type: {stat: {delta, ci, share_le_0}}}) for `detection_files` {set: {iou type: path}}.
+def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=None,
+                  baseline="normal"):
+    """Add `<stat>_ci` to every cell of `results` ({model: {set: {iou type: stats}}}) and, to each
+    set scored on the same annotation as the set named `baseline`, `vs_<baseline>` (the paired
+    difference set - baseline on the same resampled images): coco_bootstrap.with_intervals'
+    result shape, in place.
 
-    Every set is resampled with the same image counts, so the normal - low drop is paired.
-    `matches` ({set: {iou type: ImageMatches}} of the evaluation itself) spares matching the
-    dumped detections again where it has every set of an IoU type.
+    The bootstrap resamples the detections evaluate_model_on_sets dumped in `results_dirs[model]`;
+    `annotations` is {set: annotation file}. `matches` ({model: {set: {iou type: ImageMatches}}},
+    from evaluate_model_on_sets) reuses the evaluation's matching where it has every set.
     """
-    from torch_utils_lib.coco_bootstrap import (difference_summary, interval_summary, load_detections,
-                                                resampled_stats, resampled_stats_of_matches)
-    intervals, drops = {name: {} for name in detection_files}, {}
-    matches = matches or {}
-    for iou_type in detection_files[normal]:
-        if all(iou_type in matches.get(name, {}) for name in detection_files):
-            full, draws = resampled_stats_of_matches(
-                {name: matches[name][iou_type] for name in detection_files}, n, seed)
-        else:
-            gt, results = load_detections(annotation, {name: files[iou_type]
-                                                       for name, files in detection_files.items()})
-            full, draws = resampled_stats(gt, results, iou_type, n, seed)
-        for name in detection_files:
-            intervals[name][iou_type] = interval_summary(full[name], draws[name], STATS_SHOWN)
-        if low in detection_files:
-            drops[iou_type] = difference_summary(full[normal], full[low], draws[normal], draws[low],
-                                                 STATS_SHOWN)
-    return intervals, drops
-
-
-def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=None):
-    """Add `<stat>_ci` to `results` ({model: {set: {iou type: stats}}}) in place from the
-    detections evaluate_model_on_sets dumped in `results_dirs[model]`; `annotations` is
-    {set: annotation file}. Returns the paired normal - low drops
-    {model: {iou type: {<stat>_drop, <stat>_drop_ci, <stat>_drop_share_le_0}}} (sets named
-    "normal" and "low_light" on the same annotation). `matches` ({model: {set: {iou type:
-    ImageMatches}}}, from evaluate_model_on_sets) reuses the evaluation's matching."""
-    drops = {}
     for model_name, sets in results.items():
-        intervals = {}
+        found = (matches or {}).get(model_name) or {}
         for annotation in dict.fromkeys(annotations[name] for name in sets):
             group = [name for name in sets if annotations[name] == annotation]
-            files = {name: {t: os.path.join(results_dirs[model_name], f"detections_{name}_{t}.json")
-                            for t in sets[name]} for name in group}
-            group_intervals, differences = bootstrap_sets(
-                annotation, files, n, seed, normal="normal" if "normal" in group else group[0],
-                matches=(matches or {}).get(model_name))
-            intervals.update(group_intervals)
-            if differences:
-                drops[model_name] = {
-                    iou_type: {f"{stat}_drop{suffix}": d[key] for stat, d in by_stat.items()
-                               for key, suffix in (("delta", ""), ("ci", "_ci"),
-                                                   ("share_le_0", "_share_le_0"))}
-                    for iou_type, by_stat in differences.items()}
-        for name, by_type in intervals.items():
-            for iou_type, summary in by_type.items():
-                sets[name][iou_type].update({k: v for k, v in summary.items() if k.endswith("_ci")})
-    return drops
+            baselines = {name: {baseline: baseline} for name in group
+                         if baseline in group and name != baseline}
+            for iou_type in sets[group[0]]:
+                if all(iou_type in found.get(name, {}) for name in group):
+                    full, draws = resampled_stats_of_matches(
+                        {name: found[name][iou_type] for name in group}, n, seed)
+                else:
+                    gt, detections = load_detections(annotation, {name: os.path.join(
+                        results_dirs[model_name], f"detections_{name}_{iou_type}.json") for name in group})
+                    full, draws = resampled_stats(gt, detections, iou_type, n, seed)
+                summaries = with_intervals({name: sets[name][iou_type] for name in group}, full,
+                                           draws, baselines, STATS_SHOWN)
+                for name in group:
+                    sets[name][iou_type] = summaries[name]
 
 
 def ground_truth_panel(dataset, index, image):

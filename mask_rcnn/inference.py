@@ -9,12 +9,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import run_main
+from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int, probability
+from torch_utils_lib.errors import run_main
+from torch_utils_lib.guards import check_outputs_apart
 from torch_utils_lib.paths import RUNS_DIR, sample_low_light
+from torch_utils_lib.runinfo import write_run_metadata
 
 
 def build_parser():
-    from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int, probability
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--image_dir", default=sample_low_light("val", "gamma_noise"))
     p.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth"),
@@ -31,10 +33,9 @@ def build_parser():
 def main():
     args = build_parser().parse_args()
 
+    # imported after parsing (they load torch): --help and flag errors stay instant
     from mask_rcnn.evaluation import run_inference
-    from torch_utils_lib.cli import check_outputs_apart
     from torch_utils_lib.detection_models import load_detector
-    from torch_utils_lib.runinfo import write_run_metadata
     from torch_utils_lib.devices import resolve_amp
     from torch_utils_lib.distributed import init_distributed
     check_outputs_apart({"--image_dir": args.image_dir, "--weight_path": args.weight_path},

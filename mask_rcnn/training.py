@@ -6,7 +6,7 @@ import torch
 from torch_utils_lib import transforms as T
 from torch_utils_lib.categories import (all_categories_match, load_category_map, match_categories,
                                        present_categories)
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config,

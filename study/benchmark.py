@@ -20,7 +20,8 @@ from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from study.test_sets import COLUMN, RAW, RGB, build_test_sets
 from torch_utils_lib.atomic_io import read_json
-from torch_utils_lib.cli import UserError, check_outputs_apart, safe_join
+from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import check_outputs_apart, safe_join
 from torch_utils_lib.detection_models import load_detector, predict_images
 from torch_utils_lib.image_io import annotation_file_names, read_rgb
 from torch_utils_lib.image_quality import score_sets

@@ -23,14 +23,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, UserError, add_common_args, bootstrap_resamples,
-                                 non_negative_float, non_negative_int, positive_int, run_main)
+from study.remedies import REMEDIES, add_remedy_flags
+from study.test_sets import parse_real_test, resolve_levels
+from torch_utils_lib.categories import load_category_map
+from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
+                                 non_negative_float, non_negative_int, positive_int)
+from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.flag_choices import AUGMENTATIONS
 from torch_utils_lib.paths import RUNS_DIR
 
 
 def build_parser():
-    from study.remedies import REMEDIES, add_remedy_flags
-    from torch_utils_lib.flag_choices import AUGMENTATIONS
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"),
                    help="the study folder: data, checkpoints, evaluations, report.md")
@@ -96,7 +99,6 @@ def build_parser():
 def check_args(args):
     """Checks of the arguments alone; the study checks its plan (names, folders, inputs) when
     it is built, also before the first step."""
-    from study.test_sets import parse_real_test, resolve_levels
     given = [args.train_image_dir, args.train_annotation, args.val_image_dir, args.val_annotation]
     if any(given) and not all(given):
         raise UserError("give all of --train_image_dir, --train_annotation, --val_image_dir, "
@@ -107,7 +109,6 @@ def check_args(args):
     for spec in args.real_test:
         parse_real_test(spec)
     if args.category_map:
-        from torch_utils_lib.categories import load_category_map
         load_category_map(args.category_map)
         args.category_map = os.path.abspath(args.category_map)
 
@@ -115,7 +116,7 @@ def check_args(args):
 def main():
     args = build_parser().parse_args()
     check_args(args)
-    from study.benchmark import run_study
+    from study.benchmark import run_study  # loads torch: after the flags are checked
     table = run_study(args)
     print(table)
     print(f"report: {os.path.join(os.path.abspath(args.output_dir), 'report.md')}")

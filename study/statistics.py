@@ -10,8 +10,7 @@ are paired across levels (robustness.robustness_summary).
 """
 import numpy as np
 
-from torch_utils_lib.coco_bootstrap import (STAT_NAMES, difference_summary, interval_summary,
-                                            load_detections, resampled_stats)
+from torch_utils_lib.coco_bootstrap import STAT_NAMES, load_detections, resampled_stats, with_intervals
 from study.remedies import BASELINE
 from study.test_sets import COLUMN, LEVEL, RAW, RGB
 from torch_utils_lib.robustness import robustness_summary
@@ -24,7 +23,8 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
     """Add to every cell's stats `<stat>_ci`, `vs_none` ({stat: {delta, ci, share_le_0}}: the row
     minus `none` on the same resampled images, where `none` has a cell) and, for each learned
     remedy, `vs_best_classical` (the same against the classical enhancement with the highest
-    AP on that set and IoU type, named in `remedy`), in place. Choosing the best classical row
+    AP on that set and IoU type, named in `remedy`), in place: coco_bootstrap.with_intervals'
+    result shape. Choosing the best classical row
     on the same images favours it, so a learned remedy that beats it has cleared a high bar.
     Bbox only on the darkness levels, which serve the bbox curves, and on RAW sets, which are
     scored for boxes. Returns the resampled stats {(set name, iou type): {row: (n, 12) draws}}.
@@ -47,15 +47,14 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
             full, draws = resampled_stats(gt, results, iou_type, n, seed)
             best = max((row for row in classical if row in full), key=lambda row: full[row][ap],
                        default=None)
-            for row in files:  # a new dict: cells of one evaluation may share their stats
-                stats = {**cells[row][iou_type], **{k: v for k, v in interval_summary(
-                    full[row], draws[row]).items() if k.endswith("_ci")}}
-                if BASELINE in full:
-                    stats[f"vs_{BASELINE}"] = difference_summary(full[row], full[BASELINE], draws[row],
-                                                                 draws[BASELINE])
-                if best is not None and row in learned:
-                    stats[f"vs_{BEST_CLASSICAL}"] = {"remedy": best, **difference_summary(
-                        full[row], full[best], draws[row], draws[best])}
+            baselines = {row: {**({BASELINE: BASELINE} if BASELINE in full else {}),
+                               **({BEST_CLASSICAL: best} if best and row in learned else {})}
+                         for row in files}
+            summaries = with_intervals({row: cells[row][iou_type] for row in files}, full, draws,
+                                       baselines)
+            for row, stats in summaries.items():  # new dicts: one evaluation's cells may share stats
+                if BEST_CLASSICAL in baselines[row]:
+                    stats[f"vs_{BEST_CLASSICAL}"] = {"remedy": best, **stats[f"vs_{BEST_CLASSICAL}"]}
                 cells[row][iou_type] = stats
             draws_by_set[test_set.name, iou_type] = draws
     return draws_by_set

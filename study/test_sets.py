@@ -7,7 +7,7 @@ AP-against-darkness curves. A new kind of test set is one more builder in TEST_S
 import os
 from dataclasses import asdict, dataclass
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.names import check_name, name_key, printable
 
 COLUMN, LEVEL = "column", "level"

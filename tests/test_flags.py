@@ -11,7 +11,8 @@ import pytest
 from tests.helpers import REPO, run_script
 from tests.test_scripts import scripts
 from torch_utils_lib.checkpoint import checkpoint_to_resume
-from torch_utils_lib.cli import RESUME_LAST, ArgumentParser, UserError, run_main
+from torch_utils_lib.cli import RESUME_LAST, ArgumentParser
+from torch_utils_lib.errors import UserError, run_main
 
 # mask_rcnn/study.py builds a plain argparse parser of its own and is not part of this vocabulary
 OUTSIDE_VOCABULARY = {os.path.join("mask_rcnn", "study.py")}

@@ -130,6 +130,9 @@ CASES = {
         ["diffusion_model/inference.py", "--conditional_image_dir", "{root}/low", "--weight_path",
          "{root}/nan_ema.pth", "--output_dir", "{out}", "--input_image_dir", "", "--device", "cpu"],
         ["{root}/nan_ema.pth: " + NAN, "(in w)"]),
+    "--bootstrap of a billion resamples": (
+        EVALUATE + ["--bootstrap", "1000000000"],
+        ["--bootstrap 1000000000: must be between 0 and 100000"]),
     "genisp inference with NaN weights": (
         ["genisp/inference.py", "--raw_dir", "{root}/raw_overlay", "--weight_path",
          "{root}/nan_genisp.pth", "--output_dir", "{out}", "--device", "cpu"],

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tests.helpers import assert_user_error, run_script
-from torch_utils_lib.cli import UserError, check_outputs_apart, user_error_message
+from torch_utils_lib.errors import UserError, user_error_message
+from torch_utils_lib.guards import check_outputs_apart
 from torch_utils_lib.paths import sample_annotation, sample_images, sample_low_light
 
 COUNT = 4
@@ -136,9 +137,6 @@ COLLISIONS = {
     "genisp train caches into the RAW folder": (
         "genisp/train.py", ["--raw_dir", "{root}/raw", "--checkpoint_dir", "{out}/genisp",
                             "--cache_dir", "{root}/raw/cache"], "--cache_dir"),
-    "enhance onto its normal-light references": (
-        "dataset/enhance.py", ["--method", "gamma", "--input_dir", "{root}/low", "--reference_dir",
-                               "{root}/normal", "--output_dir", "{root}/normal"], "--output_dir"),
     "enhance into the annotation folder": (
         "dataset/enhance.py", ["--method", "clahe", "--input_dir", "{root}/low", "--annotation",
                                "{root}/annotations/coco.json", "--output_dir", "{root}/annotations"],
@@ -532,7 +530,7 @@ def test_plain_torchvision_state_dict_with_coco_classes(tmp_path, capsys):
 
 def test_full_disk_and_blocked_paths_are_one_line(tmp_path, capsys):
     """/dev/full answers every write with ENOSPC; a file where a folder is needed fails as root."""
-    from torch_utils_lib.cli import run_main
+    from torch_utils_lib.errors import run_main
     from torch_utils_lib.metric_logger import MetricLogger
     logger = MetricLogger("/dev/full", disable=True)
     with pytest.raises(UserError, match="^/dev/full: cannot write .No space left on device"):

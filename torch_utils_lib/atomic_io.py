@@ -10,7 +10,8 @@ import re
 import shutil
 import tempfile
 
-from torch_utils_lib.cli import UserError, require_file
+from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import require_file
 
 
 def _current_umask():

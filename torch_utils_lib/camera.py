@@ -7,7 +7,7 @@ leaves `rgb_xyz_matrix` zero for cameras it does not know, so the tag is read di
 import numpy as np
 import tifffile
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 
 CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")  # the 2x2 Bayer patterns, top-left, row major
 CFA_CODE = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern colour codes

@@ -7,7 +7,7 @@ of COCO's classes), else nothing; `--category_map FILE` (JSON {dataset name: det
 overrides and extends the synonyms. Torch-free.
 """
 from torch_utils_lib.atomic_io import read_json
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 
 # VOC, ExDark and LIS spellings of COCO class names (lower case); names equal to COCO's up to case
 # (ExDark's Bicycle, Cup, Car...) need no entry.

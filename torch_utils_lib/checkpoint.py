@@ -13,7 +13,8 @@ import torch
 
 from torch_utils_lib.atomic_io import (atomic_write_bytes, atomic_write_json_lines, read_jsonl,
                                       remove_stale_temporaries)
-from torch_utils_lib.cli import RESUME_LAST, UserError
+from torch_utils_lib.cli import RESUME_LAST
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.distributed import is_main_process
 
 

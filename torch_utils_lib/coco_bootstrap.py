@@ -296,20 +296,23 @@ def difference_summary(full_a, full_b, draws_a, draws_b, names=CI_STATS):
     return out
 
 
-def bootstrap_stats(gt_dict, results, iou_type, n=1000, seed=0, names=CI_STATS):
-    """{stat: value, stat_ci: [low, high]}: a 95% bootstrap interval over images for each stat."""
-    full, draws = resampled_stats(gt_dict, {"set": results}, iou_type, n, seed)
-    return interval_summary(full["set"], draws["set"], names)
+def with_intervals(stats, full, draws, baselines=None, names=CI_STATS):
+    """The one result shape of every bootstrap: {row: a copy of `stats[row]` with `<stat>_ci` and,
+    for each (label, baseline row) in `baselines[row]`, `vs_<label>`: {stat: {"delta": row -
+    baseline, "ci", "share_le_0"}}} on the same resampled images.
 
-
-def paired_difference(gt_dict, results_a, results_b, iou_type, n=1000, seed=0, names=CI_STATS):
-    """{stat: {"delta": A - B, "ci": [low, high], "share_le_0": ...}} by a paired bootstrap.
-
-    Both detection sets are scored on the same resampled images, so the interval is that of the
-    difference, narrower than the two separate intervals suggest.
+    `stats` holds the rows ({row: stats}) of one IoU type on one set of images, `full`/`draws`
+    their resampled_stats (rows evaluated on one annotation: detectors, remedies or image sets).
     """
-    full, draws = resampled_stats(gt_dict, {"a": results_a, "b": results_b}, iou_type, n, seed)
-    return difference_summary(full["a"], full["b"], draws["a"], draws["b"], names)
+    out = {}
+    for row, row_stats in stats.items():
+        summary = {**row_stats, **{k: v for k, v in interval_summary(full[row], draws[row], names).items()
+                                   if k.endswith("_ci")}}
+        for label, baseline in (baselines or {}).get(row, {}).items():
+            summary[f"vs_{label}"] = difference_summary(full[row], full[baseline], draws[row],
+                                                        draws[baseline], names)
+        out[row] = summary
+    return out
 
 
 def format_interval(value, interval, digits=3):

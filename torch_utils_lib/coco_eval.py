@@ -8,7 +8,7 @@ import io
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.flag_choices import COCO_BACKENDS
 
@@ -34,7 +34,7 @@ def detections_to_coco(image_id, output, category_of_label, iou_type, mask_thres
 
 
 def _backend_modules(backend):
-    if backend == "pycocotools":
+    if backend == "pycocotools":  # the chosen backend only: the other may not be installed
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
         return COCO, COCOeval
@@ -158,13 +158,13 @@ class CocoEvaluator:
             merged.update(part)
         return [r for image_id in sorted(merged) for r in merged[image_id]]
 
-    def summarize(self, matches=None, per_category=False):
+    def summarize(self, matches=None, per_category=None):
         """{iou_type: {stat: value}}; computed on the main process and shared with the rest.
 
         `matches` (a dict, pycocotools backend): the main process puts there
         {iou_type: coco_bootstrap.ImageMatches} of this very matching, for a bootstrap that
-        then needs no second one. With `per_category`, (stats, {iou_type: per_category_stats})
-        with the dataset's class names.
+        then needs no second one. `per_category` (a dict) receives {iou_type:
+        per_category_stats} with the dataset's class names, on every process.
         """
         from torch_utils_lib.distributed import all_gather_object, is_main_process  # as gathered()
         results = {iou_type: self.gathered(iou_type) for iou_type in self.iou_types}
@@ -177,9 +177,12 @@ class CocoEvaluator:
                 matches.update({t: ImageMatches(e) for t, e in evaluators.items()})
             names = {c["id"]: c["name"] for c in self.dataset.coco_dict["categories"]}
             summary = (stats, {iou_type: per_category_stats(e, names)
-                               for iou_type, e in evaluators.items()} if per_category else None)
+                               for iou_type, e in evaluators.items()}
+                       if per_category is not None else None)
         stats, categories = all_gather_object(summary)[0]
-        return (stats, categories) if per_category else stats
+        if per_category is not None:
+            per_category.update(categories)
+        return stats
 
     def dump(self, prefix):
         """Write `<prefix>_<iou_type>.json` in COCO results format with the original image ids."""

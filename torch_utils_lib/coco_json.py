@@ -7,7 +7,8 @@ import math
 import os
 
 from torch_utils_lib.atomic_io import read_json
-from torch_utils_lib.cli import UserError, require_file
+from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import require_file
 
 _CACHE = {}  # (realpath, inode, size, mtime_ns) -> validated dict
 

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from torch_utils_lib.cli import UserError, safe_join
+from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import safe_join
 from torch_utils_lib.coco_json import (degenerate_box, has_segmentation, index_coco, load_coco_json,
                                        normalize_coco, sorted_categories)
 from torch_utils_lib.image_io import read_rgb
@@ -132,6 +133,7 @@ class CocoDetection(torch.utils.data.Dataset):
         target = self.build_target(image_id, height, width)
         if self.transforms is not None:
             return self.transforms(image, target)
+        # transforms imports this module
         from torch_utils_lib.transforms import ToTensor
         return ToTensor()(image, target)
 

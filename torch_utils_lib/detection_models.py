@@ -16,7 +16,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from torch_utils_lib.checkpoint import check_finite_weights, is_plain_state_dict, read_state
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.devices import autocast
 from torch_utils_lib.flag_choices import DETECTOR_NAMES, LIGHT_DETECTORS, TORCHVISION_DETECTOR_NAMES
 from torch_utils_lib.transforms import to_tensor

@@ -4,7 +4,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 
 
 class DistInfo:

@@ -8,7 +8,7 @@ import torch
 
 from torch_utils_lib.atomic_io import atomic_write_json, read_json
 from torch_utils_lib.checkpoint import prepare_checkpoint_dir, save_checkpoint
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.data import set_loader_epoch
 from torch_utils_lib.detection_models import detections_to_cpu, keep_labels
 from torch_utils_lib.devices import autocast
@@ -106,15 +106,15 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
 
 
 def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
-             results_path=None, amp=False, matches=None, per_category=False):
+             results_path=None, amp=False, matches=None, per_category=None):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 
     Only detections of labels the dataset's label map knows are scored (and dumped, with the
     dataset's own category ids). Under torchrun each process predicts its shard; results are
     gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
     format per IoU type. `matches` (a dict) receives the matching's ImageMatches per IoU type
-    (CocoEvaluator.summarize) for a bootstrap. With `per_category`, (stats, {iou_type: {class
-    name: {AP, AP50, AP75}}}).
+    (CocoEvaluator.summarize) for a bootstrap, `per_category` (a dict) {iou_type: {class name:
+    {AP, AP50, AP75}}}.
     """
     from torch_utils_lib.coco_eval import CocoEvaluator  # pycocotools: only where AP is computed
     dataset = data_loader.dataset

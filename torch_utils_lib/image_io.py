@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from torch_utils_lib.atomic_io import atomic_write_bytes, read_json
-from torch_utils_lib.cli import UserError, at_end_of_run
+from torch_utils_lib.errors import UserError, at_end_of_run
 from torch_utils_lib.coco_json import validate_coco
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

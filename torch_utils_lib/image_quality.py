@@ -2,7 +2,7 @@
 SSIM and their GT-mean variants), and the two-stage AP table of a detector on such images."""
 import os
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.image_io import read_rgb
 from torch_utils_lib.image_metrics import psnr, psnr_gt_mean, ssim, ssim_gt_mean, summarize
 from torch_utils_lib.progress import progress as progress_bar

@@ -3,7 +3,7 @@ import json
 import time
 from collections import defaultdict
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.distributed import is_main_process
 from torch_utils_lib.progress import progress
 

@@ -9,7 +9,7 @@ Windows), so they are compared case-folded. Torch-free.
 import os
 import re
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 SAFE_NAME_RULE = ("1 to 100 letters, digits, '_', '.' or '-', starting with a letter, digit or "

@@ -10,7 +10,7 @@ computed per resample and their percentile intervals taken.
 """
 import numpy as np
 
-from torch_utils_lib.coco_bootstrap import STAT_NAMES, percentile_interval, resampled_stats
+from torch_utils_lib.coco_bootstrap import percentile_interval
 
 
 def mpc(level_aps):
@@ -68,14 +68,3 @@ def robustness_summary(levels, clean_ap, level_aps, clean_draws=None, level_draw
                                           for r in range(len(clean_draws))])
     return out
 
-
-def darkness_curve(gt_dict, clean_results, level_results, iou_type, n=1000, seed=0, stat="AP"):
-    """robustness_summary of one detector or remedy from its detections: `clean_results` on normal
-    light and `level_results` {EV: results} on the same images synthesized at each level."""
-    levels = sorted(level_results)
-    sets = {"normal": clean_results, **{f"ev{e}": level_results[e] for e in levels}}
-    full, draws = resampled_stats(gt_dict, sets, iou_type, n, seed)
-    j = STAT_NAMES.index(stat)
-    return robustness_summary(levels, full["normal"][j], [full[f"ev{e}"][j] for e in levels],
-                              draws["normal"][:, j] if n else None,
-                              np.stack([draws[f"ev{e}"][:, j] for e in levels]) if n else None)

@@ -15,7 +15,7 @@ import torch
 
 from torch_utils_lib.checkpoint import (check_same_config, checkpoint_to_resume, load_checkpoint,
                                         resume_training)
-from torch_utils_lib.cli import check_outputs_apart
+from torch_utils_lib.guards import check_outputs_apart
 from torch_utils_lib.devices import resolve_amp, seed_everything
 from torch_utils_lib.distributed import cleanup_distributed, init_distributed
 from torch_utils_lib.engine import detection_losses, fit

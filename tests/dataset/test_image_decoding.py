@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from torch_utils_lib import image_io
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.paths import sample_images
 
 

@@ -16,7 +16,7 @@ from diffusion_model.ema import EMA
 from diffusion_model.model import ConditionalDiffusion, UNet
 from diffusion_model.training import load_diffusion
 from torch_utils_lib.checkpoint import load_checkpoint, save_checkpoint
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.image_io import read_rgb, write_image
 from torch_utils_lib.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
 from torch_utils_lib.atomic_io import read_jsonl

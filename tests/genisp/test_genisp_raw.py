@@ -10,7 +10,7 @@ import pytest
 from dataset.dng import write_dng
 from genisp.raw import (RawLoader, RawWarning, average_greens, cfa_pattern_name, fit_size,
                         normalise_camera_to_xyz, pack_bayer, preprocess_raw, read_bayer)
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 # Nikon D750's Adobe matrix (XYZ -> camera), as in ../shared/data/README.md

@@ -1,4 +1,5 @@
-"""mask_rcnn/evaluate.py --bootstrap: AP with its 95% interval, the paired drop, `_ci` in the JSON."""
+"""mask_rcnn/evaluate.py --bootstrap: AP with its 95% interval, the paired drop, `_ci` and
+`vs_normal` in the JSON."""
 import json
 import re
 
@@ -7,7 +8,7 @@ import torch
 
 from tests.helpers import run_script
 from torch_utils_lib.checkpoint import save_checkpoint
-from torch_utils_lib.coco_bootstrap import bootstrap_stats, paired_difference
+from torch_utils_lib.coco_bootstrap import difference_summary, interval_summary, resampled_stats
 from torch_utils_lib.detection_models import build_detector, detector_config
 from torch_utils_lib.paths import sample_annotation
 
@@ -48,16 +49,19 @@ def test_evaluate_prints_intervals_and_keeps_them_in_the_json(tmp_path):
     detections = {s: json.loads((out / "checkpoint" / f"detections_{s}_bbox.json").read_text())
                   for s in ("normal", "low_light")}
     assert sum(len(d) for d in detections.values()) > 0
-    expected = bootstrap_stats(gt, detections["normal"], "bbox", n=200, seed=7)
-    drop = paired_difference(gt, detections["normal"], detections["low_light"], "bbox", n=200, seed=7)
+    full, draws = resampled_stats(gt, detections, "bbox", n=200, seed=7)
+    expected = interval_summary(full["normal"], draws["normal"])
+    change = difference_summary(full["low_light"], full["normal"], draws["low_light"], draws["normal"])
     for stat in ("AP", "AP50", "AP75"):
         assert stats["normal"]["bbox"][f"{stat}_ci"] == pytest.approx(expected[f"{stat}_ci"], abs=1e-12)
         assert stats["normal"]["bbox"][stat] == pytest.approx(expected[stat], abs=1e-12)
         low, high = stats["low_light"]["segm"][f"{stat}_ci"]
         assert low <= stats["low_light"]["segm"][stat] <= high
-        assert table["drops"]["checkpoint"]["bbox"][f"{stat}_drop_ci"] == pytest.approx(drop[stat]["ci"], abs=1e-12)
-        assert table["drops"]["checkpoint"]["bbox"][f"{stat}_drop"] == pytest.approx(row[f"bbox {stat} drop"], abs=1e-12)
-        assert row[f"bbox {stat} drop_ci"] == table["drops"]["checkpoint"]["bbox"][f"{stat}_drop_ci"]
+        vs_normal = stats["low_light"]["bbox"]["vs_normal"][stat]
+        assert vs_normal["ci"] == pytest.approx(change[stat]["ci"], abs=1e-12)
+        assert vs_normal["delta"] == pytest.approx(-row[f"bbox {stat} drop"], abs=1e-12)
+        assert row[f"bbox {stat} drop_ci"] == pytest.approx([-vs_normal["ci"][1], -vs_normal["ci"][0]], abs=1e-15)
+        assert "vs_normal" not in stats["normal"]["bbox"]
     ap, (low, high) = stats["normal"]["bbox"]["AP"], stats["normal"]["bbox"]["AP_ci"]
     assert f"{ap:.3f} [{low:.3f}, {high:.3f}]" in result.stdout
     low, high = row["bbox AP drop_ci"]

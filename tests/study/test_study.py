@@ -283,6 +283,7 @@ def refusal_cases(data, train, val, tmp_path):
         (user + ["--severities", 2, 2.0000001], tmp_path / "s5", ("--severities 2.0 2.0000001",)),
         (user + ["--severities", 1100], tmp_path / "s6", ("--severities 1100", "takes levels from 0 to")),
         (user + ["--remedies", "finetune"], tmp_path / "s7", ("--remedies must include none",)),
+        (user + ["--bootstrap", 1000000000], tmp_path / "s9", ("--bootstrap 1000000000: must be between 0",)),
         (user + ["--remedies", "none", "genisp", "--methods", "gamma_noise"], tmp_path / "s8",
          ("genisp read RAW", "--methods")),
     ]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from torch_utils_lib.categories import load_category_map, match_categories, present_categories
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from torch_utils_lib.checkpoint import load_checkpoint, resume_training, save_checkpoint
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.engine import NonFiniteLossError, fit, train_one_epoch
 from torch_utils_lib.runinfo import write_run_metadata
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from torch_utils_lib.coco_bootstrap import (ImageMatches, bootstrap_stats, bootstrap_weights,
-                                            format_interval, paired_difference, resampled_stats)
+from torch_utils_lib.coco_bootstrap import (ImageMatches, bootstrap_weights, format_interval,
+                                            resampled_stats, with_intervals)
 from torch_utils_lib.coco_eval import STAT_NAMES, coco_stats
 
 SIZE = 128
@@ -108,9 +108,18 @@ def test_input_dicts_are_not_modified(sample):
     assert (repr(gt), repr(results)) == before
 
 
+def paired_difference(gt, results_a, results_b, n, seed):
+    """with_intervals' `vs_b` of detections `results_a` against `results_b` (bbox)."""
+    full, draws = resampled_stats(gt, {"a": results_a, "b": results_b}, "bbox", n, seed)
+    stats = {row: {"AP": float(full[row][0])} for row in full}
+    out = with_intervals(stats, full, draws, {"a": {"b": "b"}})
+    assert "vs_b" not in out["b"] and out["a"]["AP"] == stats["a"]["AP"]
+    return out["a"]["vs_b"]
+
+
 def test_identical_detections_give_a_paired_difference_of_exactly_zero(sample):
     gt, results = sample
-    diff = paired_difference(gt, as_type(results, "bbox"), as_type(results, "bbox"), "bbox", n=200, seed=3)
+    diff = paired_difference(gt, as_type(results, "bbox"), as_type(results, "bbox"), n=200, seed=3)
     for name in ("AP", "AP50", "AP75"):
         assert diff[name] == {"delta": 0.0, "ci": [0.0, 0.0], "share_le_0": 1.0}
 
@@ -118,7 +127,7 @@ def test_identical_detections_give_a_paired_difference_of_exactly_zero(sample):
 def test_paired_difference_of_a_worse_detector(sample):
     gt, results = sample
     worse = [{**r, "bbox": [r["bbox"][0] + 3, *r["bbox"][1:]]} for r in as_type(results, "bbox")]
-    diff = paired_difference(gt, as_type(results, "bbox"), worse, "bbox", n=300, seed=0)
+    diff = paired_difference(gt, as_type(results, "bbox"), worse, n=300, seed=0)
     full = coco_stats(gt, as_type(results, "bbox"), "bbox")["AP"] - coco_stats(gt, worse, "bbox")["AP"]
     assert diff["AP"]["delta"] == pytest.approx(full, abs=1e-12) and full > 0.05
     assert 0 < diff["AP"]["ci"][0] < full < diff["AP"]["ci"][1]
@@ -129,7 +138,8 @@ def test_interval_narrows_as_the_test_set_grows():
     widths = []
     for n_images in (10, 80):
         gt, results = synthetic_set(n_images, seed=5, empty_images=0)
-        out = bootstrap_stats(gt, as_type(results, "bbox"), "bbox", n=300, seed=0)
+        full, draws = resampled_stats(gt, {"set": as_type(results, "bbox")}, "bbox", n=300, seed=0)
+        out = with_intervals({"set": {"AP": float(full["set"][0])}}, full, draws)["set"]
         low, high = out["AP_ci"]
         assert low < out["AP"] < high
         assert out["AP"] == pytest.approx(coco_stats(gt, as_type(results, "bbox"), "bbox")["AP"], abs=1e-12)

@@ -72,7 +72,8 @@ def test_faster_coco_eval_backend_gives_the_same_stats(val_set):
         evaluator = CocoEvaluator(val_set, ("bbox", "segm"), backend=backend)
         evaluator.update(targets, outputs)
         results[backend] = evaluator.summarize()
-        per_category[backend] = evaluator.summarize(per_category=True)[1]
+        per_category[backend] = {}
+        assert evaluator.summarize(per_category=per_category[backend]) == results[backend]
     for iou_type in ("bbox", "segm"):
         for name in STAT_NAMES:
             assert results["faster_coco_eval"][iou_type][name] == pytest.approx(
@@ -140,7 +141,8 @@ def test_per_category_ap_equals_cocoeval_restricted_to_that_category(tmp_path):
     targets, outputs = fake_outputs(dataset, np.random.default_rng(3), noise=4.0)
     evaluator = CocoEvaluator(dataset, ("bbox", "segm"))
     evaluator.update(targets, outputs)
-    stats, per_category = evaluator.summarize(per_category=True)
+    per_category = {}
+    stats = evaluator.summarize(per_category=per_category)
     assert stats == evaluator.summarize()
     paths = evaluator.dump(str(tmp_path / "det"))
     names = {c["id"]: c["name"] for c in coco["categories"]}

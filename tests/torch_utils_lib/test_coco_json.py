@@ -13,7 +13,7 @@ from pycocotools.cocoeval import COCOeval
 
 from tests.helpers import assert_user_error, run_script
 from torch_utils_lib import coco_json
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.coco_json import (index_coco, load_coco_json, normalize_coco,
                                        rle_string_counts, subset_coco)
 from torch_utils_lib.coco_utils import CocoDetection

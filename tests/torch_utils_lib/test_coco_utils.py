@@ -9,7 +9,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.coco_json import load_coco_json, normalize_coco
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.image_io import read_rgb

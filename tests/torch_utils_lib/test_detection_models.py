@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.detection_models import (TORCHVISION_DETECTORS, build_detector, cached_weights_path,
                                               freeze_batchnorm)
 

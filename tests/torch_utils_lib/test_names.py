@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from torch_utils_lib.cli import UserError
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.names import check_name, output_names, parse_named_values, printable
 
 

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from tests.torch_utils_lib.test_coco_bootstrap import as_type, synthetic_set
+from torch_utils_lib.coco_bootstrap import resampled_stats
 from torch_utils_lib.coco_eval import coco_stats
 from torch_utils_lib.plots import plot_darkness_curves
-from torch_utils_lib.robustness import darkness_curve, ev50, mpc, robustness_summary, rpc
+from torch_utils_lib.robustness import ev50, mpc, robustness_summary, rpc
 
 
 def test_mpc_rpc_ev50_on_known_values():
@@ -38,7 +39,11 @@ def test_darkness_curve_from_detections(tmp_path):
     gt, results = synthetic_set(30, seed=2, empty_images=0)
     clean = as_type(results, "bbox")
     shifted = {ev: [{**r, "bbox": [r["bbox"][0] + ev, *r["bbox"][1:]]} for r in clean] for ev in (1, 2, 3)}
-    curve = darkness_curve(gt, clean, shifted, "bbox", n=200, seed=0)
+    # as study.statistics.darkness_curves: normal light and every level resampled together
+    full, draws = resampled_stats(gt, {"normal": clean, **{f"ev{e}": shifted[e] for e in (1, 2, 3)}},
+                                  "bbox", n=200, seed=0)
+    curve = robustness_summary([1, 2, 3], full["normal"][0], [full[f"ev{e}"][0] for e in (1, 2, 3)],
+                               draws["normal"][:, 0], np.stack([draws[f"ev{e}"][:, 0] for e in (1, 2, 3)]))
     assert curve["P"] == pytest.approx(coco_stats(gt, clean, "bbox")["AP"], abs=1e-12)
     expected = [coco_stats(gt, shifted[ev], "bbox")["AP"] for ev in (1, 2, 3)]
     assert list(curve["levels"].values()) == pytest.approx(expected, abs=1e-12)

@@ -12,7 +12,8 @@ from tests.helpers import REPO
 from torch.utils.data import default_collate
 
 from torch_utils_lib.atomic_io import read_jsonl
-from torch_utils_lib.cli import RESUME_LAST, UserError
+from torch_utils_lib.cli import RESUME_LAST
+from torch_utils_lib.errors import UserError
 from torch_utils_lib.data import detection_loader
 from torch_utils_lib.hooks import Hook
 from torch_utils_lib.training import Trainer
