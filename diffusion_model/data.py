@@ -10,14 +10,14 @@ from torch.utils.data import Dataset
 
 from torch_utils_lib import transforms as T
 from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import require_dir
 from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
 
 
 def resolve_names(image_dirs, annotation=None):
     """File names to use: the annotation's (each must exist in every dir) or those common to all."""
     for directory in image_dirs:
-        if not os.path.isdir(directory):
-            raise UserError(f"{directory}: image directory not found")
+        require_dir(directory, "image directory")
     if annotation:
         names = annotation_file_names(annotation)
         for directory in image_dirs:

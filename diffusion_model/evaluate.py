@@ -15,9 +15,9 @@ import argparse
 
 from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
-from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.errors import run_main
 from torch_utils_lib.flag_choices import COCO_BACKENDS
-from torch_utils_lib.guards import check_outputs_apart
+from torch_utils_lib.guards import check_outputs_apart, require_dir, require_file
 from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
@@ -59,14 +59,12 @@ def main(argv=None):
     image_dirs = {"restored": args.restored_image_dir}
     if args.conditional_image_dir:
         image_dirs = {"low_light": args.conditional_image_dir, **image_dirs}
-    if not os.path.isdir(args.restored_image_dir):
-        hint = (" (restore first: python diffusion_model/inference.py)"
-                if os.path.abspath(args.restored_image_dir) == DEFAULT_RESTORED else "")
-        raise UserError(f"{args.restored_image_dir}: image directory not found{hint}")
-    if args.maskrcnn_weight_path and not os.path.isfile(args.maskrcnn_weight_path):
-        raise UserError(f"{args.maskrcnn_weight_path}: checkpoint not found")
-    if args.maskrcnn_weight_path and not os.path.isfile(args.coco_annotation):
-        raise UserError(f"{args.coco_annotation}: annotation file not found")
+    default = os.path.abspath(args.restored_image_dir) == DEFAULT_RESTORED
+    require_dir(args.restored_image_dir, "image directory",
+                "restore first: python diffusion_model/inference.py" if default else "")
+    if args.maskrcnn_weight_path:
+        require_file(args.maskrcnn_weight_path, "checkpoint")
+        require_file(args.coco_annotation, "annotation file")
     names = resolve_names([args.input_image_dir, *image_dirs.values()], args.annotation)
     output_dir = args.output_dir or args.restored_image_dir.rstrip("/\\") + "_eval"
     check_outputs_apart({"--input_image_dir": args.input_image_dir,

@@ -17,7 +17,7 @@ from torch_utils_lib.atomic_io import atomic_write_json
 from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
                                  probability)
 from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart, safe_join
+from torch_utils_lib.guards import check_outputs_apart, require_file, safe_join
 from torch_utils_lib.names import output_names
 from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
@@ -55,10 +55,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if not os.path.isfile(args.weight_path):
-        hint = (" (train one first: python diffusion_model/train.py)"
-                if os.path.abspath(args.weight_path) == DEFAULT_WEIGHTS else "")
-        raise UserError(f"{args.weight_path}: checkpoint not found{hint}")
+    require_file(args.weight_path, "checkpoint", "train one first: python diffusion_model/train.py"
+                 if os.path.abspath(args.weight_path) == DEFAULT_WEIGHTS else "")
 
     # imported after parsing (they load torch): --help and flag errors stay instant
     from diffusion_model.data import resolve_names

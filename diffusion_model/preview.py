@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from diffusion_model.data import MODEL_RANGE, to_model_range
-from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import require_dir
 from torch_utils_lib.image_io import read_rgb
 from torch_utils_lib.image_metrics import psnr
 from torch_utils_lib.plots import _pyplot, save_figure
@@ -68,8 +68,7 @@ def save_training_preview(path, diffusion, targets, conds, device, steps=20, amp
 
 def save_comparison(path, names, cond_dir, restored_dir, target_dir):
     """Low light | restored | normal light for `names` (PSNR in the titles); None if no pair."""
-    if not os.path.isdir(target_dir):
-        raise UserError(f"{target_dir}: image directory not found")
+    require_dir(target_dir, "image directory")
     rows = [n for n in names if os.path.isfile(os.path.join(target_dir, n))
             and os.path.isfile(os.path.join(restored_dir, n))]
     if not rows:

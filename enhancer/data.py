@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from torch_utils_lib.categories import match_categories, present_categories
 from torch_utils_lib.errors import UserError
-from torch_utils_lib.guards import safe_join
+from torch_utils_lib.guards import require_dir, safe_join
 from torch_utils_lib.coco_utils import CocoDetection
 from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
 from torch_utils_lib.transforms import to_tensor
@@ -14,8 +14,7 @@ from torch_utils_lib.transforms import to_tensor
 
 def image_names(image_dir, annotation=None):
     """The images to use: those the annotation lists (COCO or a name list) or all in the folder."""
-    if not os.path.isdir(image_dir):
-        raise UserError(f"{image_dir}: image directory not found")
+    require_dir(image_dir, "image directory")
     if not annotation:
         names = list_images(image_dir)
         if not names:

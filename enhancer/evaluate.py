@@ -18,7 +18,7 @@ from torch_utils_lib.categories import load_category_map
 from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
 from torch_utils_lib.errors import UserError, run_main
 from torch_utils_lib.flag_choices import COCO_BACKENDS
-from torch_utils_lib.guards import check_outputs_apart
+from torch_utils_lib.guards import check_outputs_apart, require_file
 from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
 from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
@@ -50,9 +50,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if not os.path.isfile(args.weight_path):
-        raise UserError(f"{args.weight_path}: checkpoint not found (train one with "
-                        f"enhancer/train.py)")
+    require_file(args.weight_path, "checkpoint", "train one with enhancer/train.py")
     # torch is imported here, after parsing: --help and flag errors stay instant
     import torch
 

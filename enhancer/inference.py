@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.cli import ArgumentParser, add_common_args
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart
+from torch_utils_lib.errors import run_main
+from torch_utils_lib.guards import check_outputs_apart, require_file
 from torch_utils_lib.paths import RUNS_DIR, sample_low_light
 from torch_utils_lib.runinfo import write_run_metadata
 
@@ -35,9 +35,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if not os.path.isfile(args.weight_path):
-        raise UserError(f"{args.weight_path}: checkpoint not found (train one with "
-                        f"enhancer/train.py)")
+    require_file(args.weight_path, "checkpoint", "train one with enhancer/train.py")
     # torch is imported here, after parsing: --help and flag errors stay instant
     from enhancer.data import image_names
     from enhancer.models import enhance_folder, load_enhancer

@@ -17,9 +17,9 @@ import argparse
 
 from torch_utils_lib.categories import load_category_map
 from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
-from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.errors import run_main
 from torch_utils_lib.flag_choices import COCO_BACKENDS
-from torch_utils_lib.guards import check_outputs_apart
+from torch_utils_lib.guards import check_outputs_apart, require_file
 from torch_utils_lib.paths import RUNS_DIR, sample_raw
 from torch_utils_lib.runinfo import write_run_metadata
 
@@ -75,9 +75,8 @@ def main(argv=None):
     amp = resolve_amp(args.amp, device)
     genisp, genisp_config = None, {}
     if "genisp" in args.pipelines:
-        if not os.path.isfile(args.weight_path):
-            raise UserError(f"{args.weight_path}: GenISP checkpoint not found; train one with "
-                            f"genisp/train.py or pass --pipelines minimal rawpy")
+        require_file(args.weight_path, "GenISP checkpoint",
+                     "train one with genisp/train.py or pass --pipelines minimal rawpy")
         genisp, genisp_config = load_genisp(args.weight_path, device)
     detector_spec = args.detector or genisp_config.get("detector") or "retinanet_resnet50_fpn_v2"
     weights = args.detector_weights or genisp_config.get("detector_weights") or "coco"

@@ -15,6 +15,7 @@ from torch_utils_lib.atomic_io import (atomic_write_bytes, atomic_write_json_lin
                                       remove_stale_temporaries)
 from torch_utils_lib.cli import RESUME_LAST
 from torch_utils_lib.errors import UserError
+from torch_utils_lib.guards import require_file
 from torch_utils_lib.distributed import is_main_process
 
 
@@ -72,8 +73,7 @@ def read_state(path, map_location="cpu", what="checkpoint"):
     Weights holding NaN or inf (a plain state dict, or a checkpoint's model or EMA weights) are
     refused here, the one place every script loads weights through (check_finite_weights).
     """
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: {what} not found")
+    require_file(path, what)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or foreign files

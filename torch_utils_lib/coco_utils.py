@@ -11,7 +11,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.errors import UserError
-from torch_utils_lib.guards import safe_join
+from torch_utils_lib.guards import require_dir, safe_join
 from torch_utils_lib.coco_json import (degenerate_box, has_segmentation, index_coco, load_coco_json,
                                        normalize_coco, sorted_categories)
 from torch_utils_lib.image_io import read_rgb
@@ -54,8 +54,7 @@ class CocoDetection(torch.utils.data.Dataset):
                  loader=read_rgb, label_map=None):
         self.image_dir, self.annotation_file = image_dir, annotation_file
         self.transforms, self.train, self.loader = transforms, train, loader
-        if not os.path.isdir(image_dir):
-            raise UserError(f"{image_dir}: image directory not found")
+        require_dir(image_dir, "image directory")
         self.coco_dict, self.original_ids = normalize_coco(
             load_coco_json(annotation_file, finite_boxes=not train))
         self.images_by_id, self.anns_by_image = index_coco(self.coco_dict)

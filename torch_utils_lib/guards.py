@@ -5,17 +5,17 @@ import os
 from torch_utils_lib.errors import UserError
 
 
-def require_file(path, what="file"):
-    """Raise a UserError naming `path` unless it is an existing file."""
+def require_file(path, what="file", hint=""):
+    """Raise a UserError naming `path` unless it is an existing file; `hint` says how to get one."""
     if not os.path.isfile(path):
-        raise UserError(f"{path}: {what} not found")
+        raise UserError(f"{path}: {what} not found" + (f" ({hint})" if hint else ""))
     return path
 
 
-def require_dir(path, what="directory"):
-    """Raise a UserError naming `path` unless it is an existing directory."""
+def require_dir(path, what="directory", hint=""):
+    """Raise a UserError naming `path` unless it is an existing directory; `hint` as require_file."""
     if not os.path.isdir(path):
-        raise UserError(f"{path}: {what} not found")
+        raise UserError(f"{path}: {what} not found" + (f" ({hint})" if hint else ""))
     return path
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 from torch_utils_lib.atomic_io import atomic_write_bytes, read_json
 from torch_utils_lib.errors import UserError, at_end_of_run
 from torch_utils_lib.coco_json import validate_coco
+from torch_utils_lib.guards import require_dir
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -31,8 +32,7 @@ def list_files(directory, extensions, what="image directory"):
     Names that are not valid UTF-8 (undecodable bytes on a POSIX file system) cannot be written
     to JSON, hashed or printed: they are skipped with one warning.
     """
-    if not os.path.isdir(directory):
-        raise UserError(f"{directory}: {what} not found")
+    require_dir(directory, what)
     names, undecodable = [], []
     with os.scandir(directory) as entries:
         for entry in entries:
