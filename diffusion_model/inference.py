@@ -11,9 +11,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
-import json
 
-from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.atomic_io import atomic_write_json, read_json
 from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
                                  probability)
 from torch_utils_lib.errors import UserError, run_main
@@ -94,8 +93,7 @@ def main(argv=None):
                 "eta": args.eta if args.sampler == "ddim" else None, "seed": args.seed}
     settings_path = os.path.join(args.output_dir, SETTINGS_FILE)
     if os.path.isfile(settings_path) and not args.overwrite:
-        with open(settings_path) as f:
-            previous = json.load(f)
+        previous = read_json(settings_path, "restoration settings")
         if previous != settings:
             raise UserError(f"{settings_path}: {args.output_dir} holds restorations made with "
                             f"other settings ({previous}); pass --overwrite or another "

@@ -11,10 +11,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
-import json
 
 from genisp.raw import RawLoader, list_raw_files
-from torch_utils_lib.atomic_io import atomic_write_json
+from torch_utils_lib.atomic_io import atomic_write_json, read_json
 from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
                                  probability)
 from torch_utils_lib.coco_json import load_coco_json
@@ -141,8 +140,7 @@ def main(argv=None):
     if args.detect:
         results = []
         for name in names:
-            with open(output(name, 2)) as f:
-                results += json.load(f)
+            results += read_json(output(name, 2), "detections")
         atomic_write_json(os.path.join(args.output_dir, "detections.json"), results)
         print(f"{len(results)} detections: {os.path.join(args.output_dir, 'detections.json')}")
     return 0
