@@ -10,10 +10,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import json
 
-import torch
-import torch.distributed as dist
-from torch import nn
-
 from torch_utils_lib.cli import ArgumentParser, non_negative_int, positive_int
 from torch_utils_lib.errors import run_main
 
@@ -31,6 +27,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    import torch  # after parsing, so --help is instant
+    import torch.distributed as dist
+    from torch import nn
+
     rank, world_size = args.rank, args.world_size
     device = torch.device("cuda", rank) if args.backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
