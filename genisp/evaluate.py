@@ -96,7 +96,8 @@ def main(argv=None):
     table = evaluate_pipelines(models, args.pipelines, args.raw_dir, args.annotation,
                                detector_config["categories"], cache_dir, resize, device, amp,
                                args.batch_size, args.workers, args.output_dir, args.coco_backend,
-                               settings=pipeline_settings(args, genisp is not None, detector_spec, weights),
+                               settings=pipeline_settings(args, genisp is not None, detector_spec,
+                                                          weights),
                                category_map=load_category_map(args.category_map))
     print(format_table(table))
     return 0

@@ -19,8 +19,8 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
     """{row name: 12 stats} for each pipeline (and each camera when there are several); saved.
 
     A pipeline whose detections were saved with the same `settings` (pipeline_settings) is not
-    run again."""
-
+    run again.
+    """
     table = {}
     for pipeline in pipelines:
         dataset = raw_dataset(raw_dir, annotation, detector_categories,

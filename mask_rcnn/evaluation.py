@@ -165,8 +165,9 @@ def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=No
                     full, draws = resampled_stats_of_matches(
                         {name: found[name][iou_type] for name in group}, n, seed)
                 else:
-                    gt, detections = load_detections(annotation, {name: os.path.join(
-                        results_dirs[model_name], f"detections_{name}_{iou_type}.json") for name in group})
+                    files = {name: os.path.join(results_dirs[model_name],
+                                                f"detections_{name}_{iou_type}.json") for name in group}
+                    gt, detections = load_detections(annotation, files)
                     full, draws = resampled_stats(gt, detections, iou_type, n, seed)
                 summaries = with_intervals({name: sets[name][iou_type] for name in group}, full,
                                            draws, baselines, STATS_SHOWN)

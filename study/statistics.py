@@ -10,7 +10,8 @@ are paired across levels (robustness.robustness_summary).
 """
 import numpy as np
 
-from torch_utils_lib.coco_bootstrap import STAT_NAMES, load_detections, resampled_stats, with_intervals
+from torch_utils_lib.coco_bootstrap import (STAT_NAMES, load_detections, resampled_stats,
+                                            with_intervals)
 from study.remedies import BASELINE
 from study.test_sets import COLUMN, LEVEL, RAW, RGB
 from torch_utils_lib.robustness import robustness_summary
@@ -24,8 +25,8 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
     minus `none` on the same resampled images, where `none` has a cell) and, for each learned
     remedy, `vs_best_classical` (the same against the classical enhancement with the highest
     AP on that set and IoU type, named in `remedy`), in place: coco_bootstrap.with_intervals'
-    result shape. Choosing the best classical row
-    on the same images favours it, so a learned remedy that beats it has cleared a high bar.
+    result shape. Choosing the best classical row on the same images favours it, so a learned
+    remedy that beats it has cleared a high bar.
     Bbox only on the darkness levels, which serve the bbox curves, and on RAW sets, which are
     scored for boxes. Returns the resampled stats {(set name, iou type): {row: (n, 12) draws}}.
     """

@@ -306,8 +306,8 @@ def with_intervals(stats, full, draws, baselines=None, names=CI_STATS):
     """
     out = {}
     for row, row_stats in stats.items():
-        summary = {**row_stats, **{k: v for k, v in interval_summary(full[row], draws[row], names).items()
-                                   if k.endswith("_ci")}}
+        intervals = interval_summary(full[row], draws[row], names)
+        summary = {**row_stats, **{k: v for k, v in intervals.items() if k.endswith("_ci")}}
         for label, baseline in (baselines or {}).get(row, {}).items():
             summary[f"vs_{label}"] = difference_summary(full[row], full[baseline], draws[row],
                                                         draws[baseline], names)
