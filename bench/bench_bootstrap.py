@@ -20,13 +20,15 @@ import time
 
 import numpy as np
 
-from torch_utils_lib.cli import ArgumentParser, positive_int
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.coco_bootstrap import ImageMatches, bootstrap_weights
-from torch_utils_lib.coco_eval import STAT_NAMES, evaluate_images
-from torch_utils_lib.paths import RUNS_DIR
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.evaluation.matching import ImageMatches
+from torch_utils_lib.evaluation.coco_bootstrap import bootstrap_weights
+from torch_utils_lib.evaluation.metrics import STAT_NAMES
+from torch_utils_lib.evaluation.matching import evaluate_images
+from torch_utils_lib.toolkit.paths import RUNS_DIR
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 SIZE = 640
 

@@ -16,13 +16,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import time
 
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
-from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_images, sample_low_light
+from torch_utils_lib.toolkit.tables import markdown_table
 
 
 def build_parser():
-    from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
+    from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
     p = ArgumentParser(description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=None,
@@ -60,7 +60,7 @@ def bench_sampling(args, device):
     from diffusion_model.preview import center_crop
     from diffusion_model.restore import restore_batch
     from diffusion_model.training import load_diffusion
-    from torch_utils_lib.image_metrics import psnr, summarize
+    from torch_utils_lib.evaluation.image_metrics import psnr, summarize
 
     weight_path = args.weight_path
     if weight_path is None:
@@ -109,7 +109,7 @@ def bench_training(args, device):
     import torch
 
     from diffusion_model.model import ConditionalDiffusion, UNet
-    from torch_utils_lib.devices import autocast
+    from torch_utils_lib.runtime.devices import autocast
     results = {}
     for amp in ((False, True) if device.type == "cuda" else (False,)):
         torch.manual_seed(args.seed)
@@ -165,10 +165,10 @@ def main(argv=None):
     for flag in ("images", "ddim_steps", "train_size", "train_batch", "train_iters", "train_epochs"):
         if getattr(args, flag) <= 0:
             raise UserError(f"--{flag} {getattr(args, flag)}: must be positive")
-    from torch_utils_lib.atomic_io import atomic_write_json
-    from torch_utils_lib.devices import seed_everything
-    from torch_utils_lib.distributed import init_distributed
-    from torch_utils_lib.runinfo import write_run_metadata
+    from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+    from torch_utils_lib.runtime.devices import seed_everything
+    from torch_utils_lib.runtime.distributed import init_distributed
+    from torch_utils_lib.toolkit.runinfo import write_run_metadata
     device = init_distributed(args.device).device
     seed_everything(args.seed)
     os.makedirs(args.output_dir, exist_ok=True)

@@ -3,7 +3,7 @@
 Builds an N-image ground truth by repeating the sample val set, makes detector-like detections
 (jittered ground truth plus false positives, about 10 per image), and times in one run:
   direct       pycocotools COCO(file) + loadRes(file) + COCOeval, as a user would by hand
-  ours         torch_utils_lib.coco_eval.CocoEvaluator with pycocotools (scoring)
+  ours         torch_utils_lib.evaluation.coco_eval.CocoEvaluator with pycocotools (scoring)
   ours faster  the same with --coco_backend faster_coco_eval
   encoding     turning the detector outputs into COCO results (boxes, RLE masks), which the direct
                run is given ready-made
@@ -14,9 +14,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from torch_utils_lib.cli import ArgumentParser, positive_int
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.paths import RUNS_DIR
+from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 def build_parser():

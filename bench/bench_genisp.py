@@ -19,9 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import ArgumentParser, positive_int
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.paths import RUNS_DIR
+from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 def build_parser():

@@ -12,9 +12,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from torch_utils_lib.cli import ArgumentParser, positive_int
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.paths import RUNS_DIR
+from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 SETTINGS = (("maskrcnn_resnet18_fpn", 128, 4), ("maskrcnn_resnet50_fpn", 512, 2))
@@ -33,7 +33,7 @@ def build_parser():
 def main():
     args = build_parser().parse_args()
     from bench.maskrcnn_steps import run  # loads torch: after parsing, so --help is instant
-    return run(args)
+    return run(args, SETTINGS)
 
 
 if __name__ == "__main__":

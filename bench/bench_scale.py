@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 
-from torch_utils_lib.cli import ArgumentParser, positive_int
-from torch_utils_lib.errors import run_main
+from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
+from torch_utils_lib.toolkit.errors import run_main
 
 WIDTH, HEIGHT = 640, 480
 COCO_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
@@ -98,7 +98,7 @@ def make_coco(n_images, seed=0):
 
 def write_images(folder, count, seed=0):
     """`count` 640x480 JPEGs (smooth colour fields with noise) named as make_coco's images."""
-    from torch_utils_lib.image_io import write_image
+    from torch_utils_lib.data.image_io import write_image
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH] / max(WIDTH, HEIGHT)
     for i in range(count):
@@ -109,7 +109,7 @@ def write_images(folder, count, seed=0):
 
 
 def subset(gt, count):
-    from torch_utils_lib.coco_json import subset_coco
+    from torch_utils_lib.data.coco_json import subset_coco
     return subset_coco(gt, [image["id"] for image in gt["images"][:count]])
 
 
@@ -216,7 +216,7 @@ def step_exdark(data, n, work):
 
 
 def step_parse(data, n, work):
-    from torch_utils_lib.coco_json import load_coco_json
+    from torch_utils_lib.data.coco_json import load_coco_json
     start = time.perf_counter()
     coco = load_coco_json(os.path.join(data, str(n), "instances.json"))
     assert len(coco["images"]) == n
@@ -224,7 +224,7 @@ def step_parse(data, n, work):
 
 
 def step_dataset(data, n, work):
-    from torch_utils_lib.coco_utils import CocoDetection
+    from torch_utils_lib.data.coco_utils import CocoDetection
     start = time.perf_counter()
     dataset = CocoDetection(os.path.join(data, "images"), os.path.join(data, str(n), "instances.json"))
     for image_id in dataset.image_ids:  # every target once, masks decoded (no pixels read)
@@ -233,8 +233,8 @@ def step_dataset(data, n, work):
 
 
 def step_dataloader(data, n, work):
-    from torch_utils_lib.coco_utils import CocoDetection
-    from torch_utils_lib.data import detection_loader
+    from torch_utils_lib.data.coco_utils import CocoDetection
+    from torch_utils_lib.data.loaders import detection_loader
     image_dir, annotation = _image_set(data, n)
     start = time.perf_counter()
     loader = detection_loader(CocoDetection(image_dir, annotation), 4, train=False, workers=2)
@@ -246,8 +246,10 @@ def step_dataloader(data, n, work):
 def step_cocoeval(data, n, work, iou_type):
     """Both detection sets matched and summarised (seconds per image per set); the matching is
     kept for the bootstrap step, as evaluate.py keeps it."""
-    from torch_utils_lib.coco_bootstrap import ImageMatches, load_detections
-    from torch_utils_lib.coco_eval import evaluate_images, summarized_stats
+    from torch_utils_lib.evaluation.matching import ImageMatches
+    from torch_utils_lib.evaluation.coco_bootstrap import load_detections
+    from torch_utils_lib.evaluation.matching import evaluate_images
+    from torch_utils_lib.evaluation.coco_eval import summarized_stats
     folder = os.path.join(data, str(n))
     start = time.perf_counter()
     gt, results = load_detections(os.path.join(folder, "instances.json"),
@@ -267,7 +269,7 @@ def step_cocoeval(data, n, work, iou_type):
 
 def step_bootstrap(data, n, work):
     import tracemalloc
-    from torch_utils_lib.coco_bootstrap import difference_summary, resampled_stats_of_matches
+    from torch_utils_lib.evaluation.coco_bootstrap import difference_summary, resampled_stats_of_matches
     folder = os.path.join(data, str(n))
     matches = {}
     for iou_type in ("bbox", "segm"):
@@ -290,10 +292,10 @@ def study_bookkeeping(data, n, work):
     differences of every cell (statistics.add_intervals), darkness curves, the table, the figure.
     Two rows (none, gamma) on the normal set and two physics levels."""
     from study.statistics import add_intervals, darkness_curves
-    from study.test_sets import LEVEL, TestSet
-    from torch_utils_lib.coco_bootstrap import fold_intervals
-    from torch_utils_lib.plots import plot_darkness_curves
-    from torch_utils_lib.tables import markdown_table
+    from study.sets import LEVEL, TestSet
+    from torch_utils_lib.evaluation.coco_bootstrap import fold_intervals
+    from torch_utils_lib.plots.charts import plot_darkness_curves
+    from torch_utils_lib.toolkit.tables import markdown_table
     folder = os.path.join(data, str(n))
     annotation = os.path.join(folder, "instances.json")
     test_sets = [TestSet("normal", folder, annotation, low_light=False),
@@ -419,9 +421,9 @@ def main():
     RESAMPLES = args.bootstrap
     if args.step:
         return run_step(args.step, args.data, args.size)
-    from torch_utils_lib.atomic_io import atomic_write_json
-    from torch_utils_lib.paths import RUNS_DIR
-    from torch_utils_lib.tables import markdown_table
+    from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+    from torch_utils_lib.toolkit.paths import RUNS_DIR
+    from torch_utils_lib.toolkit.tables import markdown_table
     output = args.output or os.path.join(RUNS_DIR, "bench", "bench_scale.json")
     sizes_of = {"sizes": args.sizes, "images": args.image_sizes, "study": args.study_sizes, "raw": [1]}
     data = tempfile.mkdtemp(prefix="bench_scale_data_")

@@ -28,12 +28,12 @@ import cv2
 import numpy as np
 
 from dataset.synthesis import keep_freed_memory, run_synthesis
-from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, int_at_least, positive_int
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.paths import REPO_ROOT, RUNS_DIR
-from torch_utils_lib.runinfo import write_run_metadata
-from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes, atomic_write_json
+from torch_utils_lib.toolkit.cli import ArgumentParser, int_at_least, positive_int
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.paths import REPO_ROOT, RUNS_DIR
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.tables import markdown_table
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
           "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png")
@@ -101,7 +101,7 @@ def poisson_draw_seconds(folder, names, seed=0):
     """
     from dataset import physics
     from dataset.synthesis import draw_params
-    from torch_utils_lib.image_io import read_rgb
+    from torch_utils_lib.data.image_io import read_rgb
     settings = {"method": "physics", "seed": seed, "ratio": [10.0, 100.0], "save_raw": False}
     total = 0.0
     for name in names:

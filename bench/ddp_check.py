@@ -10,8 +10,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import json
 
-from torch_utils_lib.cli import ArgumentParser, non_negative_int, positive_int
-from torch_utils_lib.errors import run_main
+from torch_utils_lib.toolkit.cli import ArgumentParser, non_negative_int, positive_int
+from torch_utils_lib.toolkit.errors import run_main
 
 
 def build_parser():

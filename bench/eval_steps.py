@@ -10,12 +10,13 @@ import time
 import numpy as np
 import torch
 
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.coco_eval import CocoEvaluator, STAT_NAMES
-from torch_utils_lib.coco_json import load_coco_json
-from torch_utils_lib.coco_utils import CocoDetection
-from torch_utils_lib.paths import sample_annotation, sample_images
-from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.evaluation.coco_eval import CocoEvaluator
+from torch_utils_lib.evaluation.metrics import STAT_NAMES
+from torch_utils_lib.data.coco_json import load_coco_json
+from torch_utils_lib.data.coco_utils import CocoDetection
+from torch_utils_lib.toolkit.paths import sample_annotation, sample_images
+from torch_utils_lib.toolkit.tables import markdown_table
 
 
 class RepeatedSet:

@@ -14,9 +14,9 @@ from torch import nn
 
 from bench.timing import timed
 from genisp.model import GenISP, GenISPDetector
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.runinfo import write_run_metadata
-from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.tables import markdown_table
 
 
 # ---------------------------------------------------------------- a per-image GenISP (baseline)
@@ -77,7 +77,7 @@ def bench_batched(device, batch, size, repeats):
 
 
 def _frozen_retinanet(device, size):
-    from torch_utils_lib.detection_models import build_detector
+    from torch_utils_lib.models.detectors import build_detector
     detector = build_detector("retinanet_resnet50_fpn_v2", 91, "none", min_size=size, max_size=size)
     return detector
 
@@ -156,8 +156,8 @@ def _epoch_in_new_process(paths, cache, resize):
 
 
 def bench_memory(device, batch=8, size=(800, 1333)):
-    from torch_utils_lib.devices import autocast
-    from torch_utils_lib.engine import optimizer_step
+    from torch_utils_lib.runtime.devices import autocast
+    from torch_utils_lib.engine.loop import optimizer_step
     results = {}
     for amp in (False, True):
         torch.manual_seed(0)

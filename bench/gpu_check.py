@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import ArgumentParser
-from torch_utils_lib.errors import run_main
+from torch_utils_lib.toolkit.cli import ArgumentParser
+from torch_utils_lib.toolkit.errors import run_main
 
 
 def build_parser():
@@ -43,7 +43,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from bench.gpu_checks import run  # loads torch: after parsing, so --help is instant
+    from bench.gpu_check_steps import run  # loads torch: after parsing, so --help is instant
     return run(args)
 
 

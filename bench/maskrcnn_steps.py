@@ -3,14 +3,13 @@ import os
 
 import torch
 
-from bench.bench_maskrcnn import SETTINGS
 from bench.timing import timed
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.detection_models import build_detector
-from torch_utils_lib.devices import autocast
-from torch_utils_lib.engine import optimizer_step
-from torch_utils_lib.runinfo import write_run_metadata
-from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.models.detectors import build_detector
+from torch_utils_lib.runtime.devices import autocast
+from torch_utils_lib.engine.loop import optimizer_step
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.tables import markdown_table
 
 
 def synthetic_batch(size, batch, device, generator):
@@ -43,13 +42,13 @@ def make_step(name, size, batch, device, amp):
     return step
 
 
-def run(args):
-    """The benchmark of the parsed `args`."""
+def run(args, settings):
+    """The benchmark of the parsed `args` over `settings` ((model, image size, batch) each)."""
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     cases = []
     for device in devices:
         for amp in ((False, True) if device.type == "cuda" else (False,)):
-            for name, size, batch in SETTINGS:
+            for name, size, batch in settings:
                 if name in args.models:
                     cases.append((name, size, batch, device, amp))
     seconds_per_step = timed([make_step(*case) for case in cases], args.steps)

@@ -11,8 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import glob
 import subprocess
 
-from torch_utils_lib.cli import ArgumentParser
-from torch_utils_lib.errors import run_main
+from torch_utils_lib.toolkit.cli import ArgumentParser
+from torch_utils_lib.toolkit.errors import run_main
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -15,11 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from dataset.exdark import Report, convert
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart, require_dir, require_file
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.toolkit.cli import ArgumentParser
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_dir, require_file
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 
 REPORT_FILE = "conversion.json"  # the boxes and lines the conversion changed

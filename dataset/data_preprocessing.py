@@ -22,11 +22,11 @@ from dataset.gamma_noise import GAMMA_RANGE, NOISE_VAR_RANGE
 from dataset.physics import RATIO_RANGE
 from dataset.synthesis import (METHODS, METRICS, check_level, print_summary, run_synthesis,
                                settings_from_args, write_preview)
-from torch_utils_lib.cli import ArgumentParser, non_negative_float, positive_float, positive_int
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart
-from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.cli import ArgumentParser, non_negative_float, positive_float, positive_int
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 
 def build_parser():

@@ -3,7 +3,7 @@
 A DNG is a TIFF whose main image is the CFA mosaic (PhotometricInterpretation 32803) plus the
 tags a raw converter needs: the 2x2 pattern (CFARepeatPatternDim 33421, CFAPattern 33422), black
 and white levels (50714/50717), ColorMatrix1 (50721, XYZ -> camera under D65) and AsShotNeutral
-(50728, the camera-space white). The CFA facts and the tag readers live in torch_utils_lib.camera.
+(50728, the camera-space white). The CFA facts and the tag readers live in torch_utils_lib.data.camera.
 """
 import io
 from fractions import Fraction
@@ -11,8 +11,8 @@ from fractions import Fraction
 import numpy as np
 import tifffile
 
-from torch_utils_lib.atomic_io import atomic_write_bytes
-from torch_utils_lib.camera import (CFA_CODE, CFA_PATTERNS, cfa_index_pattern,  # noqa: F401 (re-exported)
+from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes
+from torch_utils_lib.data.camera import (CFA_CODE, CFA_PATTERNS, cfa_index_pattern,  # noqa: F401 (re-exported)
                                     read_dng_as_shot_neutral, read_dng_color_matrix)
 
 _ILLUMINANT_D65 = 21

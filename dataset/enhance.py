@@ -17,14 +17,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from dataset.enhancement import METHODS
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, non_negative_float, positive_float
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart, require_dir, safe_join
-from torch_utils_lib.image_io import annotation_file_names, list_images
-from torch_utils_lib.paths import sample_images, sample_low_light
-from torch_utils_lib.progress import progress
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.toolkit.cli import ArgumentParser, non_negative_float, positive_float
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_dir, safe_join
+from torch_utils_lib.data.image_io import annotation_file_names, list_images
+from torch_utils_lib.toolkit.paths import sample_images, sample_low_light
+from torch_utils_lib.toolkit.progress import progress
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 
 def build_parser():

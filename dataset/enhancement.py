@@ -14,10 +14,10 @@ import os
 import cv2
 import numpy as np
 
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.guards import check_outputs_apart
-from torch_utils_lib.image_io import read_rgb, write_image
-from torch_utils_lib.image_metrics import luma
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import check_outputs_apart
+from torch_utils_lib.data.image_io import read_rgb, write_image
+from torch_utils_lib.evaluation.image_metrics import luma
 
 METHODS = ("gamma", "clahe", "histeq")
 GAMMA_RANGE = (1 / 20, 20.0)  # exponents searched; a black image ends at the brightest (1/20)

@@ -19,9 +19,9 @@ boxes refer to the stored pixels; see image_io.read_rgb).
 """
 import os
 
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.coco_json import degenerate_box
-from torch_utils_lib.image_io import read_rgb
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.coco_json import degenerate_box
+from torch_utils_lib.data.image_io import read_rgb
 
 CLASSES = ("Bicycle", "Boat", "Bottle", "Bus", "Car", "Cat", "Chair", "Cup", "Dog", "Motorbike",
            "People", "Table")

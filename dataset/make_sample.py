@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, int_at_least, positive_int
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart
-from torch_utils_lib.image_io import write_image
-from torch_utils_lib.paths import SAMPLE_DIR
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.toolkit.cli import ArgumentParser, int_at_least, positive_int
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart
+from torch_utils_lib.data.image_io import write_image
+from torch_utils_lib.toolkit.paths import SAMPLE_DIR
 
 CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
               {"id": 2, "name": "square", "supercategory": "shape"},

@@ -17,14 +17,14 @@ import re
 
 import numpy as np
 
-from torch_utils_lib.cli import ArgumentParser, positive_int
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart, require_dir, safe_join
-from torch_utils_lib.coco_json import load_coco_json, subset_coco
-from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
-from torch_utils_lib.progress import progress
-from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_dir, safe_join
+from torch_utils_lib.data.coco_json import load_coco_json, subset_coco
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images
+from torch_utils_lib.toolkit.progress import progress
+from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes, atomic_write_json
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 
 def parse_size(text):

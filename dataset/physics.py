@@ -43,7 +43,7 @@ import math
 import cv2
 import numpy as np
 
-from torch_utils_lib.camera import SRGB_TO_XYZ
+from torch_utils_lib.data.camera import SRGB_TO_XYZ
 
 BLACK_LEVEL = 2048
 WHITE_LEVEL = 16383

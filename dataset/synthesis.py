@@ -20,12 +20,12 @@ import numpy as np
 
 from dataset import gamma_noise, physics
 from dataset.dng import write_dng
-from torch_utils_lib.atomic_io import atomic_write_bytes, atomic_write_json
-from torch_utils_lib.coco_json import load_coco_json, subset_coco
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.guards import check_outputs_apart
-from torch_utils_lib.image_io import encode_image, list_images, read_rgb, write_image
-from torch_utils_lib.image_metrics import gt_mean_align, luma, psnr, ssim, summarize
+from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes, atomic_write_json
+from torch_utils_lib.data.coco_json import load_coco_json, subset_coco
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import check_outputs_apart
+from torch_utils_lib.data.image_io import encode_image, list_images, read_rgb, write_image
+from torch_utils_lib.evaluation.image_metrics import gt_mean_align, luma, psnr, ssim, summarize
 
 METHODS = ("gamma_noise", "physics")
 METRICS = ("psnr_ssim", "psnr", "none")
@@ -330,7 +330,7 @@ def run_synthesis(input_dir, output_dir, settings, annotation=None, workers=1, o
 
 def _run(names, input_dir, output_dir, settings, dataset, sizes, records, workers, overwrite,
          progress, metrics, wanted):
-    from torch_utils_lib.progress import progress as progress_bar  # tqdm: 70 ms of start-up
+    from torch_utils_lib.toolkit.progress import progress as progress_bar  # tqdm: 70 ms of start-up
     records_path = os.path.join(output_dir, RECORDS_FILE)
     tasks, done = [], {}
     for name in names:

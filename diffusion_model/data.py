@@ -8,10 +8,10 @@ import os
 import numpy as np
 from torch.utils.data import Dataset
 
-from torch_utils_lib import transforms as T
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.guards import require_dir
-from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
+from torch_utils_lib.data import transforms as T
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import require_dir
+from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb
 
 
 def resolve_names(image_dirs, annotation=None):

@@ -3,7 +3,7 @@ import copy
 
 import torch
 
-from torch_utils_lib.hooks import Hook
+from torch_utils_lib.engine.hooks import Hook
 
 
 class EMA:

@@ -13,14 +13,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.flag_choices import COCO_BACKENDS
-from torch_utils_lib.guards import check_outputs_apart, require_dir, require_file
-from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
-from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, positive_int
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_dir, require_file
+from torch_utils_lib.evaluation.image_quality import quality_table, score_sets, two_stage_table
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
 
@@ -85,8 +85,8 @@ def main(argv=None):
         import torch
 
         from mask_rcnn.evaluation import evaluate_image_sets
-        from torch_utils_lib.devices import resolve_amp
-        from torch_utils_lib.distributed import init_distributed
+        from torch_utils_lib.runtime.devices import resolve_amp
+        from torch_utils_lib.runtime.distributed import init_distributed
         device = init_distributed(args.device).device
         with torch.no_grad():
             ap = evaluate_image_sets(args.maskrcnn_weight_path, args.coco_annotation,
@@ -97,7 +97,7 @@ def main(argv=None):
         print(two_stage_table(ap))
         results["two_stage_ap"] = ap
         # matplotlib: seconds to import, only where a figure is drawn
-        from torch_utils_lib.plots import plot_bars
+        from torch_utils_lib.plots.charts import plot_bars
         bars = {f"{iou} {stat}": {s: ap[s][iou][stat] for s in ap}
                 for iou in ("bbox", "segm") for stat in ("AP", "AP50") if iou in ap["normal"]}
         plot_bars(bars, os.path.join(output_dir, "two_stage_ap.png"), title="Mask R-CNN AP")

@@ -12,14 +12,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.atomic_io import atomic_write_json, read_json
-from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json, read_json
+from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
                                  probability)
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart, require_file, safe_join
-from torch_utils_lib.names import output_names
-from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file, safe_join
+from torch_utils_lib.toolkit.names import output_names
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_images, sample_low_light
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "diffusion", "last.pth")
 DEFAULT_OUTPUT = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
@@ -61,8 +61,8 @@ def main(argv=None):
     from diffusion_model.data import resolve_names
     from diffusion_model.restore import restore_directory
     from diffusion_model.training import load_diffusion
-    from torch_utils_lib.devices import resolve_amp, seed_everything
-    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.runtime.devices import resolve_amp, seed_everything
+    from torch_utils_lib.runtime.distributed import init_distributed
 
     device = init_distributed(args.device).device
     amp = resolve_amp(args.amp, device)

@@ -5,11 +5,11 @@ import numpy as np
 import torch
 
 from diffusion_model.data import MODEL_RANGE, to_model_range
-from torch_utils_lib.guards import require_dir
-from torch_utils_lib.image_io import read_rgb
-from torch_utils_lib.image_metrics import psnr
-from torch_utils_lib.plots import _pyplot, save_figure
-from torch_utils_lib.transforms import to_uint8
+from torch_utils_lib.toolkit.guards import require_dir
+from torch_utils_lib.data.image_io import read_rgb
+from torch_utils_lib.evaluation.image_metrics import psnr
+from torch_utils_lib.plots.charts import _pyplot, save_figure
+from torch_utils_lib.data.transforms import to_uint8
 
 
 def center_crop(array, size):

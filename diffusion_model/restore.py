@@ -11,9 +11,9 @@ import zlib
 import torch
 
 from diffusion_model.data import MODEL_RANGE, to_model_range
-from torch_utils_lib.image_io import read_rgb, write_image
-from torch_utils_lib.progress import progress
-from torch_utils_lib.transforms import to_uint8
+from torch_utils_lib.data.image_io import read_rgb, write_image
+from torch_utils_lib.toolkit.progress import progress
+from torch_utils_lib.data.transforms import to_uint8
 
 
 def image_generator(seed, name):

@@ -12,11 +12,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args, decay_rate,
+from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args, decay_rate,
                                  non_negative_float, non_negative_int, positive_float, positive_int)
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.flag_choices import DIFFUSION_OBJECTIVES, DIFFUSION_SCHEDULES
-from torch_utils_lib.paths import RUNS_DIR, sample_images, sample_low_light
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.flag_choices import DIFFUSION_OBJECTIVES, DIFFUSION_SCHEDULES
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_images, sample_low_light
 
 DEFAULT_CHECKPOINT_DIR = os.path.join(RUNS_DIR, "diffusion")
 

@@ -8,12 +8,12 @@ from diffusion_model.data import PairedImageDataset, read_pair, resolve_names
 from diffusion_model.ema import EMA, EMAUpdate
 from diffusion_model.model.diffusion import build_diffusion
 from diffusion_model.preview import center_crop, save_training_preview
-from torch_utils_lib.checkpoint import load_checkpoint
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.data import detection_loader
-from torch_utils_lib.engine import build_lr_scheduler
-from torch_utils_lib.hooks import Hook, every
-from torch_utils_lib.training import Trainer
+from torch_utils_lib.runtime.checkpoint import load_checkpoint
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.loaders import detection_loader
+from torch_utils_lib.engine.loop import build_lr_scheduler
+from torch_utils_lib.engine.hooks import Hook, every
+from torch_utils_lib.engine.training import Trainer
 
 CONFIG_KEYS = ("unet", "timesteps", "schedule", "objective")
 PREVIEW_PAIRS, PREVIEW_SIZE = 4, 128

@@ -4,12 +4,12 @@ import os
 import torch
 import torch.nn.functional as F
 
-from torch_utils_lib.categories import match_categories, present_categories
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.guards import require_dir, safe_join
-from torch_utils_lib.coco_utils import CocoDetection
-from torch_utils_lib.image_io import annotation_file_names, list_images, read_rgb
-from torch_utils_lib.transforms import to_tensor
+from torch_utils_lib.data.categories import match_categories, present_categories
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import require_dir, safe_join
+from torch_utils_lib.data.coco_utils import CocoDetection
+from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb
+from torch_utils_lib.data.transforms import to_tensor
 
 
 def image_names(image_dir, annotation=None):

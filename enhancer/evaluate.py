@@ -13,15 +13,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.categories import load_category_map
-from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.flag_choices import COCO_BACKENDS
-from torch_utils_lib.guards import check_outputs_apart, require_file
-from torch_utils_lib.image_quality import quality_table, score_sets, two_stage_table
-from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.data.categories import load_category_map
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, positive_int
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
+from torch_utils_lib.evaluation.image_quality import quality_table, score_sets, two_stage_table
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
 
@@ -57,9 +57,9 @@ def main(argv=None):
     from enhancer.data import image_names
     from enhancer.models import enhance_folder, load_enhancer
     from mask_rcnn.evaluation import evaluate_model_on_sets
-    from torch_utils_lib.devices import resolve_amp
-    from torch_utils_lib.distributed import init_distributed
-    from torch_utils_lib.frozen_detector import load_frozen_detector
+    from torch_utils_lib.runtime.devices import resolve_amp
+    from torch_utils_lib.runtime.distributed import init_distributed
+    from torch_utils_lib.models.frozen_detector import load_frozen_detector
 
     enhanced_dir = os.path.join(args.output_dir, "enhanced")
     names = image_names(args.low_light_image_dir, args.annotation)

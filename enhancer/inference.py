@@ -11,11 +11,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import ArgumentParser, add_common_args
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.guards import check_outputs_apart, require_file
-from torch_utils_lib.paths import RUNS_DIR, sample_low_light
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_low_light
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
 
@@ -39,8 +39,8 @@ def main(argv=None):
     # torch is imported here, after parsing: --help and flag errors stay instant
     from enhancer.data import image_names
     from enhancer.models import enhance_folder, load_enhancer
-    from torch_utils_lib.devices import resolve_amp
-    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.runtime.devices import resolve_amp
+    from torch_utils_lib.runtime.distributed import init_distributed
 
     names = image_names(args.input_dir, args.annotation)
     check_outputs_apart(

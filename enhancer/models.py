@@ -11,13 +11,13 @@ import torch
 
 from enhancer.dip import DIPEnhancer
 from enhancer.zero_dce import ZeroDCE
-from torch_utils_lib.checkpoint import load_checkpoint
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.detection_models import build_detector, load_detector_weights
-from torch_utils_lib.devices import autocast
-from torch_utils_lib.image_io import read_rgb, write_image
-from torch_utils_lib.progress import progress
-from torch_utils_lib.transforms import to_tensor, to_uint8
+from torch_utils_lib.runtime.checkpoint import load_checkpoint
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.models.detectors import build_detector, load_detector_weights
+from torch_utils_lib.runtime.devices import autocast
+from torch_utils_lib.data.image_io import read_rgb, write_image
+from torch_utils_lib.toolkit.progress import progress
+from torch_utils_lib.data.transforms import to_tensor, to_uint8
 
 MODELS = ("zero_dce", "dip")
 OBJECTIVES = {"zero_dce": ("zero_reference",), "dip": ("frozen_detector", "joint")}

@@ -16,11 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
+from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
                                  non_negative_float, non_negative_int, positive_float, positive_int,
                                  probability)
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_low_light
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_low_light
 
 DEFAULT_DETECTOR = os.path.join(RUNS_DIR, "mask_rcnn", "sample", "last.pth")
 

@@ -1,5 +1,5 @@
 """enhancer/train.py's trainer: Zero-DCE++ zero-reference, or the DIP enhancer through a frozen
-detector or jointly with it, on the one trainer skeleton (torch_utils_lib.training)."""
+detector or jointly with it, on the one trainer skeleton (torch_utils_lib.engine.training)."""
 import os
 
 import torch
@@ -7,14 +7,14 @@ import torch
 from enhancer.data import DarkImages, detection_set, image_names
 from enhancer.models import OBJECTIVES, build_enhancer
 from enhancer.zero_dce import ZeroReferenceObjective
-from torch_utils_lib.categories import load_category_map
-from torch_utils_lib.checkpoint import save_checkpoint
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.data import detection_loader
-from torch_utils_lib.engine import build_lr_scheduler, detection_losses
-from torch_utils_lib.frozen_detector import ImageModuleDetector, load_frozen_detector
-from torch_utils_lib.paths import sample_annotation, sample_low_light
-from torch_utils_lib.training import Trainer
+from torch_utils_lib.data.categories import load_category_map
+from torch_utils_lib.runtime.checkpoint import save_checkpoint
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.loaders import detection_loader
+from torch_utils_lib.engine.loop import build_lr_scheduler, detection_losses
+from torch_utils_lib.models.frozen_detector import ImageModuleDetector, load_frozen_detector
+from torch_utils_lib.toolkit.paths import sample_annotation, sample_low_light
+from torch_utils_lib.engine.training import Trainer
 
 # Per-model defaults: Zero-DCE++'s release recipe; the DIP enhancer's for the detector objectives.
 DEFAULTS = {"zero_dce": {"lr": 1e-4, "weight_decay": 1e-4, "max_grad_norm": 0.1, "epochs": 100},

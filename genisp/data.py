@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from genisp.raw import RawLoader, fit_size, open_raw, resize_image
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.coco_utils import CocoDetection
-from torch_utils_lib.transforms import ToTensor
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.coco_utils import CocoDetection
+from torch_utils_lib.data.transforms import ToTensor
 
 PIPELINES = ("minimal", "rawpy")
 

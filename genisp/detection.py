@@ -1,18 +1,18 @@
 """The frozen detector's side of GenISP: loading it, mapping labels by name, scoring COCO AP on RAW."""
 from genisp.data import RawCocoDetection, make_loader, unscale_outputs
 from genisp.model import GenISP
-from torch_utils_lib.categories import match_categories, present_categories
-from torch_utils_lib.checkpoint import load_checkpoint
-from torch_utils_lib.coco_json import load_coco_json
-from torch_utils_lib.detection_models import keep_labels
-from torch_utils_lib.engine import predict
-from torch_utils_lib.errors import UserError
+from torch_utils_lib.data.categories import match_categories, present_categories
+from torch_utils_lib.runtime.checkpoint import load_checkpoint
+from torch_utils_lib.data.coco_json import load_coco_json
+from torch_utils_lib.models.detectors import keep_labels
+from torch_utils_lib.engine.loop import predict
+from torch_utils_lib.toolkit.errors import UserError
 
 GENISP_CONFIG_NAME = "genisp"
 
 
 def label_map_for(annotation_file, detector_categories, category_map=None):
-    """Dataset category id -> detector label, by class name (torch_utils_lib.categories), for the
+    """Dataset category id -> detector label, by class name (torch_utils_lib.data.categories), for the
     categories in use."""
     categories = present_categories(load_coco_json(annotation_file))
     return match_categories(categories, detector_categories, category_map, annotation_file)

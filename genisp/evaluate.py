@@ -15,13 +15,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.categories import load_category_map
-from torch_utils_lib.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.flag_choices import COCO_BACKENDS
-from torch_utils_lib.guards import check_outputs_apart, require_file
-from torch_utils_lib.paths import RUNS_DIR, sample_raw
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.data.categories import load_category_map
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_raw
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
 
@@ -62,9 +62,9 @@ def main(argv=None):
     from genisp.detection import load_genisp
     from genisp.evaluation import evaluate_pipelines, format_table, pipeline_settings
     from genisp.model import BoxDetector, GenISPDetector
-    from torch_utils_lib.frozen_detector import load_frozen_detector
-    from torch_utils_lib.devices import resolve_amp
-    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.models.frozen_detector import load_frozen_detector
+    from torch_utils_lib.runtime.devices import resolve_amp
+    from torch_utils_lib.runtime.distributed import init_distributed
 
     check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
                          "--weight_path": args.weight_path if "genisp" in args.pipelines else None,

@@ -3,14 +3,15 @@ import json
 import os
 
 from genisp.detection import predict_raw, raw_dataset
-from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text, read_json
-from torch_utils_lib.coco_eval import STAT_NAMES, coco_stats, detections_to_coco
-from torch_utils_lib.coco_json import subset_coco
-from torch_utils_lib.data import detection_loader
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.plots import plot_bars
-from torch_utils_lib.runinfo import file_digest
-from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text, read_json
+from torch_utils_lib.evaluation.metrics import STAT_NAMES
+from torch_utils_lib.evaluation.coco_eval import coco_stats, detections_to_coco
+from torch_utils_lib.data.coco_json import subset_coco
+from torch_utils_lib.data.loaders import detection_loader
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.plots.charts import plot_bars
+from torch_utils_lib.toolkit.runinfo import file_digest
+from torch_utils_lib.toolkit.tables import markdown_table
 
 
 def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categories, cache_dir,

@@ -13,17 +13,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from genisp.raw import RawLoader, list_raw_files
-from torch_utils_lib.atomic_io import atomic_write_json, read_json
-from torch_utils_lib.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json, read_json
+from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
                                  probability)
-from torch_utils_lib.coco_json import load_coco_json
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.guards import check_outputs_apart
-from torch_utils_lib.image_io import write_image
-from torch_utils_lib.names import output_names
-from torch_utils_lib.paths import RUNS_DIR, sample_raw
-from torch_utils_lib.runinfo import write_run_metadata
-from torch_utils_lib.visualize import draw_detections
+from torch_utils_lib.data.coco_json import load_coco_json
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart
+from torch_utils_lib.data.image_io import write_image
+from torch_utils_lib.toolkit.names import output_names
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_raw
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
+from torch_utils_lib.plots.drawing import draw_detections
 
 
 PARTIAL_DIR = "detections_per_image"  # one JSON per image, so an interrupted run resumes
@@ -61,13 +61,13 @@ def main(argv=None):
     import torch
 
     from genisp.detection import load_genisp
-    from torch_utils_lib.detection_models import detections_to_cpu
-    from torch_utils_lib.devices import resolve_amp
-    from torch_utils_lib.distributed import init_distributed
-    from torch_utils_lib.devices import autocast
-    from torch_utils_lib.frozen_detector import boxes_only, load_frozen_detector
-    from torch_utils_lib.metric_logger import MetricLogger
-    from torch_utils_lib.transforms import to_tensor, to_uint8
+    from torch_utils_lib.models.detectors import detections_to_cpu
+    from torch_utils_lib.runtime.devices import resolve_amp
+    from torch_utils_lib.runtime.distributed import init_distributed
+    from torch_utils_lib.runtime.devices import autocast
+    from torch_utils_lib.models.frozen_detector import boxes_only, load_frozen_detector
+    from torch_utils_lib.engine.metric_logger import MetricLogger
+    from torch_utils_lib.data.transforms import to_tensor, to_uint8
 
     check_outputs_apart({"--raw_dir": args.raw_dir, "--annotation": args.annotation,
                          "--weight_path": args.weight_path,

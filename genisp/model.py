@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from torch_utils_lib.frozen_detector import ImageModuleDetector, boxes_only
+from torch_utils_lib.models.frozen_detector import ImageModuleDetector, boxes_only
 
 
 class ImageToParameter(nn.Module):
@@ -135,7 +135,7 @@ class BoxDetector(nn.Module):
 class GenISPDetector(ImageModuleDetector):
     """GenISP followed by a frozen detector (boxes only), with the paper's losses.
 
-    torch_utils_lib.frozen_detector.ImageModuleDetector keeps the detector frozen (eval-mode
+    torch_utils_lib.models.frozen_detector.ImageModuleDetector keeps the detector frozen (eval-mode
     BatchNorm and Dropout); a RetinaNet uses the paper's smooth-L1 box loss, and the optional
     gray-world colour term is added with `color_loss_weight`.
     """

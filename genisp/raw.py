@@ -22,11 +22,11 @@ import warnings
 import cv2
 import numpy as np
 
-from torch_utils_lib.atomic_io import atomic_write_bytes
-from torch_utils_lib.camera import (CFA_PATTERNS, SRGB_TO_XYZ, green_on_red_row,
+from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes
+from torch_utils_lib.data.camera import (CFA_PATTERNS, SRGB_TO_XYZ, green_on_red_row,
                                     read_dng_color_matrix)
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.image_io import list_files
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.image_io import list_files
 
 RAW_EXTENSIONS = (".arw", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".dng", ".raf", ".orf", ".rw2",
                   ".pef", ".srw", ".kdc", ".dcr", ".mrw", ".3fr", ".erf", ".mef", ".mos", ".x3f",

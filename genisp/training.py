@@ -5,12 +5,12 @@ import torch
 
 from genisp.detection import GENISP_CONFIG_NAME, load_genisp, raw_dataset
 from genisp.model import GenISP, GenISPDetector
-from torch_utils_lib.categories import load_category_map
-from torch_utils_lib.data import detection_loader
-from torch_utils_lib.engine import build_lr_scheduler
-from torch_utils_lib.frozen_detector import load_frozen_detector
-from torch_utils_lib.tables import markdown_table
-from torch_utils_lib.training import Trainer
+from torch_utils_lib.data.categories import load_category_map
+from torch_utils_lib.data.loaders import detection_loader
+from torch_utils_lib.engine.loop import build_lr_scheduler
+from torch_utils_lib.models.frozen_detector import load_frozen_detector
+from torch_utils_lib.toolkit.tables import markdown_table
+from torch_utils_lib.engine.training import Trainer
 
 
 class GenISPTrainer(Trainer):

@@ -7,9 +7,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from torch_utils_lib.cli import ArgumentParser
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.flag_choices import TORCHVISION_DETECTOR_NAMES
+from torch_utils_lib.toolkit.cli import ArgumentParser
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.flag_choices import TORCHVISION_DETECTOR_NAMES
 
 
 def build_parser():
@@ -21,7 +21,7 @@ def build_parser():
 
 def main():
     args = build_parser().parse_args()  # before torchvision is imported: --help is instant
-    from torch_utils_lib.detection_models import TORCHVISION_DETECTORS, cached_weights_path
+    from torch_utils_lib.models.detectors import TORCHVISION_DETECTORS, cached_weights_path
     for name in args.names:
         if name not in TORCHVISION_DETECTORS:
             raise UserError(f"{name}: unknown detector ({', '.join(TORCHVISION_DETECTORS)})")

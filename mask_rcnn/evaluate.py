@@ -2,7 +2,7 @@
 
 Rows: the given checkpoint, any --compare checkpoints, and torchvision's COCO-pretrained model
 when its weights are in the local cache and every dataset class maps onto a COCO class. Classes
-match by name with synonyms (torch_utils_lib/categories.py; --category_map extends them), never by
+match by name with synonyms (torch_utils_lib/data/categories.py; --category_map extends them), never by
 id; dumped detections carry the annotation's own category ids.
 Example:
   python mask_rcnn/evaluate.py --weight_path runs/mask_rcnn/sample/last.pth \\
@@ -16,18 +16,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
-from torch_utils_lib.categories import load_category_map
-from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
+from torch_utils_lib.data.categories import load_category_map
+from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
                                  non_negative_int, positive_int, probability)
-from torch_utils_lib.coco_json import load_coco_json
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.flag_choices import COCO_BACKENDS, DETECTOR_NAMES
-from torch_utils_lib.guards import check_outputs_apart, require_file
-from torch_utils_lib.names import parse_named_values
-from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
-from torch_utils_lib.runinfo import write_run_metadata
-from torch_utils_lib.tables import markdown_table
+from torch_utils_lib.data.coco_json import load_coco_json
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS, DETECTOR_NAMES
+from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
+from torch_utils_lib.toolkit.names import parse_named_values
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.tables import markdown_table
 
 
 def build_parser():
@@ -73,10 +73,10 @@ def main():
     from mask_rcnn.evaluation import (add_intervals, categories_in_coco, category_table, drop_table,
                                       comparison_figures, evaluate_model_on_sets, parse_image_sets,
                                       pretrained_available, save_comparisons, set_table)
-    from torch_utils_lib.detection_models import load_detector
-    from torch_utils_lib.coco_bootstrap import fold_intervals
-    from torch_utils_lib.devices import resolve_amp
-    from torch_utils_lib.distributed import cleanup_distributed, init_distributed, is_main_process
+    from torch_utils_lib.models.detectors import load_detector
+    from torch_utils_lib.evaluation.coco_bootstrap import fold_intervals
+    from torch_utils_lib.runtime.devices import resolve_amp
+    from torch_utils_lib.runtime.distributed import cleanup_distributed, init_distributed, is_main_process
 
     category_map = load_category_map(args.category_map)
     dist = init_distributed(args.device)

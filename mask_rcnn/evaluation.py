@@ -3,22 +3,21 @@ import os
 
 import torch
 
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.categories import all_categories_match, match_categories, present_categories
-from torch_utils_lib.coco_bootstrap import (load_detections, resampled_stats,
-                                            resampled_stats_of_matches, with_intervals)
-from torch_utils_lib.coco_eval import detections_to_coco
-from torch_utils_lib.coco_json import load_coco_json
-from torch_utils_lib.coco_utils import CocoDetection
-from torch_utils_lib.data import detection_loader
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.data.categories import all_categories_match, match_categories, present_categories
+from torch_utils_lib.evaluation.coco_bootstrap import (load_detections, resampled_stats, resampled_stats_of_matches, with_intervals)
+from torch_utils_lib.evaluation.coco_eval import detections_to_coco
+from torch_utils_lib.data.coco_json import load_coco_json
+from torch_utils_lib.data.coco_utils import CocoDetection
+from torch_utils_lib.data.loaders import detection_loader
+from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
                                               cached_weights_path, load_detector, predict_images)
-from torch_utils_lib.engine import evaluate
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.image_io import list_images, read_rgb, write_image
-from torch_utils_lib.metric_logger import MetricLogger
-from torch_utils_lib.names import output_names, parse_named_values
-from torch_utils_lib.visualize import draw_detections, draw_instances, side_by_side
+from torch_utils_lib.engine.loop import evaluate
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.image_io import list_images, read_rgb, write_image
+from torch_utils_lib.engine.metric_logger import MetricLogger
+from torch_utils_lib.toolkit.names import output_names, parse_named_values
+from torch_utils_lib.plots.drawing import draw_detections, draw_instances, side_by_side
 
 STATS_SHOWN = ("AP", "AP50", "AP75")
 
@@ -26,7 +25,7 @@ STATS_SHOWN = ("AP", "AP50", "AP75")
 def dataset_for(config, image_dir, annotation, category_map=None):
     """The annotation's images in `image_dir`, labelled in the detector's label space.
 
-    Classes match by name (torch_utils_lib.categories), whatever their ids: a dataset's id 1 is
+    Classes match by name (torch_utils_lib.data.categories), whatever their ids: a dataset's id 1 is
     not COCO's person unless it is named so.
     """
     probe = CocoDetection(image_dir, annotation)
@@ -112,7 +111,7 @@ def drop_table(results, normal="normal", low="low_light"):
 def parse_image_sets(specs, default_annotation):
     """{name: (image dir, annotation)} of --image_set NAME=IMAGE_DIR[,ANNOTATION] values.
 
-    NAMEs name detection files and table rows: safe folder names, unique (torch_utils_lib.names).
+    NAMEs name detection files and table rows: safe folder names, unique (torch_utils_lib.toolkit.names).
     """
     sets = {}
     for name, rest in parse_named_values(specs, "--image_set").items():
@@ -187,7 +186,7 @@ def ground_truth_panel(dataset, index, image):
 
 def comparison_figures(images, annotation):
     """{file name: [its comparison PNG]} of the first images of `annotation` (COCO image dicts);
-    a UserError before anything is written when two would share a figure (torch_utils_lib.names)."""
+    a UserError before anything is written when two would share a figure (torch_utils_lib.toolkit.names)."""
     return output_names([i["file_name"] for i in images], lambda name: [
         os.path.splitext(os.path.basename(name))[0] + "_comparison.png"], annotation)
 

@@ -9,11 +9,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import ArgumentParser, add_common_args, positive_int, probability
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.guards import check_outputs_apart
-from torch_utils_lib.paths import RUNS_DIR, sample_low_light
-from torch_utils_lib.runinfo import write_run_metadata
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, positive_int, probability
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.guards import check_outputs_apart
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_low_light
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 
 def build_parser():
@@ -35,9 +35,9 @@ def main():
 
     # imported after parsing (they load torch): --help and flag errors stay instant
     from mask_rcnn.evaluation import run_inference
-    from torch_utils_lib.detection_models import load_detector
-    from torch_utils_lib.devices import resolve_amp
-    from torch_utils_lib.distributed import init_distributed
+    from torch_utils_lib.models.detectors import load_detector
+    from torch_utils_lib.runtime.devices import resolve_amp
+    from torch_utils_lib.runtime.distributed import init_distributed
     check_outputs_apart({"--image_dir": args.image_dir, "--weight_path": args.weight_path},
                         {"--output_dir": args.output_dir})
     device = init_distributed(args.device).device

@@ -13,11 +13,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.cli import (ArgumentParser, add_common_args, add_training_args,
+from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
                                  non_negative_float, non_negative_int, positive_float, positive_int)
-from torch_utils_lib.errors import run_main
-from torch_utils_lib.flag_choices import AUGMENTATIONS, COCO_BACKENDS, DETECTOR_NAMES
-from torch_utils_lib.paths import RUNS_DIR, sample_annotation, sample_images
+from torch_utils_lib.toolkit.errors import run_main
+from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS, COCO_BACKENDS, DETECTOR_NAMES
+from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images
 
 
 def build_parser():

@@ -3,26 +3,26 @@ import os
 
 import torch
 
-from torch_utils_lib import transforms as T
-from torch_utils_lib.categories import (all_categories_match, load_category_map, match_categories,
+from torch_utils_lib.data import transforms as T
+from torch_utils_lib.data.categories import (all_categories_match, load_category_map, match_categories,
                                        present_categories)
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.coco_utils import CocoDetection
-from torch_utils_lib.data import detection_loader
-from torch_utils_lib.detection_models import (COCO_CATEGORY_NAMES, build_detector, detector_config,
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.coco_utils import CocoDetection
+from torch_utils_lib.data.loaders import detection_loader
+from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, build_detector, detector_config,
                                               load_detector_checkpoint, load_detector_weights)
-from torch_utils_lib.engine import build_lr_scheduler, evaluate
-from torch_utils_lib.atomic_io import atomic_write_json
-from torch_utils_lib.distributed import is_main_process, sync_buffers
-from torch_utils_lib.hooks import Hook, every
-from torch_utils_lib.training import Trainer
+from torch_utils_lib.engine.loop import build_lr_scheduler, evaluate
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.runtime.distributed import is_main_process, sync_buffers
+from torch_utils_lib.engine.hooks import Hook, every
+from torch_utils_lib.engine.training import Trainer
 
 
 def label_space(categories, weights, init_config=None, category_map=None, source="annotation",
                 present=None):
     """(label_map, names by label, category id by label) for training.
 
-    Classes match by name (torch_utils_lib.categories), never by id. A checkpoint given with
+    Classes match by name (torch_utils_lib.data.categories), never by id. A checkpoint given with
     --weight_path fixes the label space; COCO weights on a dataset whose every class maps onto a
     COCO class keep COCO's 91 labels (the pretrained head is reused); otherwise labels 1..K.
     Mapping onto an existing label space needs only the `present` (annotated) categories.

@@ -4,7 +4,7 @@ An entry says everything the study needs of a remedy: what it trains (`train`, a
 step), the images its detector reads (`images`: restoration, enhancement), the detector that
 scores them (`detector`), its trained weights (`weights`), which test sets it applies to, its
 own flags (`flags`, registered as `--<name>_<flag>`), how the report describes its settings
-(`settings`), its training logs and its own example images. `study/run.py`, `benchmark.py`
+(`settings`), its training logs and its own example images. `study/run.py`, `pipeline.py`
 and `report.py` loop over the registry and name no remedy. An identity enhancement:
 
     register(Remedy("identity", "the low-light images as they are",
@@ -18,10 +18,10 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from study.test_sets import RAW
-from torch_utils_lib.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
-from torch_utils_lib.cli import non_negative_int, positive_float, positive_int, probability
-from torch_utils_lib.image_io import annotation_file_names
+from study.sets import RAW
+from torch_utils_lib.toolkit.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
+from torch_utils_lib.toolkit.cli import non_negative_int, positive_float, positive_int, probability
+from torch_utils_lib.data.image_io import annotation_file_names
 
 
 @dataclass(frozen=True)
@@ -381,7 +381,7 @@ def score_raw_sets(study, test_set, pipelines):
 
 def genisp_examples(study, test_set):
     """GenISP's detections on the RAW twins of a synthetic set's images (same file stems)."""
-    raw = next((t for t in study.test_sets if t.kind == RAW and t.name == "raw"), None)
+    raw = next((t for t in study.sets if t.kind == RAW and t.name == "raw"), None)
     if raw is None or test_set.method is None:
         return {}
     out = study.output("GenISP examples", "genisp", "examples")

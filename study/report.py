@@ -8,13 +8,13 @@ import cv2
 
 from study.remedies import BASELINE
 from study.statistics import BEST_CLASSICAL
-from study.test_sets import COLUMN
-from torch_utils_lib.atomic_io import atomic_write_json, atomic_write_text
-from torch_utils_lib.coco_bootstrap import NOT_SIGNIFICANT, fold_intervals, format_interval
-from torch_utils_lib.image_io import write_image
-from torch_utils_lib.plots import plot_bars, plot_darkness_curves, plot_loss_grid
-from torch_utils_lib.tables import markdown_table
-from torch_utils_lib.visualize import side_by_side
+from study.sets import COLUMN
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
+from torch_utils_lib.evaluation.coco_bootstrap import (NOT_SIGNIFICANT, fold_intervals, format_interval)
+from torch_utils_lib.data.image_io import write_image
+from torch_utils_lib.plots.charts import plot_bars, plot_darkness_curves, plot_loss_grid
+from torch_utils_lib.toolkit.tables import markdown_table
+from torch_utils_lib.plots.drawing import side_by_side
 
 DETAIL_METRICS = {"bbox": ("AP", "AP50"), "segm": ("AP", "AP50")}
 QUALITY_METRICS = ("PSNR", "SSIM")
@@ -151,7 +151,7 @@ def remedy_record(study, remedy):
 
 def write_report(study, rows, figures, curves, examples):
     """report.md and report.json in the study folder; returns the main Markdown table."""
-    a, test_sets = study.args, study.test_sets
+    a, test_sets = study.args, study.sets
     headline = markdown_table(headline_rows(rows, test_sets), first_column="remedy")
     text = ["# Low-light benchmark", "",
             "What low light costs the detector, and which remedy wins it back. Rows are remedies, "
@@ -223,7 +223,7 @@ def make_figures(study, rows, curves, examples):
     logs = {title: study.path(*parts, "train_log.jsonl") for r in study.remedies for title, parts in r.logs}
     figures["loss curves"] = plot_loss_grid({k: v for k, v in logs.items() if os.path.isfile(v)},
                                             study.path("loss_curves.png"))
-    sets = columns(study.test_sets)
+    sets = columns(study.sets)
     bars = {t.name: {r: cells[t.name]["bbox"]["AP"] for r, cells in rows.items()
                      if "bbox" in cells.get(t.name, {})} for t in sets}
     spans = {t.name: {r: cells[t.name]["bbox"]["AP_ci"] for r, cells in rows.items()
@@ -238,7 +238,7 @@ def make_figures(study, rows, curves, examples):
 
 
 def examples_figure(path, examples):
-    """One line of titled panels per (test set, image) of benchmark.example_lines, in one PNG."""
+    """One line of titled panels per (test set, image) of pipeline.example_lines, in one PNG."""
     if not examples:
         return None
     lines = []

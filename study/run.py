@@ -1,7 +1,7 @@
 """The low-light benchmark: every remedy on every test set, in one table.
 
 Rows: the remedies registered in study/remedies.py (each brings its own --<remedy>_* flags).
-Columns (study/test_sets.py): normal, each --methods synthesis of the val set, each --real_test
+Columns (study/sets.py): normal, each --methods synthesis of the val set, each --real_test
 set, the RAW set where a remedy reads RAW. Builds (or takes) a normal-light set, synthesizes low light, trains what the
 remedies need, scores them and writes OUTPUT_DIR/report.md (+ report.json, examples.png,
 loss_curves.png, ap_bars.png, darkness.png, and every evaluation's detections under eval/). Every
@@ -24,13 +24,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from study.remedies import REMEDIES, add_remedy_flags
-from study.test_sets import parse_real_test, resolve_levels
-from torch_utils_lib.categories import load_category_map
-from torch_utils_lib.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
+from study.sets import parse_real_test, resolve_levels
+from torch_utils_lib.data.categories import load_category_map
+from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
                                  non_negative_float, non_negative_int, positive_int)
-from torch_utils_lib.errors import UserError, run_main
-from torch_utils_lib.flag_choices import AUGMENTATIONS
-from torch_utils_lib.paths import RUNS_DIR
+from torch_utils_lib.toolkit.errors import UserError, run_main
+from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS
+from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 def build_parser():
@@ -116,7 +116,7 @@ def check_args(args):
 def main():
     args = build_parser().parse_args()
     check_args(args)
-    from study.benchmark import run_study  # loads torch: after the flags are checked
+    from study.pipeline import run_study  # loads torch: after the flags are checked
     table = run_study(args)
     print(table)
     print(f"report: {os.path.join(os.path.abspath(args.output_dir), 'report.md')}")

@@ -10,11 +10,11 @@ are paired across levels (robustness.robustness_summary).
 """
 import numpy as np
 
-from torch_utils_lib.coco_bootstrap import (STAT_NAMES, load_detections, resampled_stats,
-                                            with_intervals)
+from torch_utils_lib.evaluation.metrics import STAT_NAMES
+from torch_utils_lib.evaluation.coco_bootstrap import load_detections, resampled_stats, with_intervals
 from study.remedies import BASELINE
-from study.test_sets import COLUMN, LEVEL, RAW, RGB
-from torch_utils_lib.robustness import robustness_summary
+from study.sets import COLUMN, LEVEL, RAW, RGB
+from torch_utils_lib.evaluation.robustness import robustness_summary
 
 IOU_TYPES = ("bbox", "segm")
 BEST_CLASSICAL = "best_classical"

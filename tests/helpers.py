@@ -47,7 +47,7 @@ def darken(image, factor=0.25):
 def make_lis_style_set(sample_dir, split, out):
     """Dark images + their normal-light pairs + a COCO json with ids 0..2 and masks."""
     import json
-    from torch_utils_lib.image_io import read_rgb, write_image
+    from torch_utils_lib.data.image_io import read_rgb, write_image
     with open(os.path.join(sample_dir, "annotations", f"instances_{split}.json")) as f:
         coco = json.load(f)
     for image in coco["images"]:
@@ -65,7 +65,7 @@ def make_lis_style_set(sample_dir, split, out):
 def make_exdark_style_set(sample_dir, split, out):
     """ExDark's native layout: (images, annotations, imageclasslist.txt) folders/file."""
     import json
-    from torch_utils_lib.image_io import read_rgb, write_image
+    from torch_utils_lib.data.image_io import read_rgb, write_image
     with open(os.path.join(sample_dir, "annotations", f"instances_{split}.json")) as f:
         coco = json.load(f)
     order = ("Bicycle", "Boat", "Bottle", "Bus", "Car", "Cat", "Chair", "Cup", "Dog", "Motorbike",

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from bench.bench_scale import STEPS
-from torch_utils_lib.paths import REPO_ROOT
+from torch_utils_lib.toolkit.paths import REPO_ROOT
 
 
 def test_bench_scale_table_has_every_step_with_finite_numbers(tmp_path):

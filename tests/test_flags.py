@@ -10,9 +10,9 @@ import pytest
 
 from tests.helpers import REPO, run_script
 from tests.test_scripts import scripts
-from torch_utils_lib.checkpoint import checkpoint_to_resume
-from torch_utils_lib.cli import RESUME_LAST, ArgumentParser
-from torch_utils_lib.errors import UserError, run_main
+from torch_utils_lib.runtime.checkpoint import checkpoint_to_resume
+from torch_utils_lib.toolkit.cli import RESUME_LAST, ArgumentParser
+from torch_utils_lib.toolkit.errors import UserError, run_main
 
 # mask_rcnn/study.py builds a plain argparse parser of its own and is not part of this vocabulary
 OUTSIDE_VOCABULARY = {os.path.join("mask_rcnn", "study.py")}
@@ -142,7 +142,7 @@ def test_trainers_share_schedule_and_resume_flags(script):
 def test_one_lr_scheduler_builder():
     import torch
 
-    from torch_utils_lib.engine import build_lr_scheduler
+    from torch_utils_lib.engine.loop import build_lr_scheduler
     optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
     assert build_lr_scheduler(optimizer, 0, None) is None
     lrs = []

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from torch_utils_lib.paths import REPO_ROOT
+from torch_utils_lib.toolkit.paths import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "bench", "gpu_check.py")
 NO_GPU = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}

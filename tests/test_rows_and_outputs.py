@@ -12,7 +12,7 @@ import torch
 
 from tests.helpers import assert_user_error, run_script
 from tests.test_user_errors import tree_digest
-from torch_utils_lib.paths import sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.paths import sample_annotation, sample_images, sample_low_light
 
 IMAGES = 2
 
@@ -20,7 +20,7 @@ IMAGES = 2
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """Inputs: 2 sample images, copies under colliding names, RAW names, finite and NaN weights."""
-    from torch_utils_lib.detection_models import build_detector
+    from torch_utils_lib.models.detectors import build_detector
     root = tmp_path_factory.mktemp("inputs")
     with open(sample_annotation("val")) as f:
         coco = json.load(f)
@@ -35,7 +35,7 @@ def root(tmp_path_factory):
             shutil.copy(os.path.join(source, name), root / folder / name)
     os.makedirs(root / "same_stem")  # a.png and a.jpg: one a_pred.png
     shutil.copy(root / "low" / names[0], root / "same_stem" / "a.png")
-    from torch_utils_lib.image_io import read_rgb, write_image
+    from torch_utils_lib.data.image_io import read_rgb, write_image
     write_image(str(root / "same_stem" / "a.jpg"), read_rgb(str(root / "low" / names[1])))
     os.makedirs(root / "same_case")  # A.png and a.png: one file on macOS and Windows
     shutil.copy(root / "low" / names[0], root / "same_case" / "A.png")

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tests.helpers import assert_user_error, run_script
-from torch_utils_lib.errors import UserError, user_error_message
-from torch_utils_lib.guards import check_outputs_apart
-from torch_utils_lib.paths import sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.errors import UserError, user_error_message
+from torch_utils_lib.toolkit.guards import check_outputs_apart
+from torch_utils_lib.toolkit.paths import sample_annotation, sample_images, sample_low_light
 
 COUNT = 4
 
@@ -262,7 +262,7 @@ def test_worker_user_error_keeps_its_one_line():
 @pytest.fixture(scope="module")
 def light_state_dict(tmp_path_factory):
     """A plain torch.save(model.state_dict()) of the light detector with 4 classes."""
-    from torch_utils_lib.detection_models import build_detector
+    from torch_utils_lib.models.detectors import build_detector
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "light_state_dict.pth"
     torch.save(build_detector("maskrcnn_resnet18_fpn", 4, "none", min_size=64, max_size=64).state_dict(), path)
@@ -305,7 +305,7 @@ def test_unwritable_output_is_one_line_naming_the_path(inputs, tmp_path, light_s
 
 
 def test_atomic_write_failure_names_the_target(tmp_path):
-    from torch_utils_lib.atomic_io import atomic_write_bytes
+    from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=f"^{tmp_path / 'file' / 'x.json'}: cannot write"):
         atomic_write_bytes(str(tmp_path / "file" / "x.json"), b"{}")
@@ -316,12 +316,12 @@ def test_atomic_write_failure_names_the_target(tmp_path):
 
 
 def _write_png(path):
-    from torch_utils_lib.image_io import write_image
+    from torch_utils_lib.data.image_io import write_image
     write_image(path, np.full((16, 16, 3), 128, np.uint8))
 
 
 def test_listing_skips_fifos_and_undecodable_names(tmp_path, capsys):
-    from torch_utils_lib.image_io import list_images, read_rgb
+    from torch_utils_lib.data.image_io import list_images, read_rgb
     _write_png(str(tmp_path / "good.png"))
     os.mkfifo(tmp_path / "pipe.png")
     with open(os.path.join(os.fsencode(tmp_path), b"bad\xff.png"), "wb") as f:
@@ -376,8 +376,8 @@ def test_eta_outside_zero_one_is_refused(inputs, tmp_path, eta, problem):
 
 
 def test_images_holding_nan_are_not_written(tmp_path):
-    from torch_utils_lib.image_io import write_image
-    from torch_utils_lib.transforms import to_uint8
+    from torch_utils_lib.data.image_io import write_image
+    from torch_utils_lib.data.transforms import to_uint8
     image = torch.zeros(3, 4, 4)
     image[1, 2, 2] = float("nan")
     with pytest.raises(UserError, match="not finite"):
@@ -390,8 +390,8 @@ def test_images_holding_nan_are_not_written(tmp_path):
 # ------------------------------------------------------------ checkpoints and resume
 
 def _regression_fit(checkpoint_dir, epochs, start_epoch=0, model=None, on_epoch_end=None):
-    from torch_utils_lib.engine import fit
-    from torch_utils_lib.hooks import Hook
+    from torch_utils_lib.engine.loop import fit
+    from torch_utils_lib.engine.hooks import Hook
     g = torch.Generator().manual_seed(0)
     x = torch.randn(16, 3, generator=g)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)),
@@ -412,7 +412,7 @@ def _regression_fit(checkpoint_dir, epochs, start_epoch=0, model=None, on_epoch_
 
 def test_killed_run_leaves_no_temporary_and_no_repeated_log_lines(tmp_path):
     """SIGKILL during the first last.pth: a stale temporary and a log of epoch 0, no checkpoint."""
-    from torch_utils_lib.atomic_io import read_jsonl
+    from torch_utils_lib.toolkit.atomic_io import read_jsonl
     run = tmp_path / "run"
     run.mkdir()
     stale = run / ".last.pth.4194999.0.tmp"  # above Linux's default pid_max: no such process
@@ -512,7 +512,7 @@ def test_plain_state_dicts_load_in_every_detector_script(inputs, tmp_path, light
 
 def test_plain_torchvision_state_dict_with_coco_classes(tmp_path, capsys):
     import torchvision
-    from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES, load_detector
+    from torch_utils_lib.models.detectors import COCO_CATEGORY_NAMES, load_detector
     torch.manual_seed(0)
     original = torchvision.models.detection.maskrcnn_resnet50_fpn(weights=None, weights_backbone=None,
                                                                   num_classes=91)
@@ -530,8 +530,8 @@ def test_plain_torchvision_state_dict_with_coco_classes(tmp_path, capsys):
 
 def test_full_disk_and_blocked_paths_are_one_line(tmp_path, capsys):
     """/dev/full answers every write with ENOSPC; a file where a folder is needed fails as root."""
-    from torch_utils_lib.errors import run_main
-    from torch_utils_lib.metric_logger import MetricLogger
+    from torch_utils_lib.toolkit.errors import run_main
+    from torch_utils_lib.engine.metric_logger import MetricLogger
     logger = MetricLogger("/dev/full", disable=True)
     with pytest.raises(UserError, match="^/dev/full: cannot write .No space left on device"):
         logger.update(loss=1.0)

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from diffusion_model.model.unet import UNet
-from torch_utils_lib.flag_choices import DIFFUSION_OBJECTIVES, DIFFUSION_SCHEDULES
-from torch_utils_lib.progress import progress
+from torch_utils_lib.toolkit.flag_choices import DIFFUSION_OBJECTIVES, DIFFUSION_SCHEDULES
+from torch_utils_lib.toolkit.progress import progress
 
 SCHEDULES, OBJECTIVES = DIFFUSION_SCHEDULES, DIFFUSION_OBJECTIVES
 SAMPLERS = ("ddim", "ddpm")

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from torch_utils_lib.paths import REPO_ROOT
+from torch_utils_lib.toolkit.paths import REPO_ROOT
 
 
 def test_bench_runs_and_reports(tmp_path):

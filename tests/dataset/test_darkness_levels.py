@@ -10,8 +10,8 @@ import pytest
 from dataset import gamma_noise, physics
 from dataset.data_preprocessing import main as synthesis_main
 from tests.helpers import assert_user_error, run_script
-from torch_utils_lib.image_io import read_rgb
-from torch_utils_lib.paths import sample_images
+from torch_utils_lib.data.image_io import read_rgb
+from torch_utils_lib.toolkit.paths import sample_images
 
 
 @pytest.fixture

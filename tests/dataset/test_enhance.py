@@ -8,8 +8,8 @@ import pytest
 
 from dataset.enhancement import enhance, histeq, mean_luma
 from tests.helpers import assert_user_error, darken, run_script
-from torch_utils_lib.image_io import read_rgb
-from torch_utils_lib.paths import sample_images
+from torch_utils_lib.data.image_io import read_rgb
+from torch_utils_lib.toolkit.paths import sample_images
 
 
 def dark_image():
@@ -39,7 +39,7 @@ def test_histeq_spreads_luma_and_clahe_keeps_shape():
 def test_script_enhances_a_folder_keeps_names_and_inputs(tmp_path):
     source = tmp_path / "dark"
     source.mkdir()
-    from torch_utils_lib.image_io import write_image
+    from torch_utils_lib.data.image_io import write_image
     for n in range(3):
         write_image(str(source / f"im_{n}.png"), dark_image())
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in source.iterdir()}

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import run_script
-from torch_utils_lib.image_io import read_rgb
+from torch_utils_lib.data.image_io import read_rgb
 
 BOX = [50, 10, 20, 20]  # x, y, w, h in the stored pixels
 CATEGORIES = [{"id": 1, "name": "Cup"}]
@@ -49,7 +49,7 @@ def tagged_set(tmp_path):
 
 
 def test_detector_dataset_keeps_box_and_pixels_aligned(tagged_set):
-    from torch_utils_lib.coco_utils import CocoDetection
+    from torch_utils_lib.data.coco_utils import CocoDetection
     image, target = CocoDetection(str(tagged_set / "images"), str(tagged_set / "coco.json"))[0]
     assert tuple(image.shape) == (3, 60, 80)  # the annotation's 80x60: no size mismatch
     assert target["boxes"].tolist() == [[50.0, 10.0, 70.0, 30.0]]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from torch_utils_lib import image_io
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.paths import sample_images
+from torch_utils_lib.data import image_io
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.paths import sample_images
 
 
 def _photo():

@@ -5,7 +5,7 @@ import numpy as np
 from pycocotools.coco import COCO
 
 from tests.helpers import run_script
-from torch_utils_lib.paths import SAMPLE_DIR, sample_annotation
+from torch_utils_lib.toolkit.paths import SAMPLE_DIR, sample_annotation
 
 
 def test_make_sample_rebuilds_the_bundled_set_byte_identically(tmp_path):

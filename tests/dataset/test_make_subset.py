@@ -8,8 +8,8 @@ import pytest
 
 from dataset.make_subset import main as subset_main
 from dataset.make_subset import parse_ids, parse_size, select_images
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.paths import REPO_ROOT, sample_annotation, sample_images
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.paths import REPO_ROOT, sample_annotation, sample_images
 
 
 def _full():

@@ -15,10 +15,10 @@ from dataset import gamma_noise, physics
 from dataset.data_preprocessing import main as synthesis_main
 from dataset.dng import cfa_index_pattern
 from dataset.synthesis import draw_params, synthesize_array
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.image_io import read_rgb
-from torch_utils_lib.image_metrics import luma, psnr, ssim
-from torch_utils_lib.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.image_io import read_rgb
+from torch_utils_lib.evaluation.image_metrics import luma, psnr, ssim
+from torch_utils_lib.toolkit.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
 
 SCRIPT = os.path.join(REPO_ROOT, "dataset", "data_preprocessing.py")
 

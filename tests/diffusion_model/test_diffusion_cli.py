@@ -11,15 +11,15 @@ import torch
 
 from diffusion_model import evaluate, inference, train
 from diffusion_model.data import PairedImageDataset, resolve_names
-from torch_utils_lib.image_io import annotation_file_names
+from torch_utils_lib.data.image_io import annotation_file_names
 from diffusion_model.ema import EMA
 from diffusion_model.model import ConditionalDiffusion, UNet
 from diffusion_model.training import load_diffusion
-from torch_utils_lib.checkpoint import load_checkpoint, save_checkpoint
-from torch_utils_lib.errors import UserError
-from torch_utils_lib.image_io import read_rgb, write_image
-from torch_utils_lib.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
-from torch_utils_lib.atomic_io import read_jsonl
+from torch_utils_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.data.image_io import read_rgb, write_image
+from torch_utils_lib.toolkit.paths import REPO_ROOT, sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.toolkit.atomic_io import read_jsonl
 
 TRAIN, LOW_TRAIN = sample_images("train"), sample_low_light("train", "gamma_noise")
 TINY = ["--dim", "8", "--dim_mults", "1,2,4", "--image_size", "16", "--batch_size", "4",
@@ -214,7 +214,7 @@ def test_ddp_two_cpu_processes(tmp_path, subset):
 def test_psnr_ssim_match_scikit_image(tmp_path):
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from torch_utils_lib.image_quality import score_sets
+    from torch_utils_lib.evaluation.image_quality import score_sets
     names = sorted(os.listdir(sample_images("val")))[:3]
     low = sample_low_light("val", "gamma_noise")
     summary, per_image = score_sets(names, sample_images("val"), {"low_light": low}, progress=False)

@@ -4,7 +4,7 @@ import os
 
 
 from diffusion_model import evaluate, inference, train
-from torch_utils_lib.paths import sample_images
+from torch_utils_lib.toolkit.paths import sample_images
 
 VAL_IMAGES = 12
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from enhancer.dip import DIPEnhancer, PARAMETERS, apply_filters
-from torch_utils_lib.coco_utils import CocoDetection
-from torch_utils_lib.detection_models import build_detector
-from torch_utils_lib.frozen_detector import ImageModuleDetector
-from torch_utils_lib.paths import sample_annotation, sample_low_light
+from torch_utils_lib.data.coco_utils import CocoDetection
+from torch_utils_lib.models.detectors import build_detector
+from torch_utils_lib.models.frozen_detector import ImageModuleDetector
+from torch_utils_lib.toolkit.paths import sample_annotation, sample_low_light
 
 
 def test_starts_as_the_identity_and_is_small():

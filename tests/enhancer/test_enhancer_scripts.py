@@ -6,10 +6,10 @@ import os
 import torch
 
 from tests.helpers import assert_user_error, run_script
-from torch_utils_lib.checkpoint import load_checkpoint, save_checkpoint
-from torch_utils_lib.detection_models import build_detector, detector_config
-from torch_utils_lib.image_io import list_images
-from torch_utils_lib.paths import sample_annotation, sample_images, sample_low_light
+from torch_utils_lib.runtime.checkpoint import load_checkpoint, save_checkpoint
+from torch_utils_lib.models.detectors import build_detector, detector_config
+from torch_utils_lib.data.image_io import list_images
+from torch_utils_lib.toolkit.paths import sample_annotation, sample_images, sample_low_light
 
 LOW = sample_low_light("train", "gamma_noise")
 

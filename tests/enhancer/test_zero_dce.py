@@ -6,7 +6,7 @@ import torch
 from enhancer.data import DarkImages, image_names
 from enhancer.zero_dce import (ZeroDCE, ZeroReferenceObjective, apply_curve, color_constancy_loss,
                                exposure_loss, spatial_consistency_loss, total_variation_loss)
-from torch_utils_lib.paths import sample_low_light
+from torch_utils_lib.toolkit.paths import sample_low_light
 
 
 def test_curve_is_the_identity_at_zero_and_stays_in_the_unit_range():

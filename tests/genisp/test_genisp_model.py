@@ -2,7 +2,7 @@
 import torch
 
 from genisp.model import GenISP, GenISPDetector, gray_world_loss
-from torch_utils_lib.detection_models import build_detector
+from torch_utils_lib.models.detectors import build_detector
 
 
 def test_any_size_and_batched_equals_one_by_one():

@@ -10,7 +10,7 @@ import pytest
 from dataset.dng import write_dng
 from genisp.raw import (RawLoader, RawWarning, average_greens, cfa_pattern_name, fit_size,
                         normalise_camera_to_xyz, pack_bayer, preprocess_raw, read_bayer)
-from torch_utils_lib.errors import UserError
+from torch_utils_lib.toolkit.errors import UserError
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 # Nikon D750's Adobe matrix (XYZ -> camera), as in ../shared/data/README.md
@@ -136,7 +136,7 @@ def test_cache_hits_and_keys(tmp_path):
 
 def test_sample_physics_raw(repo):
     """The DNGs that dataset/data_preprocessing.py --method physics --save_raw writes."""
-    from torch_utils_lib.paths import sample_raw
+    from torch_utils_lib.toolkit.paths import sample_raw
     raw_dir = sample_raw("val")
     if not os.path.isdir(raw_dir):
         pytest.skip("sample physics RAW not generated")
@@ -170,8 +170,8 @@ def test_rawnod_annotations_load(shared_data, tmp_path):
     """RAW-NOD as it is: string ids, extra box flags, 80 listed categories of which 3 are used."""
     from genisp.data import RawCocoDetection, make_loader
     from genisp.detection import label_map_for
-    from torch_utils_lib.categories import present_categories
-    from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES
+    from torch_utils_lib.data.categories import present_categories
+    from torch_utils_lib.models.detectors import COCO_CATEGORY_NAMES
     expected = {"Nikon/raw_new_Nikon750_test.json": (400, 80),
                 "Sony/raw_str_labeled_new_Sony_RX100m7_test.json": (321, 3),
                 "Sony/raw_new_Sony_RX100m7_val.json": (321, 3)}

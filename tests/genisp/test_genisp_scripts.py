@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tests.helpers import assert_user_error, run_script
-from torch_utils_lib.paths import sample_raw
+from torch_utils_lib.toolkit.paths import sample_raw
 
 SCRIPTS = ("genisp/train.py", "genisp/evaluate.py", "genisp/inference.py")
 # Small but real: 64x64 packed images, 64-pixel thumbnails for ConvWB/ConvCC, two epochs.
@@ -94,7 +94,7 @@ def test_inference_writes_pngs_overlays_and_coco_results(trained_genisp, tmp_pat
             "--device", "cpu")
     result = run_script("genisp/inference.py", *args)
     assert result.returncode == 0, result.stderr[-2000:]
-    from torch_utils_lib.image_io import read_rgb
+    from torch_utils_lib.data.image_io import read_rgb
     for stem in ("val_0001", "val_0002", "val_0003"):
         assert read_rgb(str(out / f"{stem}.png")).shape == (64, 64, 3)
         assert (out / f"{stem}_detections.png").is_file()
@@ -164,8 +164,8 @@ def tiny_detector(path):
     """An untrained light Mask R-CNN checkpoint for the sample shapes (64-pixel inputs)."""
     import torch
 
-    from torch_utils_lib.checkpoint import save_checkpoint
-    from torch_utils_lib.detection_models import build_detector, detector_config
+    from torch_utils_lib.runtime.checkpoint import save_checkpoint
+    from torch_utils_lib.models.detectors import build_detector, detector_config
     torch.manual_seed(0)
     names = ["__background__", "circle", "square", "triangle"]
     model = build_detector("maskrcnn_resnet18_fpn", len(names), "none", min_size=64, max_size=64)
@@ -179,7 +179,7 @@ def test_resume_after_an_interruption_gives_the_same_weights(tmp_path):
     require_sample_raw()
     import torch
 
-    from torch_utils_lib.atomic_io import read_jsonl
+    from torch_utils_lib.toolkit.atomic_io import read_jsonl
     detector = tiny_detector(tmp_path / "detector.pth")
     subset = tmp_path / "subset.json"
     coco = json.loads(open(os.path.join(sample_raw("train"), "annotations.json")).read())

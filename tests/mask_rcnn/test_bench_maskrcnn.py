@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from torch_utils_lib.paths import REPO_ROOT
+from torch_utils_lib.toolkit.paths import REPO_ROOT
 
 
 def test_bench_reports_light_model_throughput(tmp_path):

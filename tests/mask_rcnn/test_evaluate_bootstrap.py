@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from tests.helpers import run_script
-from torch_utils_lib.checkpoint import save_checkpoint
-from torch_utils_lib.coco_bootstrap import difference_summary, interval_summary, resampled_stats
-from torch_utils_lib.detection_models import build_detector, detector_config
-from torch_utils_lib.paths import sample_annotation
+from torch_utils_lib.runtime.checkpoint import save_checkpoint
+from torch_utils_lib.evaluation.coco_bootstrap import difference_summary, interval_summary, resampled_stats
+from torch_utils_lib.models.detectors import build_detector, detector_config
+from torch_utils_lib.toolkit.paths import sample_annotation
 
 
 def untrained_checkpoint(path):

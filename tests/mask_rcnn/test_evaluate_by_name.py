@@ -11,8 +11,8 @@ COCO_BIASED = ("chair", "car", "motorcycle", "giraffe")  # giraffe: a class the 
 def coco_label_space_checkpoint(path):
     """A light Mask R-CNN in COCO's 91-label space, config as load_detector gives the torchvision
     COCO models, whose classifier favours COCO_BIASED so that it detects those classes."""
-    from torch_utils_lib.checkpoint import save_checkpoint
-    from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES, build_detector, detector_config
+    from torch_utils_lib.runtime.checkpoint import save_checkpoint
+    from torch_utils_lib.models.detectors import COCO_CATEGORY_NAMES, build_detector, detector_config
     torch.manual_seed(0)
     model = build_detector("maskrcnn_resnet18_fpn", len(COCO_CATEGORY_NAMES), min_size=64)
     with torch.no_grad():
@@ -61,8 +61,8 @@ def test_finetuning_a_coco_label_model_on_voc_names_keeps_the_coco_head(tmp_path
                         "--annotation", annotation, "--checkpoint_dir", tmp_path / "ft", "--epoch", 1,
                         "--batch_size", 5, "--eval_every", 0, "--min_size", 64, "--device", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
-    from torch_utils_lib.checkpoint import load_checkpoint
-    from torch_utils_lib.detection_models import COCO_CATEGORY_NAMES
+    from torch_utils_lib.runtime.checkpoint import load_checkpoint
+    from torch_utils_lib.models.detectors import COCO_CATEGORY_NAMES
     config = load_checkpoint(str(tmp_path / "ft" / "last.pth"))["config"]
     assert config["categories"] == COCO_CATEGORY_NAMES and config["num_classes"] == 91
 

@@ -14,7 +14,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from tests.helpers import REPO, assert_user_error, run_script
-from torch_utils_lib.paths import sample_annotation, sample_images
+from torch_utils_lib.toolkit.paths import sample_annotation, sample_images
 
 
 def test_light_model_learns_on_the_sample_set(trained_sample_detector):

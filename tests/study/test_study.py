@@ -7,7 +7,7 @@ import pytest
 
 from tests.helpers import (assert_user_error, make_exdark_style_set, make_lis_style_set,
                            make_sample_set, run_script)
-from torch_utils_lib.coco_bootstrap import format_interval
+from torch_utils_lib.evaluation.coco_bootstrap import format_interval
 
 SYNTHETIC = ("gamma_noise", "physics")
 IMAGE_REMEDIES = ("diffusion", "gamma", "clahe", "histeq", "zero_dce", "enhancer", "gain", "identity")
@@ -23,10 +23,10 @@ def gain_remedy():
     import numpy as np
 
     from study.remedies import Flag, Remedy
-    from torch_utils_lib.atomic_io import atomic_write_json
-    from torch_utils_lib.cli import positive_float
-    from torch_utils_lib.atomic_io import read_json
-    from torch_utils_lib.image_io import annotation_file_names, read_rgb, write_image
+    from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+    from torch_utils_lib.toolkit.cli import positive_float
+    from torch_utils_lib.toolkit.atomic_io import read_json
+    from torch_utils_lib.data.image_io import annotation_file_names, read_rgb, write_image
 
     def weights(study):
         return study.path("gain", "gain.json")
@@ -53,7 +53,7 @@ def gain_remedy():
 
 
 def test_benchmark_rows_columns_real_sets_figures_and_resume(tmp_path, monkeypatch, capsys):
-    from study.benchmark import REFERENCE_ROW, run_study
+    from study.pipeline import REFERENCE_ROW, run_study
     from study.remedies import REMEDIES, Remedy
     from study.run import build_parser, check_args
 
@@ -221,7 +221,7 @@ def test_bad_study_arguments_end_in_one_line(tmp_path):
 def test_nproc_per_node_launches_steps_under_torchrun(tmp_path, capfd):
     import argparse
 
-    from study.benchmark import Study
+    from study.pipeline import Study
     args = argparse.Namespace(output_dir=str(tmp_path), methods=["gamma_noise"], nproc_per_node=2,
                               overwrite=False)
     study = Study(args)
@@ -307,7 +307,7 @@ def test_study_refuses_before_its_first_step(tiny_set, tmp_path):
 def test_study_plan_reads_raw_only_for_a_remedy_that_scores_it(tiny_set, tmp_path):
     """Without a remedy that reads RAW there is no RAW set (the `none` row's RAW pipeline needs
     one's weights), and every remedy's plan is made before any step."""
-    from study.benchmark import Study
+    from study.pipeline import Study
     from study.run import build_parser, check_args
     data, train, val = tiny_set
     user = ["--train_image_dir", data / "train", "--train_annotation", train,
@@ -318,7 +318,7 @@ def test_study_plan_reads_raw_only_for_a_remedy_that_scores_it(tiny_set, tmp_pat
         args = build_parser().parse_args(list(map(str, user + ["--remedies", *remedies])))
         check_args(args)
         study = Study(args).plan()
-        assert [t.name for t in study.test_sets if t.kind == "raw"] == raw_sets
+        assert [t.name for t in study.sets if t.kind == "raw"] == raw_sets
         assert (study.data.raw_val_dir is None) == (not raw_sets)
     assert not (tmp_path / "s").exists()
 
@@ -328,7 +328,7 @@ def test_mixed_folder_survives_a_study_killed_while_linking(tiny_set, tmp_path):
     is made again with the same images."""
     import shutil
 
-    from study.benchmark import Study
+    from study.pipeline import Study
     from study.remedies import mixed_folder
     from study.run import build_parser, check_args
     data, train, val = tiny_set

@@ -1,0 +1,338 @@
+"""The study's steps: data, training per remedy, scoring every remedy on every test set.
+
+Each step is one of the toolkit's scripts run as a user would run it (the report lists the exact
+commands). The whole study is planned from the arguments before the first step (its data
+folders, test sets and every check that can fail), then run; steps whose outputs exist are
+reused and training steps run with --resume, so an interrupted study continues where it
+stopped. Rows come from study.remedies.REMEDIES, columns from study.sets.TEST_SETS; this
+module names no remedy and no test set.
+"""
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from study.remedies import BASELINE, REMEDIES, normal_detector
+from study.report import make_figures, write_report
+from study.statistics import add_intervals, darkness_curves
+from study.sets import COLUMN, RAW, RGB, build_test_sets
+from torch_utils_lib.toolkit.atomic_io import read_json
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import check_outputs_apart, safe_join
+from torch_utils_lib.models.detectors import load_detector, predict_images
+from torch_utils_lib.data.image_io import annotation_file_names, read_rgb
+from torch_utils_lib.evaluation.image_quality import score_sets
+from torch_utils_lib.toolkit.paths import REPO_ROOT
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
+from torch_utils_lib.plots.drawing import draw_detections
+
+REFERENCE_ROW = "normal-light pair (reference)"
+SYNTHESIS_METHODS = ("gamma_noise", "physics")
+RAW_METHOD = "physics"  # the synthesis that also writes camera RAW (--save_raw)
+
+
+@dataclass
+class StudyData:
+    """Every folder and annotation the study reads or makes, planned from the arguments."""
+    train_image_dir: str
+    train_annotation: str
+    val_image_dir: str
+    val_annotation: str
+    sample: bool  # the bundled sample set, rebuilt in the study folder
+    low_light: dict = field(default_factory=dict)  # {method: {"train": dir, "val": dir}}
+    levels: dict = field(default_factory=dict)  # {method: {EV: dir}}: val at fixed darkness
+    raw_level_methods: tuple = ()  # methods whose levels also get RAW
+    raw_train_dir: str | None = None  # None: no remedy reads RAW
+    raw_train_annotation: str | None = None
+    raw_val_dir: str | None = None
+    raw_val_annotation: str | None = None
+
+
+class Study:
+    """Paths, plan and step runner of one study in `args.output_dir`."""
+
+    def __init__(self, args):
+        self.args = args
+        self.out = os.path.abspath(args.output_dir)
+        self.commands, self.seconds, self.outputs = [], {}, {}
+        self.target = args.methods[0]  # the synthesis fine-tuning and restoration learn from
+        self.remedies, self.raw_scorer, self.data, self.test_sets = [], None, None, []
+
+    def plan(self):
+        """Plan the remedies, data and test sets from the arguments, running no step, and refuse
+        before anything is written names that clash and an output folder that holds or lies
+        among the inputs."""
+        self.remedies = [REMEDIES[name] for name in dict.fromkeys(self.args.remedies)]
+        if not any(r.name == BASELINE for r in self.remedies):
+            raise UserError(f"--remedies must include {BASELINE} (its detector scores the image "
+                            f"remedies)")
+        self.raw_scorer = next((r.score_raw for r in self.remedies if r.score_raw), None)
+        self.data = plan_data(self)
+        self.test_sets = build_test_sets(self)
+        check_inputs_apart(self)
+        return self
+
+    def path(self, *parts):
+        return os.path.join(self.out, *parts)
+
+    def output(self, step, *parts):
+        """The folder `step` writes; refused when another step writes the same folder."""
+        path = self.path(*parts)
+        other = self.outputs.setdefault(os.path.realpath(path), step)
+        if other != step:
+            raise UserError(f"{path}: steps '{other}' and '{step}' would write the same folder")
+        return path
+
+    def run(self, name, script, *arguments, done=None, distributed=False):
+        """Run `python script arguments...` (under torchrun when `distributed` and
+        --nproc_per_node > 1), unless `done` exists; record the command and its time."""
+        arguments = [str(a) for a in arguments]
+        launcher, printable = [sys.executable], ["python"]
+        if distributed and self.args.nproc_per_node > 1:
+            launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                         str(self.args.nproc_per_node)]
+            printable = ["torchrun", "--standalone", "--nproc_per_node", str(self.args.nproc_per_node)]
+        printable = " ".join(printable + [script, *arguments])
+        self.commands.append(printable)
+        if done and os.path.exists(done) and not self.args.overwrite:
+            print(f"[study] {name}: reusing {os.path.relpath(done, self.out)}", flush=True)
+            self.seconds.setdefault(name, 0.0)
+            return
+        print(f"[study] {name}: {printable}", flush=True)
+        start = time.perf_counter()
+        result = subprocess.run(launcher + [os.path.join(REPO_ROOT, script), *arguments], cwd=REPO_ROOT)
+        if result.returncode != 0:
+            raise UserError(f"study step '{name}' failed (exit code {result.returncode}); "
+                            f"fix the error above and rerun the same command to continue")
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def timed(self, name, function, *arguments, done=None, **keywords):
+        """`function(*arguments)` in this process, its time recorded as step `name`; skipped
+        (returning None) when `done` exists, as `run`'s steps are."""
+        if done and os.path.exists(done) and not self.args.overwrite:
+            print(f"[study] {name}: reusing {os.path.relpath(done, self.out)}", flush=True)
+            self.seconds.setdefault(name, 0.0)
+            return None
+        start = time.perf_counter()
+        value = function(*arguments, **keywords)
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+        return value
+
+
+def plan_data(study):
+    """The study's data folders, from the arguments alone (no step runs)."""
+    a = study.args
+    if a.train_image_dir is None:  # the bundled sample set, rebuilt to show it reproduces
+        sample = study.path("data", "sample")
+        d = StudyData(os.path.join(sample, "train"), os.path.join(sample, "annotations", "instances_train.json"),
+                      os.path.join(sample, "val"), os.path.join(sample, "annotations", "instances_val.json"),
+                      sample=True)
+        a.augment = a.augment or "dihedral"  # the sample's shapes have no up
+    else:
+        d = StudyData(a.train_image_dir, a.train_annotation, a.val_image_dir, a.val_annotation,
+                      sample=False)
+    a.augment = a.augment or "hflip"
+    d.low_light = {m: {split: study.path("data", "low_light", m, split) for split in ("train", "val")}
+                   for m in a.methods}
+    d.levels = {m: {ev: study.path("data", "severity", m, f"{ev:g}") for ev in a.severities}
+                for m in a.severity_methods if a.severities}
+    if study.raw_scorer is not None:  # a remedy reads RAW: the physics synthesis' or the user's
+        if not a.raw_train_dir and RAW_METHOD not in a.methods:
+            readers = ", ".join(r.name for r in study.remedies if r.score_raw)
+            raise UserError(f"--remedies {readers} read RAW: keep '{RAW_METHOD}' in --methods or "
+                            f"give --raw_train_dir and --raw_val_dir")
+        raw = d.low_light.get(RAW_METHOD, {})
+        d.raw_train_dir = a.raw_train_dir or os.path.join(raw["train"], "raw")
+        d.raw_val_dir = a.raw_val_dir or os.path.join(raw["val"], "raw")
+        d.raw_train_annotation, d.raw_val_annotation = a.raw_train_annotation, a.raw_val_annotation
+        d.raw_level_methods = (RAW_METHOD,) if RAW_METHOD in d.levels else ()
+    return d
+
+
+def check_inputs_apart(study):
+    """The study writes only under --output_dir: refuse one that is, holds or lies inside an
+    input, and annotations whose file names leave their image folder (absolute or `../`)."""
+    a, d = study.args, study.data
+    given = [] if d.sample else [
+        ("--train_image_dir", d.train_image_dir, "--train_annotation", d.train_annotation),
+        ("--val_image_dir", d.val_image_dir, "--val_annotation", d.val_annotation)]
+    given += [(f"--real_test {t.name}", folder, f"--real_test {t.name}", t.annotation)
+              for t in study.sets if t.kind == RGB and t.low_light and t.method is None
+              for folder in (t.image_dir, t.normal_dir) if folder]
+    reads = {"--category_map": a.category_map,
+             **{f"--{flag}": getattr(a, flag) for flag in ("raw_train_dir", "raw_val_dir",
+                                                          "raw_train_annotation", "raw_val_annotation")}}
+    for folder_flag, image_dir, annotation_flag, annotation in given:
+        reads.setdefault(folder_flag, []).append(image_dir)
+        reads.setdefault(annotation_flag, []).append(annotation)
+        reads.setdefault(f"{annotation_flag} entry", []).extend(
+            safe_join(image_dir, name, annotation) for name in annotation_file_names(annotation))
+    check_outputs_apart(reads, {"--output_dir": study.out})
+
+
+def prepare_data(study):
+    """Run the data steps of the plan: the sample set, its low-light syntheses, the levels."""
+    a, d = study.args, study.data
+    if d.sample:
+        sample = os.path.dirname(d.train_image_dir)
+        study.run("sample set", "dataset/make_sample.py", "--output_dir", sample, done=d.val_annotation)
+    for method, splits in d.low_light.items():
+        for split, out in splits.items():
+            synthesize(study, method, getattr(d, f"{split}_image_dir"),
+                       getattr(d, f"{split}_annotation"), out, raw=method == RAW_METHOD)
+    for method, levels in d.levels.items():
+        for ev, out in levels.items():
+            synthesize(study, method, d.val_image_dir, d.val_annotation, out, level=ev,
+                       raw=method in d.raw_level_methods)
+
+
+def synthesize(study, method, image_dir, annotation, out, level=None, raw=False):
+    """Low-light copy of one split into `out` (RAW too when `raw`), at its random darkness or at
+    a fixed `level` in EV."""
+    name = f"synthesis {method}" if level is None else f"synthesis {method} levels"
+    extra = (["--level", level] if level is not None else []) + (["--save_raw"] if raw else [])
+    study.run(name, "dataset/data_preprocessing.py", "--input_dir", image_dir,
+              "--annotation", annotation, "--output_dir", study.output(f"{name} {out}", out),
+              "--method", method, "--seed", study.args.seed, "--workers", study.args.workers,
+              "--quiet", *extra, done=os.path.join(out, "raw", "annotations.json") if raw
+              else os.path.join(out, "synthesis.json"))
+
+
+def evaluate_detector(study, name, checkpoint, image_sets):
+    """mask_rcnn/evaluate.py of one checkpoint on {set name: (image dir, annotation)}.
+
+    Returns {set name: {iou type: stats, "per_category": {iou type: {class: {AP, AP50, AP75}}},
+    "detections": {iou type: detections json}}}.
+    """
+    a = study.args
+    out = study.output(f"evaluate {name}", "eval", name)
+    table = os.path.join(out, "ap_table.json")
+    unique, alias = {}, {}  # one evaluation per (images, annotation)
+    for key, pair in image_sets.items():
+        alias[key] = next((k for k, p in unique.items() if p == pair), key)
+        unique.setdefault(alias[key], pair)
+    saved = read_json(table) if os.path.isfile(table) else None
+    complete = (saved is not None and set(unique) <= set(saved["stats"]["checkpoint"])
+                and set(unique) <= set(saved.get("per_category", {}).get("checkpoint", {}))
+                and saved["models"]["checkpoint"] == checkpoint)
+    study.run(f"evaluate {name}", "mask_rcnn/evaluate.py", "--weight_path", checkpoint,
+              *[x for s, (d, ann) in unique.items() for x in ("--image_set", f"{s}={d},{ann}")],
+              "--output_dir", out, "--pretrained", "none", "--count", 0, "--bootstrap", 0, "--batch_size",
+              a.batch_size, "--device", a.device,
+              *(["--category_map", a.category_map] if a.category_map else []),
+              done=table if complete else None, distributed=True)
+    saved = read_json(table)
+    stats, per_category = saved["stats"]["checkpoint"], saved["per_category"]["checkpoint"]
+    return {key: {**stats[alias[key]], "per_category": per_category[alias[key]],
+                  "detections": {iou: os.path.join(out, "checkpoint",
+                                                   f"detections_{alias[key]}_{iou}.json")
+                                 for iou in stats[alias[key]]}}
+            for key in image_sets}
+
+
+def image_quality(test_set, folder):
+    """Mean PSNR/SSIM of `folder`'s images against the set's normal-light pair."""
+    names = annotation_file_names(test_set.annotation)
+    summary, _ = score_sets(names, test_set.normal_dir, {"images": folder}, progress=False)
+    return {"PSNR": summary["images"]["psnr"]["mean"], "SSIM": summary["images"]["ssim"]["mean"]}
+
+
+def score(study):
+    """Every remedy on every test set it applies to.
+
+    Returns (rows {row: {set: cell}}, inputs {(remedy, set): image folder its detector read}).
+    """
+    remedies, test_sets = study.remedies, study.sets
+    jobs, results, inputs = {}, {r.name: {} for r in remedies}, {}
+    for remedy in remedies:
+        for test_set in test_sets:
+            if test_set.kind != RGB or not remedy.applies(test_set):
+                continue
+            folder = remedy.images(study, test_set) if remedy.images else test_set.image_dir
+            inputs[remedy.name, test_set.name] = folder
+            jobs.setdefault(remedy.detector(study), {})[f"{remedy.name}.{test_set.name}"] = (
+                remedy, test_set, folder)
+            if remedy.images is not None and test_set.normal_dir:
+                results[remedy.name].setdefault(test_set.name, {}).update(
+                    study.timed("image quality", image_quality, test_set, folder))
+    for test_set in test_sets:  # the normal-light pair: each column's upper reference
+        if test_set.kind == RGB and test_set.normal_dir and test_set.role == COLUMN:
+            jobs.setdefault(normal_detector(study), {})[f"reference.{test_set.name}"] = (
+                None, test_set, test_set.normal_dir)
+    reference = {}
+    for checkpoint, sets in jobs.items():
+        name = os.path.basename(os.path.dirname(checkpoint))
+        cells = evaluate_detector(
+            study, name, checkpoint, {k: (folder, t.annotation) for k, (r, t, folder) in sets.items()})
+        for key, (remedy, test_set, _) in sets.items():
+            cell = cells[key]
+            if remedy is None:
+                reference[test_set.name] = cell
+            else:
+                results[remedy.name].setdefault(test_set.name, {}).update(cell)
+    for test_set in test_sets:
+        if test_set.kind == RAW:  # RAW levels: only for remedies without RGB levels
+            pipelines = {r.raw_pipeline: r for r in remedies if r.applies(test_set)
+                         and (test_set.role == COLUMN or not r.rgb)}
+            stats, detections = study.raw_scorer(study, test_set, list(pipelines))
+            for pipeline, remedy in pipelines.items():
+                results[remedy.name][test_set.name] = {**stats[pipeline],
+                                                       "detections": detections[pipeline]}
+    rows = {r.name: results[r.name] for r in remedies}
+    if reference:
+        rows[REFERENCE_ROW] = reference
+    return rows, inputs
+
+
+def example_lines(study, inputs):
+    """The same low-light images through every remedy, each with its detector's detections
+    drawn: [(test set, file name, [(title, RGB image)])], the normal-light pair first where
+    there is one, then each remedy's column, then the images remedies draw themselves."""
+    a = study.args
+    device = torch.device(a.device)
+    models, lines = {}, []
+    drawn = [t for t in study.sets if t.kind == RGB and t.low_light and t.role == COLUMN
+             and t.method in (None, study.target)]
+    for test_set in drawn:
+        count = a.count if test_set.method else min(a.count, 2)
+        own = {r.name: r.examples(study, test_set) for r in study.remedies if r.examples}
+        for name in annotation_file_names(test_set.annotation)[:count]:
+            columns = [("normal-light pair", normal_detector(study), test_set.normal_dir)] \
+                if test_set.normal_dir else []
+            columns += [(f"{r.name} ({test_set.name})" if r.name == BASELINE else r.name,
+                         r.detector(study), inputs[r.name, test_set.name]) for r in study.remedies
+                        if (r.name, test_set.name) in inputs]
+            panels = []
+            for title, checkpoint, folder in columns:
+                if checkpoint not in models:
+                    models[checkpoint] = load_detector(checkpoint, device)
+                model, config = models[checkpoint]
+                image = read_rgb(os.path.join(folder, name))
+                output = predict_images(model, [image], device)[0]
+                panels.append((title, draw_detections(image, output, config["categories"], 0.5)))
+            panels += [(remedy, read_rgb(images[name])) for remedy, images in own.items()
+                       if name in images]
+            lines.append((test_set.name, name, panels))
+    return lines
+
+
+def run_study(args):
+    """Plan, run every step and write the report; returns the Markdown table."""
+    study = Study(args).plan()
+    os.makedirs(study.out, exist_ok=True)
+    write_run_metadata(study.out, args)
+    prepare_data(study)
+    for remedy in study.remedies:
+        if remedy.train is not None:
+            remedy.train(study)
+    rows, inputs = score(study)
+    a = study.args
+    draws = study.timed("bootstrap", add_intervals, study.sets, rows, a.bootstrap, a.seed,
+                        study.remedies)
+    curves = darkness_curves(study.sets, rows, draws)
+    examples = study.timed("examples", example_lines, study, inputs)
+    figures = make_figures(study, rows, curves, examples)
+    return write_report(study, rows, figures, curves, examples)

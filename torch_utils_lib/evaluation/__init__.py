@@ -1,0 +1,4 @@
+"""Evaluation: the metric vocabulary (`metrics`), COCO AP, bootstrap intervals, robustness, PSNR/SSIM.
+
+May import `toolkit`, `runtime` and `data`.
+"""
