@@ -41,10 +41,11 @@ def percentile_interval(values, level=LEVEL):
 ROUNDING = 1e-12
 
 
-def resampled_stats_of_matches(matches_by_set, n=1000, seed=0, chunk=RESAMPLE_CHUNK):
+def resampled_stats_of_matches(matches_by_set, n=1000, seed=0, chunk=RESAMPLE_CHUNK, columns=None):
     """(full, draws) as resampled_stats from already built {set: ImageMatches} (one matching per
     set, e.g. the evaluation's own), streaming the resamples `chunk` at a time: memory holds one
-    chunk's weights and work arrays, whatever `n`; the draws do not depend on `chunk`."""
+    chunk's weights and work arrays, whatever `n`; the draws do not depend on `chunk`.
+    `columns` (image indices): the set of these images only, and resamples of them (a stratum)."""
     image_ids = None
     for name, matches in matches_by_set.items():
         if image_ids is None:
@@ -52,10 +53,16 @@ def resampled_stats_of_matches(matches_by_set, n=1000, seed=0, chunk=RESAMPLE_CH
         elif matches.image_ids != image_ids:
             raise ValueError(f"{name}: its images differ from the other sets' (pairing needs the same)")
     n_images = len(image_ids or [])
-    full = {name: m.stats(np.ones((1, n_images), dtype=np.int64))[0] for name, m in matches_by_set.items()}
-    draws = {name: np.empty((n, len(STAT_NAMES))) for name in matches_by_set}
+    columns = np.arange(n_images) if columns is None else np.asarray(columns, dtype=np.intp)
+    ones = np.zeros((1, n_images), dtype=np.int64)
+    ones[0, columns] = 1
+    full = {name: m.stats(ones)[0] for name, m in matches_by_set.items()}
+    draws = {name: np.empty((n, len(getattr(m, "stat_names", STAT_NAMES))))
+             for name, m in matches_by_set.items()}
     for start in range(0, n, chunk):
-        weights = bootstrap_weights(n_images, min(chunk, n - start), seed, start)
+        drawn = bootstrap_weights(len(columns), min(chunk, n - start), seed, start)
+        weights = drawn if len(columns) == n_images else np.zeros((len(drawn), n_images), np.int64)
+        weights[:, columns] = drawn
         for name, matches in matches_by_set.items():
             draws[name][start:start + len(weights)] = matches.stats(weights)
     return full, draws
@@ -92,28 +99,30 @@ def load_detections(annotation, detection_files):
     return gt, results
 
 
-def interval_summary(full, draws, names=INTERVAL_STATS):
-    """{stat: value, stat_ci: [low, high]} from one set's full stats and its resampled stats."""
+def interval_summary(full, draws, names=INTERVAL_STATS, stat_names=STAT_NAMES):
+    """{stat: value, stat_ci: [low, high]} from one set's full stats and its resampled stats
+    (columns named by `stat_names`: COCO's 12, or a VOC mAP)."""
     out = {}
     for name in names:
-        j = STAT_NAMES.index(name)
+        j = stat_names.index(name)
         out[name] = float(full[j])
         out[f"{name}_ci"] = percentile_interval(draws[:, j])
     return out
 
 
-def difference_summary(full_a, full_b, draws_a, draws_b, names=INTERVAL_STATS):
+def difference_summary(full_a, full_b, draws_a, draws_b, names=INTERVAL_STATS,
+                       stat_names=STAT_NAMES):
     """{stat: {"delta": A - B, "ci": [low, high], "share_le_0": share of resamples with delta <= 0}}."""
     out = {}
     for name in names:
-        j = STAT_NAMES.index(name)
+        j = stat_names.index(name)
         deltas = draws_a[:, j] - draws_b[:, j]
         out[name] = {"delta": float(full_a[j] - full_b[j]), "ci": percentile_interval(deltas),
                      "share_le_0": float(np.mean(deltas <= 0))}
     return out
 
 
-def with_intervals(stats, full, draws, baselines=None, names=INTERVAL_STATS):
+def with_intervals(stats, full, draws, baselines=None, names=INTERVAL_STATS, stat_names=STAT_NAMES):
     """The one result shape of every bootstrap: {row: a copy of `stats[row]` with `<stat>_ci` and,
     for each (label, baseline row) in `baselines[row]`, `vs_<label>`: {stat: {"delta": row -
     baseline, "ci", "share_le_0"}}} on the same resampled images.
@@ -123,11 +132,11 @@ def with_intervals(stats, full, draws, baselines=None, names=INTERVAL_STATS):
     """
     out = {}
     for row, row_stats in stats.items():
-        intervals = interval_summary(full[row], draws[row], names)
+        intervals = interval_summary(full[row], draws[row], names, stat_names)
         summary = {**row_stats, **{k: v for k, v in intervals.items() if k.endswith("_ci")}}
         for label, baseline in (baselines or {}).get(row, {}).items():
             summary[f"vs_{label}"] = difference_summary(full[row], full[baseline], draws[row],
-                                                        draws[baseline], names)
+                                                        draws[baseline], names, stat_names)
         out[row] = summary
     return out
 

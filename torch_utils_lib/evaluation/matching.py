@@ -83,6 +83,8 @@ class ImageMatches:
         if list(p.maxDets) != [1, 10, 100] or len(p.areaRng) != 4 or not p.useCats:
             raise ValueError("ImageMatches needs COCOeval's default params (maxDets 1/10/100, 4 areas)")
         self.image_ids = list(p.imgIds)
+        self.category_ids = list(p.catIds)
+        self.stat_names = STAT_NAMES
         self.rec_thrs = np.asarray(p.recThrs, dtype=float)
         iou_thrs = np.asarray(p.iouThrs)
         self.t50, self.t75 = int(np.where(iou_thrs == 0.5)[0][0]), int(np.where(iou_thrs == 0.75)[0][0])
@@ -132,18 +134,10 @@ class ImageMatches:
         Memory grows with R times the largest category's detections at most (kept below
         _CHUNK_ELEMENTS per step); stream many resamples through it in chunks (resampled_stats).
         """
-        weights = np.atleast_2d(np.asarray(weights, dtype=np.int64))
+        weights, w_float, gt, precision_sums = self._precision_sums(weights)
         K, A, I, T = self.shape
-        if weights.shape[1] != I or (weights < 0).any():
-            raise ValueError(f"weights must be non-negative, one per image ({I})")
         R = len(weights)
-        w_float = weights.astype(float)  # integer counts: sums are exact in float64
-        gt = (w_float @ self.gt_counts.T).reshape(R, K, A)  # weighted ground truth
         valid = gt > 0
-        precision_sums = np.zeros((R, K, A, T))  # sum over the 101 recall thresholds
-        weights_t = np.ascontiguousarray(weights.T, dtype=np.int32)
-        for (k, a), curve in self.curves.items():
-            precision_sums[:, k, a] = curve.precision_sums(weights_t, gt[:, k, a], self.rec_thrs)
         stats = np.empty((R, len(STAT_NAMES)))
         n_rec = len(self.rec_thrs)
         for column, (a, t) in enumerate([(0, None), (0, self.t50), (0, self.t75), (1, None), (2, None),
@@ -155,6 +149,37 @@ class ImageMatches:
         for column, (a, m) in enumerate([(0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (3, 2)], start=6):
             stats[:, column] = _mean_over_categories(recall[:, :, a, m][:, :, None], valid[:, :, a], T)
         return stats
+
+
+    def _precision_sums(self, weights):
+        """(weights, as float, (R, K, A) weighted ground truth, (R, K, A, T) precision summed over
+        the recall thresholds)."""
+        weights = np.atleast_2d(np.asarray(weights, dtype=np.int64))
+        K, A, I, T = self.shape
+        if weights.shape[1] != I or (weights < 0).any():
+            raise ValueError(f"weights must be non-negative, one per image ({I})")
+        R = len(weights)
+        w_float = weights.astype(float)  # integer counts: sums are exact in float64
+        gt = (w_float @ self.gt_counts.T).reshape(R, K, A)  # weighted ground truth
+        precision_sums = np.zeros((R, K, A, T))  # sum over the 101 recall thresholds
+        weights_t = np.ascontiguousarray(weights.T, dtype=np.int32)
+        for (k, a), curve in self.curves.items():
+            precision_sums[:, k, a] = curve.precision_sums(weights_t, gt[:, k, a], self.rec_thrs)
+        return weights, w_float, gt, precision_sums
+
+    def category_stats(self, names):
+        """{class name: {AP, AP50, AP75}} on the set as it is, of the categories with ground
+        truth: coco_eval.per_category_stats' values from this matching. `names` maps ids to names."""
+        _, _, gt, sums = self._precision_sums(np.ones((1, self.shape[2]), dtype=np.int64))
+        n_rec = len(self.rec_thrs)
+        out = {}
+        for k, category_id in enumerate(self.category_ids):
+            if gt[0, k, 0] > 0:
+                out[names[category_id]] = {
+                    "AP": float(sums[0, k, 0].sum() / (self.shape[3] * n_rec)),
+                    "AP50": float(sums[0, k, 0, self.t50] / n_rec),
+                    "AP75": float(sums[0, k, 0, self.t75] / n_rec)}
+        return out
 
 
 class _Curve:

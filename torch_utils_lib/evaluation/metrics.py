@@ -12,6 +12,10 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
 INTERVAL_STATS = ("AP", "AP50", "AP75")  # bootstrapped: intervals and paired differences
 SHOWN_STATS = ("AP", "AP50", "AP75")  # the evaluate scripts' tables and per-category AP
 REPORT_STATS = ("AP", "AP50")  # the study's detail tables, per IoU type
+COCO_SCORED = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # study/score.py: intervals and deltas
+
+# mmdetection's VOCMetric (eval_map at IoU 0.5): area under the curve, and VOC2007's 11 points
+VOC_STAT_NAMES = {"voc": ("mAP_voc",), "voc07": ("mAP_voc07",)}
 
 # image quality against a normal-light reference: metric -> label in tables
 IMAGE_QUALITY_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "psnr_gt_mean": "PSNR GT-mean (dB)",
