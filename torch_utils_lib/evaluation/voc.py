@@ -12,8 +12,10 @@ under the interpolated precision-recall curve ('area') or the mean of the 11 pre
 Weighted accumulation: an image of weight w counts w times. A true positive's w copies end at
 the same interpolated precision (the largest precision at or after them), so the area is
 sum(w * tp * envelope) / weighted ground truth, and each 11-point precision is the envelope at the
-first true positive whose recall reaches the point: exact for any weights. Ties in score keep
-input order (a stable sort; mmdetection's np.argsort leaves exact ties to numpy's sort).
+first true positive whose recall reaches the point: exact for any weights where no two
+detections of one image and class tie in score (a repeated image lists such ties copy after
+copy, the weights detection after detection). Ties in score keep input order (a stable sort;
+mmdetection's np.argsort leaves exact ties to numpy's sort).
 """
 import numpy as np
 
