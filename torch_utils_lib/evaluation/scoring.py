@@ -210,6 +210,8 @@ def _rows(matches_by_set, metric, n, seed, baseline, columns=None):
         weights[0, columns if columns is not None else slice(None)] = 1
         values = matches.stats(weights)[0]
         stats[name] = {s: float(values[matches.stat_names.index(s)]) for s in names}
+    if n <= 0:
+        return stats
     baselines = {name: {baseline: baseline} for name in matches_by_set
                  if baseline is not None and name != baseline}
     rows, _, _ = paired_intervals(stats, matches_by_set, n, seed, baselines, names, columns)
@@ -254,7 +256,8 @@ def table_rows(rows, iou_type, names, baseline=None):
         stats = by_type.get(iou_type)
         if stats is None:
             continue
-        cells = {s: format_interval(stats[s], stats[f"{s}_ci"]) for s in names}
+        cells = {s: format_interval(stats[s], stats[f"{s}_ci"]) if f"{s}_ci" in stats
+                 else f"{stats[s]:.3f}" for s in names}
         for s in names:
             difference = stats.get(f"vs_{baseline}", {}).get(s)
             if difference:

@@ -116,3 +116,38 @@ def plot_darkness_curves(curves, png_path, ylabel="AP", title=""):
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     return save_figure(fig, png_path)
+
+
+def plot_forest(rows, iou_types, stat, baseline, png_path):
+    """study/score.py's forest plot: per IoU type, each system's `stat` with its 95% interval and,
+    against `baseline`, its paired difference with its interval (a line at 0). `rows` is
+    {system: {iou type: stats with <stat>_ci and vs_<baseline>}}."""
+    plt = _pyplot()
+    panels = 2 if baseline else 1
+    fig, axes = plt.subplots(len(iou_types), panels, squeeze=False,
+                             figsize=(5 * panels, 0.5 * len(rows) * len(iou_types) + 1.5))
+    names = list(rows)
+    for r, iou_type in enumerate(iou_types):
+        y = list(range(len(names)))[::-1]
+        ax = axes[r][0]
+        for yi, name in zip(y, names):
+            s = rows[name][iou_type]
+            low, high = s.get(f"{stat}_ci", [s[stat], s[stat]])
+            ax.errorbar(s[stat], yi, xerr=[[s[stat] - low], [high - s[stat]]], fmt="o", capsize=3,
+                        color="tab:blue")
+        ax.set_yticks(y, names)
+        ax.set_title(f"{iou_type} {stat} (95% interval)")
+        if baseline:
+            ax = axes[r][1]
+            for yi, name in zip(y, names):
+                d = rows[name][iou_type].get(f"vs_{baseline}", {}).get(stat)
+                if d:
+                    low, high = d["ci"]
+                    color = "tab:green" if low > 0 else "tab:red" if high < 0 else "tab:gray"
+                    ax.errorbar(d["delta"], yi, xerr=[[d["delta"] - low], [high - d["delta"]]],
+                                fmt="s", capsize=3, color=color)
+            ax.axvline(0, color="black", linewidth=0.8)
+            ax.set_yticks(y, names)
+            ax.set_title(f"Δ {stat} vs {baseline} (paired, 95%)")
+    fig.tight_layout()
+    return save_figure(fig, png_path)
