@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from torch_utils_lib.data.categories import match_categories, present_categories
+from torch_utils_lib.data.categories import detector_name_for, match_categories, present_categories
 from torch_utils_lib.data.coco_json import load_coco_json, normalize_coco
 from torch_utils_lib.evaluation.coco_bootstrap import (format_interval, load_detections,
                                                        resampled_stats_of_matches, with_intervals)
@@ -93,8 +93,13 @@ def class_lookup(gt, result_classes, category_map, source):
     `result_classes` (class names, 0-based index per line) the index matched by name."""
     if result_classes is None:
         return {c["id"]: c["id"] for c in gt["categories"]}
-    label_map = match_categories(present_categories(gt), ["__background__", *result_classes],
-                                 category_map, source)
+    detector_names = ["__background__", *result_classes]
+    # every class the annotation uses must match (one line otherwise); the rest match if they can
+    label_map = match_categories(present_categories(gt), detector_names, category_map, source)
+    for category in gt["categories"]:
+        target = detector_name_for(category["name"], detector_names, category_map)
+        if category["id"] not in label_map and target is not None:
+            label_map[category["id"]] = detector_names.index(target)
     return {label - 1: category_id for category_id, label in label_map.items()}
 
 

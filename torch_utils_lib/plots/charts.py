@@ -133,7 +133,8 @@ def plot_forest(rows, iou_types, stat, baseline, png_path):
         for yi, name in zip(y, names):
             s = rows[name][iou_type]
             low, high = s.get(f"{stat}_ci", [s[stat], s[stat]])
-            ax.errorbar(s[stat], yi, xerr=[[s[stat] - low], [high - s[stat]]], fmt="o", capsize=3,
+            ax.errorbar(s[stat], yi, xerr=[[max(s[stat] - low, 0)], [max(high - s[stat], 0)]],
+                        fmt="o", capsize=3,
                         color="tab:blue")
         ax.set_yticks(y, names)
         ax.set_title(f"{iou_type} {stat} (95% interval)")
@@ -144,7 +145,8 @@ def plot_forest(rows, iou_types, stat, baseline, png_path):
                 if d:
                     low, high = d["ci"]
                     color = "tab:green" if low > 0 else "tab:red" if high < 0 else "tab:gray"
-                    ax.errorbar(d["delta"], yi, xerr=[[d["delta"] - low], [high - d["delta"]]],
+                    ax.errorbar(d["delta"], yi, xerr=[[max(d["delta"] - low, 0)],
+                                                      [max(high - d["delta"], 0)]],
                                 fmt="s", capsize=3, color=color)
             ax.axvline(0, color="black", linewidth=0.8)
             ax.set_yticks(y, names)
