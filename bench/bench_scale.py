@@ -46,8 +46,9 @@ def _polygon(rng, x, y, w, h):
     return [float(v) for xy in zip(px.round(2), py.round(2)) for v in xy]
 
 
-def make_coco(n_images, seed=0):
-    """(ground truth dict, detections A, detections B): COCO results lists with bbox and RLE."""
+def make_coco(n_images, seed=0, detections=DETECTIONS):
+    """(ground truth dict, detections A, detections B): COCO results lists with bbox and RLE,
+    `detections` an image."""
     from pycocotools import mask as mask_utils
     rng = np.random.default_rng(seed)
     images = [{"id": 100000 + i, "width": WIDTH, "height": HEIGHT, "file_name": f"{i:06d}.jpg"}
@@ -75,7 +76,7 @@ def make_coco(n_images, seed=0):
                     polygons.append([v + rng.normal(0, 0.04 * max(w, h)) for v in ann["segmentation"][0]])
                     labels.append(c)
             annotations.append(ann)
-        for _ in range(DETECTIONS - len(boxes)):  # false positives: random boxes, random classes
+        for _ in range(detections - len(boxes)):  # false positives: random boxes, random classes
             w, h = np.clip(np.exp(rng.normal(np.log(40), 0.9, 2)), 4, [WIDTH - 1, HEIGHT - 1])
             x, y = rng.uniform(0, WIDTH - w), rng.uniform(0, HEIGHT - h)
             boxes.append([x, y, w, h])

@@ -5,7 +5,7 @@ import torch
 
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.data.categories import all_categories_match, match_categories, present_categories
-from torch_utils_lib.evaluation.coco_bootstrap import (load_detections, resampled_stats, resampled_stats_of_matches, with_intervals)
+from torch_utils_lib.evaluation.scoring import matches_of_files, paired_intervals
 from torch_utils_lib.evaluation.coco_eval import detections_to_coco
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.data.coco_utils import CocoDetection
@@ -161,15 +161,13 @@ def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=No
                          if baseline in group and name != baseline}
             for iou_type in sets[group[0]]:
                 if all(iou_type in found.get(name, {}) for name in group):
-                    full, draws = resampled_stats_of_matches(
-                        {name: found[name][iou_type] for name in group}, n, seed)
+                    set_matches = {name: found[name][iou_type] for name in group}
                 else:
                     files = {name: os.path.join(results_dirs[model_name],
                                                 f"detections_{name}_{iou_type}.json") for name in group}
-                    gt, detections = load_detections(annotation, files)
-                    full, draws = resampled_stats(gt, detections, iou_type, n, seed)
-                summaries = with_intervals({name: sets[name][iou_type] for name in group}, full,
-                                           draws, baselines, STATS_SHOWN)
+                    set_matches = matches_of_files(annotation, files, iou_type)
+                summaries, _, _ = paired_intervals({name: sets[name][iou_type] for name in group},
+                                                   set_matches, n, seed, baselines, STATS_SHOWN)
                 for name in group:
                     sets[name][iou_type] = summaries[name]
 

@@ -11,7 +11,7 @@ are paired across levels (robustness.robustness_summary).
 import numpy as np
 
 from torch_utils_lib.evaluation.metrics import STAT_NAMES
-from torch_utils_lib.evaluation.coco_bootstrap import load_detections, resampled_stats, with_intervals
+from torch_utils_lib.evaluation.scoring import matches_of_files, paired_intervals
 from study.remedies import BASELINE
 from study.sets import COLUMN, LEVEL, RAW, RGB
 from torch_utils_lib.evaluation.robustness import robustness_summary
@@ -44,15 +44,16 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
                      if iou_type in cell.get("detections", {})}
             if not files:
                 continue
-            gt, results = load_detections(test_set.annotation_file, files)
-            full, draws = resampled_stats(gt, results, iou_type, n, seed)
+            matches = matches_of_files(test_set.annotation_file, files, iou_type)
+            full = {row: m.stats(np.ones((1, len(m.image_ids)), dtype=np.int64))[0]
+                    for row, m in matches.items()}
             best = max((row for row in classical if row in full), key=lambda row: full[row][ap],
                        default=None)
             baselines = {row: {**({BASELINE: BASELINE} if BASELINE in full else {}),
                                **({BEST_CLASSICAL: best} if best and row in learned else {})}
                          for row in files}
-            summaries = with_intervals({row: cells[row][iou_type] for row in files}, full, draws,
-                                       baselines)
+            summaries, full, draws = paired_intervals({row: cells[row][iou_type] for row in files},
+                                                      matches, n, seed, baselines)
             for row, stats in summaries.items():  # new dicts: one evaluation's cells may share stats
                 if BEST_CLASSICAL in baselines[row]:
                     stats[f"vs_{BEST_CLASSICAL}"] = {"remedy": best, **stats[f"vs_{BEST_CLASSICAL}"]}
