@@ -8,6 +8,7 @@ import io
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from torch_utils_lib.evaluation import coco_match
 from torch_utils_lib.evaluation.matching import ImageMatches, backend_modules, evaluate_images
 from torch_utils_lib.evaluation.metrics import IOU_TYPES, STAT_NAMES
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
@@ -107,7 +108,7 @@ class CocoEvaluator:
     def summarize(self, matches=None, per_category=None):
         """{iou_type: {stat: value}}; computed on the main process and shared with the rest.
 
-        `matches` (a dict, pycocotools backend): the main process puts there
+        `matches` (a dict): the main process puts there
         {iou_type: matching.ImageMatches} of this very matching, for a bootstrap that
         then needs no second one. `per_category` (a dict) receives {iou_type:
         per_category_stats} with the dataset's class names, on every process.
@@ -118,8 +119,10 @@ class CocoEvaluator:
         if is_main_process():
             evaluators = evaluate_images(self.dataset.coco_dict, results, self.backend)
             stats = {iou_type: summarized_stats(e) for iou_type, e in evaluators.items()}
-            if matches is not None and self.backend == "pycocotools":
-                matches.update({t: ImageMatches(e) for t, e in evaluators.items()})
+            if matches is not None:  # pycocotools' own matching, else the vectorised one
+                matches.update({t: ImageMatches(e) if self.backend == "pycocotools"
+                                else coco_match.match(self.dataset.coco_dict, results[t], t)
+                                for t, e in evaluators.items()})
             names = {c["id"]: c["name"] for c in self.dataset.coco_dict["categories"]}
             summary = (stats, {iou_type: per_category_stats(e, names)
                                for iou_type, e in evaluators.items()}

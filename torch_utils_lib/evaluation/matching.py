@@ -82,19 +82,12 @@ class ImageMatches:
         p = evaluator.params
         if list(p.maxDets) != [1, 10, 100] or len(p.areaRng) != 4 or not p.useCats:
             raise ValueError("ImageMatches needs COCOeval's default params (maxDets 1/10/100, 4 areas)")
-        self.image_ids = list(p.imgIds)
-        self.category_ids = list(p.catIds)
-        self.stat_names = STAT_NAMES
-        self.rec_thrs = np.asarray(p.recThrs, dtype=float)
-        iou_thrs = np.asarray(p.iouThrs)
-        self.t50, self.t75 = int(np.where(iou_thrs == 0.5)[0][0]), int(np.where(iou_thrs == 0.75)[0][0])
-        K, A, I, T = len(p.catIds), len(p.areaRng), len(self.image_ids), len(iou_thrs)
-        self.shape = (K, A, I, T)
+        K, A, I, T = len(p.catIds), len(p.areaRng), len(p.imgIds), len(p.iouThrs)
         # ground truth that counts (not crowd, inside the area range) per (category, area, image)
         gt_counts = np.zeros((K, A, I), dtype=np.int32)
         # true positives per image among its top 1, 10, 100 detections, summed over IoU thresholds
         tp_top = np.zeros((K, A, 3, I), dtype=np.int32)
-        self.curves = {}  # (k, a) -> _Curve
+        parts = {}  # (k, a) -> (scores, images, tp, fp), images in order, each by score
         for k in range(K):
             for a in range(A):
                 scores, images, tps, fps = [], [], [], []
@@ -111,15 +104,36 @@ class ImageMatches:
                     scores.append(np.asarray(e["dtScores"], dtype=float))
                     images.append(np.full(len(e["dtScores"]), i))
                     tps.append(tp), fps.append(fp)
-                if not scores:
-                    continue
-                order = np.argsort(-np.concatenate(scores), kind="mergesort")  # as accumulate()
-                tp = np.concatenate(tps, axis=1)[:, order]
-                fp = np.concatenate(fps, axis=1)[:, order]
-                self.curves[k, a] = _Curve(np.concatenate(images)[order], tp, tp | fp)
+                if scores:
+                    parts[k, a] = (np.concatenate(scores), np.concatenate(images),
+                                   np.concatenate(tps, axis=1), np.concatenate(fps, axis=1))
+        self._build(list(p.imgIds), list(p.catIds), p.iouThrs, p.recThrs, gt_counts, tp_top, parts)
+
+    def _build(self, image_ids, category_ids, iou_thrs, rec_thrs, gt_counts, tp_top, parts):
+        """The arrays every weight vector reads: `parts` {(k, a): (scores, images, tp (T, n),
+        fp (T, n))}, detections image after image (each image's by score, at most 100)."""
+        self.image_ids, self.category_ids, self.stat_names = list(image_ids), list(category_ids), STAT_NAMES
+        self.rec_thrs = np.asarray(rec_thrs, dtype=float)
+        iou_thrs = np.asarray(iou_thrs)
+        self.t50, self.t75 = int(np.where(iou_thrs == 0.5)[0][0]), int(np.where(iou_thrs == 0.75)[0][0])
+        K, A, I = gt_counts.shape
+        self.shape = (K, A, I, len(iou_thrs))
+        self.curves = {}  # (k, a) -> _Curve
+        for (k, a), (scores, images, tp, fp) in parts.items():
+            order = np.argsort(-scores, kind="mergesort")  # as accumulate()
+            tp, fp = tp[:, order], fp[:, order]
+            self.curves[k, a] = _Curve(images[order], tp, tp | fp)
         # (K*A, I) and (K*A*3, I): weighted sums over images are one matrix product
         self.gt_counts = gt_counts.reshape(K * A, I).astype(float)
         self.tp_top = tp_top.reshape(K * A * 3, I).astype(float)
+
+    @classmethod
+    def from_parts(cls, image_ids, category_ids, iou_thrs, rec_thrs, gt_counts, tp_top, parts):
+        """An ImageMatches from a matching made elsewhere (coco_match: vectorised, equal to
+        pycocotools), given as _build's arrays."""
+        matches = cls.__new__(cls)
+        matches._build(image_ids, category_ids, iou_thrs, rec_thrs, gt_counts, tp_top, parts)
+        return matches
 
     @classmethod
     def from_coco(cls, gt_dict, results, iou_type):

@@ -17,7 +17,7 @@ from torch_utils_lib.data.categories import detector_name_for, match_categories,
 from torch_utils_lib.data.coco_json import load_coco_json, normalize_coco
 from torch_utils_lib.evaluation.coco_bootstrap import (format_interval, load_detections,
                                                        resampled_stats_of_matches, with_intervals)
-from torch_utils_lib.evaluation.matching import ImageMatches
+from torch_utils_lib.evaluation import coco_match
 from torch_utils_lib.evaluation.metrics import (BOX_TYPES, COCO_SCORED, INTERVAL_STATS, IOU_TYPES,
                                                 STAT_NAMES, VOC_STAT_NAMES)
 from torch_utils_lib.evaluation.voc import VocMatches
@@ -36,7 +36,8 @@ class Metric:
 
 
 def coco_matches(gt, results, iou_type):
-    return ImageMatches.from_coco(gt, results, iou_type)
+    """The vectorised matching (coco_match), equal to pycocotools' array for array."""
+    return coco_match.match(gt, results, iou_type)
 
 
 METRICS = {
