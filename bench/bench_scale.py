@@ -185,8 +185,9 @@ def _image_set(data, n):
 def step_synthesis(data, n, work, method):
     from dataset.data_preprocessing import build_parser
     from dataset.synthesis import run_synthesis, settings_from_args
+    from dataset.synthesis_methods import SYNTHESIS_METHODS
     image_dir, annotation = _image_set(data, n)
-    extra = ["--save_raw"] if method == "physics" else []
+    extra = ["--save_raw"] if SYNTHESIS_METHODS[method].writes_raw else []
     args = build_parser().parse_args(["--method", method, *extra])
     start = time.perf_counter()
     summary = run_synthesis(image_dir, os.path.join(work, "out"), settings_from_args(args), annotation,

@@ -18,6 +18,7 @@ import torch
 from study.remedies import BASELINE, REMEDIES, normal_detector
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
+from dataset.synthesis_methods import RAW_METHOD
 from study.sets import COLUMN, RAW, RGB, build_test_sets
 from torch_utils_lib.toolkit.atomic_io import read_json
 from torch_utils_lib.toolkit.errors import UserError
@@ -30,8 +31,6 @@ from torch_utils_lib.toolkit.runinfo import write_run_metadata
 from torch_utils_lib.plots.drawing import draw_detections
 
 REFERENCE_ROW = "normal-light pair (reference)"
-SYNTHESIS_METHODS = ("gamma_noise", "physics")
-RAW_METHOD = "physics"  # the synthesis that also writes camera RAW (--save_raw)
 
 
 @dataclass

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from dataset.synthesis_methods import SYNTHESIS_METHODS
 from study.remedies import REMEDIES, add_remedy_flags
 from study.sets import parse_real_test, resolve_levels
 from torch_utils_lib.data.categories import load_category_map
@@ -44,8 +45,8 @@ def build_parser():
     data.add_argument("--train_annotation")
     data.add_argument("--val_image_dir")
     data.add_argument("--val_annotation")
-    data.add_argument("--methods", nargs="+", default=["gamma_noise", "physics"],
-                      choices=("gamma_noise", "physics"),
+    data.add_argument("--methods", nargs="+", default=list(SYNTHESIS_METHODS),
+                      choices=list(SYNTHESIS_METHODS),
                       help="low-light syntheses of the val set (test sets); the first is what "
                            "learned remedies train on")
     data.add_argument("--real_test", action="append", default=[],
@@ -69,7 +70,7 @@ def build_parser():
                                "rPC, EV50 and darkness.png (default: 2 4 6 8; 2 5 8 on the sample "
                                "set, to keep the demo within 20 minutes; none given: no levels)")
     darkness.add_argument("--severity_methods", nargs="+", default=None,
-                          choices=("gamma_noise", "physics"),
+                          choices=list(SYNTHESIS_METHODS),
                           help="syntheses made at each level (default: every --methods on user "
                                "data; physics only on the sample set, to keep the demo short)")
     darkness.add_argument("--bootstrap", type=bootstrap_resamples, default=1000, metavar="N",
