@@ -118,7 +118,7 @@ def train_rows(name, device, sizes, build, loss_of):
 def genisp_detector(name, device):
     """A frozen-detector stand-in: COCO weights when cached, else random (same cost)."""
     coco = name in TORCHVISION_DETECTORS and os.path.isfile(
-        cached_weights_path(TORCHVISION_DETECTORS[name][1]))
+        cached_weights_path(TORCHVISION_DETECTORS[name].coco_weights))
     return build_detector(name, 91 if name in TORCHVISION_DETECTORS else 3,
                           "coco" if coco else "none"), coco
 

@@ -10,7 +10,7 @@ from torch_utils_lib.evaluation.coco_eval import detections_to_coco
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.loaders import detection_loader
-from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
+from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS, family_of,
                                               cached_weights_path, load_detector, predict_images)
 from torch_utils_lib.engine.loop import evaluate
 from torch_utils_lib.toolkit.errors import UserError
@@ -50,7 +50,7 @@ def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_
         dataset = dataset_for(config, image_dir, annotation, category_map)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
         prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
-        iou_types = ("bbox", "segm") if config["model"].startswith("maskrcnn") else ("bbox",)
+        iou_types = family_of(config["model"]).iou_types
         set_matches = None if matches is None else matches.setdefault(name, {})
         set_categories = None if per_category is None else per_category.setdefault(name, {})
         stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp, set_matches,
@@ -69,7 +69,7 @@ def evaluate_image_sets(weight_path, annotation, image_dirs, device="cpu", batch
 
 def pretrained_available(name):
     """True when torchvision's COCO weights for `name` are in the local torch hub cache."""
-    return os.path.isfile(cached_weights_path(TORCHVISION_DETECTORS[name][1]))
+    return os.path.isfile(cached_weights_path(TORCHVISION_DETECTORS[name].coco_weights))
 
 
 def categories_in_coco(annotation, category_map=None):

@@ -10,7 +10,8 @@ from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.loaders import detection_loader
 from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, build_detector, detector_config,
-                                              load_detector_checkpoint, load_detector_weights)
+                                              family_of, load_detector_checkpoint,
+                                              load_detector_weights)
 from torch_utils_lib.engine.loop import build_lr_scheduler, evaluate
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.runtime.distributed import is_main_process, sync_buffers
@@ -72,7 +73,7 @@ class MaskRCNNTrainer(Trainer):
         # Mask R-CNN needs a mask on every instance: a box-only or mixed set stops with the way out
         train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
                                   transforms=T.training_augmentation(args.augment),
-                                  with_masks=self.model_name.startswith("maskrcnn"))
+                                  with_masks=family_of(self.model_name).has_masks)
         num_classes = args.num_classes or len(names)
         if num_classes < len(names):
             raise UserError(f"--num_classes {num_classes}: the annotation needs {len(names)} "
@@ -102,8 +103,7 @@ class MaskRCNNTrainer(Trainer):
             present_categories(val_probe.coco_dict), self.names, self.category_map,
             args.val_annotation))
         loader = detection_loader(val_set, args.batch_size, train=False, workers=args.workers)
-        iou_types = ("bbox", "segm") if self.model_name.startswith("maskrcnn") else ("bbox",)
-        self.validation = Validation(self, loader, iou_types)
+        self.validation = Validation(self, loader, family_of(self.model_name).iou_types)
         return [self.validation]
 
 
