@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
 from torch_utils_lib.toolkit.errors import run_main
 
@@ -273,7 +274,7 @@ def step_bootstrap(data, n, work):
     from torch_utils_lib.evaluation.coco_bootstrap import difference_summary, resampled_stats_of_matches
     folder = os.path.join(data, str(n))
     matches = {}
-    for iou_type in ("bbox", "segm"):
+    for iou_type in IOU_TYPES:
         with open(os.path.join(folder, f"matches_{iou_type}.pkl"), "rb") as f:
             matches[iou_type] = pickle.load(f)
     tracemalloc.start()
@@ -305,13 +306,13 @@ def study_bookkeeping(data, n, work):
     rows = {}
     for row, det in (("none", "a"), ("gamma", "b")):
         rows[row] = {t.name: {"detections": {i: os.path.join(folder, f"detections_{det}_{i}.json")
-                                             for i in ("bbox", "segm")},
+                                             for i in IOU_TYPES},
                               "bbox": {"AP": 0.3, "AP50": 0.5, "AP75": 0.3},
                               "segm": {"AP": 0.3, "AP50": 0.5, "AP75": 0.3}} for t in test_sets}
     start = time.perf_counter()
     draws = add_intervals(test_sets, rows, n=RESAMPLES, seed=0)
     curves = darkness_curves(test_sets, rows, draws)
-    table = {row: {f"{t} {i} {s}": cells[t][i][s] for t in cells for i in ("bbox", "segm")
+    table = {row: {f"{t} {i} {s}": cells[t][i][s] for t in cells for i in IOU_TYPES
                    if i in cells[t] for s in ("AP", "AP50")} for row, cells in rows.items()}
     table = {row: {**values, **{f"{c}_ci": rows[row][c.split()[0]][c.split()[1]][f"{c.split()[2]}_ci"]
                                 for c in values if f"{c.split()[2]}_ci" in rows[row][c.split()[0]][c.split()[1]]}}

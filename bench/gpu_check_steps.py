@@ -14,6 +14,7 @@ import torch
 from bench.genisp_steps import bench_batched
 from diffusion_model.model.diffusion import build_diffusion
 from genisp.model import GenISP, GenISPDetector
+from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.models.detectors import (TORCHVISION_DETECTORS, build_detector,
                                               cached_weights_path)
 from torch_utils_lib.runtime.devices import autocast
@@ -219,7 +220,7 @@ def coco_ap_rows(detector, device, sizes):
     rows = {}
     for amp in precisions(device):
         start = time.perf_counter()
-        stats = evaluate(detector, loader, device, ("bbox", "segm"), amp=amp)
+        stats = evaluate(detector, loader, device, IOU_TYPES, amp=amp)
         rows[f"COCO AP (engine.evaluate), {'AMP' if amp else 'fp32'}"] = {
             "s/step": (time.perf_counter() - start) / len(loader),
             "result": f"bbox AP {stats['bbox']['AP']:.3f} (random weights)"}

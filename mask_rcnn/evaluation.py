@@ -3,6 +3,7 @@ import os
 
 import torch
 
+from torch_utils_lib.evaluation.metrics import IOU_TYPES, SHOWN_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.data.categories import all_categories_match, match_categories, present_categories
 from torch_utils_lib.evaluation.coco_bootstrap import (load_detections, resampled_stats, resampled_stats_of_matches, with_intervals)
@@ -18,9 +19,6 @@ from torch_utils_lib.data.image_io import list_images, read_rgb, write_image
 from torch_utils_lib.engine.metric_logger import MetricLogger
 from torch_utils_lib.toolkit.names import output_names, parse_named_values
 from torch_utils_lib.plots.drawing import draw_detections, draw_instances, side_by_side
-
-STATS_SHOWN = ("AP", "AP50", "AP75")
-
 
 def dataset_for(config, image_dir, annotation, category_map=None):
     """The annotation's images in `image_dir`, labelled in the detector's label space.
@@ -88,10 +86,10 @@ def drop_table(results, normal="normal", low="low_light"):
     rows = {}
     for model_name, sets in results.items():
         row = {}
-        for iou_type in ("bbox", "segm"):
+        for iou_type in IOU_TYPES:
             if iou_type not in sets.get(normal, {}):
                 continue
-            for stat in STATS_SHOWN:
+            for stat in SHOWN_STATS:
                 for name, column in ((normal, "normal"), (low, "low")):
                     if name not in sets:
                         continue
@@ -122,7 +120,7 @@ def parse_image_sets(specs, default_annotation):
     return sets
 
 
-def category_table(per_category, iou_types=("bbox", "segm")):
+def category_table(per_category, iou_types=IOU_TYPES):
     """Rows {class name: {"<iou type> AP <set>": AP}} of one model's per-category stats
     ({set: {iou type: {class name: stats}}}), classes in the annotation's order."""
     rows = {}
@@ -134,10 +132,10 @@ def category_table(per_category, iou_types=("bbox", "segm")):
 
 
 def set_table(results):
-    """Rows '<model> | <set>' of {column: value} with each IoU type's STATS_SHOWN."""
+    """Rows '<model> | <set>' of {column: value} with each IoU type's SHOWN_STATS."""
     return {f"{model} | {name}": {f"{iou} {stat}{suffix}": stats[iou][stat + suffix]
-                                  for iou in ("bbox", "segm") if iou in stats
-                                  for stat in STATS_SHOWN for suffix in ("", "_ci")
+                                  for iou in IOU_TYPES if iou in stats
+                                  for stat in SHOWN_STATS for suffix in ("", "_ci")
                                   if stat + suffix in stats[iou]}
             for model, sets in results.items() for name, stats in sets.items()}
 
@@ -169,7 +167,7 @@ def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=No
                     gt, detections = load_detections(annotation, files)
                     full, draws = resampled_stats(gt, detections, iou_type, n, seed)
                 summaries = with_intervals({name: sets[name][iou_type] for name in group}, full,
-                                           draws, baselines, STATS_SHOWN)
+                                           draws, baselines, SHOWN_STATS)
                 for name in group:
                     sets[name][iou_type] = summaries[name]
 

@@ -3,6 +3,7 @@ import os
 
 import torch
 
+from torch_utils_lib.evaluation.metrics import SUMMARY_STATS
 from torch_utils_lib.data import transforms as T
 from torch_utils_lib.data.categories import (all_categories_match, load_category_map, match_categories,
                                        present_categories)
@@ -123,7 +124,7 @@ class Validation(Hook):
         self.stats = evaluate(t.model, self.loader, t.device, self.iou_types, amp=t.amp,
                               backend=t.args.coco_backend)
         return {f"val_{i}_{k}": v for i, s in self.stats.items() for k, v in s.items()
-                if k in ("AP", "AP50")}
+                if k in SUMMARY_STATS}
 
     def after_train(self, history):
         if self.stats and is_main_process():

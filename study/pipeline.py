@@ -20,6 +20,7 @@ from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from dataset.synthesis_methods import RAW_METHOD
 from study.sets import COLUMN, RAW, RGB, build_test_sets
+from torch_utils_lib.evaluation.metrics import REPORT_QUALITY
 from torch_utils_lib.toolkit.atomic_io import read_json
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import check_outputs_apart, safe_join
@@ -236,7 +237,7 @@ def image_quality(test_set, folder):
     """Mean PSNR/SSIM of `folder`'s images against the set's normal-light pair."""
     names = annotation_file_names(test_set.annotation)
     summary, _ = score_sets(names, test_set.normal_dir, {"images": folder}, progress=False)
-    return {"PSNR": summary["images"]["psnr"]["mean"], "SSIM": summary["images"]["ssim"]["mean"]}
+    return {column: summary["images"][metric]["mean"] for metric, column in REPORT_QUALITY.items()}
 
 
 def score(study):

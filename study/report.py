@@ -9,6 +9,7 @@ import cv2
 from study.remedies import BASELINE
 from study.statistics import BEST_CLASSICAL
 from study.sets import COLUMN
+from torch_utils_lib.evaluation.metrics import IOU_TYPES, REPORT_QUALITY, SUMMARY_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
 from torch_utils_lib.evaluation.coco_bootstrap import (NOT_SIGNIFICANT, fold_intervals, format_interval)
 from torch_utils_lib.data.image_io import write_image
@@ -16,8 +17,8 @@ from torch_utils_lib.plots.charts import plot_bars, plot_darkness_curves, plot_l
 from torch_utils_lib.toolkit.tables import markdown_table
 from torch_utils_lib.plots.drawing import side_by_side
 
-DETAIL_METRICS = {"bbox": ("AP", "AP50"), "segm": ("AP", "AP50")}
-QUALITY_METRICS = ("PSNR", "SSIM")
+DETAIL_METRICS = {iou_type: SUMMARY_STATS for iou_type in IOU_TYPES}
+QUALITY_METRICS = tuple(REPORT_QUALITY.values())
 DELTA = "ΔAP"
 DELTA_CLASSICAL = "ΔAP vs classical"
 HIGHER, LOWER, WITHIN = "▲", "▼", "·"
@@ -56,7 +57,7 @@ def cell_values(cell, iou_type):
 def set_rows(rows, test_set):
     """{row: {"<set> <metric>": value, "<set> <metric>_ci": [low, high]}} of one test set: bbox,
     segm and image quality."""
-    return {name: {f"{test_set.name} {k}": v for iou_type in ("bbox", "segm", None)
+    return {name: {f"{test_set.name} {k}": v for iou_type in (*IOU_TYPES, None)
                    for k, v in cell_values(cells.get(test_set.name, {}), iou_type).items()}
             for name, cells in rows.items()}
 

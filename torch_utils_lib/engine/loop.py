@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, read_json
 from torch_utils_lib.runtime.checkpoint import prepare_checkpoint_dir, save_checkpoint
 from torch_utils_lib.toolkit.errors import UserError
@@ -105,7 +106,7 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
     logger.close()
 
 
-def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
+def evaluate(model, data_loader, device, iou_types=IOU_TYPES, backend="pycocotools",
              results_path=None, amp=False, matches=None, per_category=None):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 

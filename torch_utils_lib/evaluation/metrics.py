@@ -11,7 +11,7 @@ BOX_TYPES = ("bbox",)  # a box-only detector's or dataset's IoU types
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 INTERVAL_STATS = ("AP", "AP50", "AP75")  # bootstrapped: intervals and paired differences
 SHOWN_STATS = ("AP", "AP50", "AP75")  # the evaluate scripts' tables and per-category AP
-REPORT_STATS = ("AP", "AP50")  # the study's detail tables, per IoU type
+SUMMARY_STATS = ("AP", "AP50")  # compact tables and bar charts (the study's details, training logs)
 
 # image quality against a normal-light reference: metric -> label in tables
 IMAGE_QUALITY_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "psnr_gt_mean": "PSNR GT-mean (dB)",
