@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
 from torch_utils_lib.toolkit.errors import run_main
@@ -133,7 +134,7 @@ def prepare(data, sizes, image_sizes, study_sizes):
         for name, results in (("a", results_a), ("b", results_b)):
             kept = [r for r in results if r["image_id"] in ids]
             for iou_type, drop in (("bbox", "segmentation"), ("segm", "bbox")):
-                _dump(os.path.join(folder, f"detections_{name}_{iou_type}.json"),
+                _dump(detections_file(folder, name, iou_type),
                       [{k: v for k, v in r.items() if k != drop} for r in kept])
     write_images(os.path.join(data, "images"), max(image_sizes))
     make_exdark_tree(os.path.join(data, "exdark"), gt, max(image_sizes), os.path.join(data, "images"))
@@ -255,7 +256,7 @@ def step_cocoeval(data, n, work, iou_type):
     folder = os.path.join(data, str(n))
     start = time.perf_counter()
     gt, results = load_detections(os.path.join(folder, "instances.json"),
-                                  {s: os.path.join(folder, f"detections_{s}_{iou_type}.json") for s in "ab"})
+                                  {s: detections_file(folder, s, iou_type) for s in "ab"})
     matches, ap = {}, {}
     for name, dets in results.items():
         evaluator = evaluate_images(gt, {iou_type: dets})[iou_type]
@@ -305,7 +306,7 @@ def study_bookkeeping(data, n, work):
                  TestSet("physics_ev5", folder, annotation, method="physics", role=LEVEL, severity=5.0)]
     rows = {}
     for row, det in (("none", "a"), ("gamma", "b")):
-        rows[row] = {t.name: {"detections": {i: os.path.join(folder, f"detections_{det}_{i}.json")
+        rows[row] = {t.name: {"detections": {i: detections_file(folder, det, i)
                                              for i in IOU_TYPES},
                               "bbox": {"AP": 0.3, "AP50": 0.5, "AP75": 0.3},
                               "segm": {"AP": 0.3, "AP50": 0.5, "AP75": 0.3}} for t in test_sets}

@@ -52,9 +52,9 @@ class EnhancerTrainer(Trainer):
     resume_keys = RESUME_KEYS
 
     def inputs(self):
-        a = self.args
-        return {"--image_dir": a.image_dir, "--annotation": a.annotation, "--detector": a.detector,
-                "--category_map": a.category_map}
+        args = self.args
+        return {"--image_dir": args.image_dir, "--annotation": args.annotation, "--detector": args.detector,
+                "--category_map": args.category_map}
 
     def build(self):
         args = self.args

@@ -7,7 +7,7 @@ from torch_utils_lib.evaluation.metrics import IOU_TYPES, SHOWN_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.data.categories import all_categories_match, match_categories, present_categories
 from torch_utils_lib.evaluation.coco_bootstrap import (load_detections, resampled_stats, resampled_stats_of_matches, with_intervals)
-from torch_utils_lib.evaluation.coco_eval import detections_to_coco
+from torch_utils_lib.evaluation.coco_eval import detections_file, detections_to_coco
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.loaders import detection_loader
@@ -47,11 +47,11 @@ def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_
     for name, image_dir in image_dirs.items():
         dataset = dataset_for(config, image_dir, annotation, category_map)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
-        prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
+        dump_to = (results_dir, name) if results_dir else None
         iou_types = family_of(config["model"]).iou_types
         set_matches = None if matches is None else matches.setdefault(name, {})
         set_categories = None if per_category is None else per_category.setdefault(name, {})
-        stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp, set_matches,
+        stats[name] = evaluate(model, loader, device, iou_types, backend, dump_to, amp, set_matches,
                                set_categories)
     return stats
 
@@ -162,8 +162,8 @@ def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=No
                     full, draws = resampled_stats_of_matches(
                         {name: found[name][iou_type] for name in group}, n, seed)
                 else:
-                    files = {name: os.path.join(results_dirs[model_name],
-                                                f"detections_{name}_{iou_type}.json") for name in group}
+                    files = {name: detections_file(results_dirs[model_name], name, iou_type)
+                             for name in group}
                     gt, detections = load_detections(annotation, files)
                     full, draws = resampled_stats(gt, detections, iou_type, n, seed)
                 summaries = with_intervals({name: sets[name][iou_type] for name in group}, full,

@@ -55,11 +55,11 @@ class MaskRCNNTrainer(Trainer):
     resume_keys = ("model", "num_classes")
 
     def inputs(self):
-        a = self.args
-        return {"--image_dir": a.image_dir, "--annotation": a.annotation,
-                "--val_image_dir": a.val_image_dir, "--val_annotation": a.val_annotation,
-                "--weight_path": a.weight_path,
-                "--weights": a.weights if os.path.isfile(a.weights) else None}
+        args = self.args
+        return {"--image_dir": args.image_dir, "--annotation": args.annotation,
+                "--val_image_dir": args.val_image_dir, "--val_annotation": args.val_annotation,
+                "--weight_path": args.weight_path,
+                "--weights": args.weights if os.path.isfile(args.weights) else None}
 
     def build(self):
         args = self.args

@@ -152,7 +152,7 @@ def remedy_record(study, remedy):
 
 def write_report(study, rows, figures, curves, examples):
     """report.md and report.json in the study folder; returns the main Markdown table."""
-    a, test_sets = study.args, study.sets
+    args, test_sets = study.args, study.test_sets
     headline = markdown_table(headline_rows(rows, test_sets), first_column="remedy")
     text = ["# Low-light benchmark", "",
             "What low light costs the detector, and which remedy wins it back. Rows are remedies, "
@@ -161,9 +161,9 @@ def write_report(study, rows, figures, curves, examples):
             "upper bound. A learned remedy that does not beat the classical enhancements "
             f"({', '.join(r.name for r in study.remedies if r.classical) or 'none selected'}) "
             "is not a result.", ""]
-    if a.bootstrap:
-        text += [f"bbox AP with its 95% bootstrap interval over the images ({a.bootstrap} resamples, "
-                 f"seed {a.seed}). The first mark compares the row with `{BASELINE}` on the same "
+    if args.bootstrap:
+        text += [f"bbox AP with its 95% bootstrap interval over the images ({args.bootstrap} resamples, "
+                 f"seed {args.seed}). The first mark compares the row with `{BASELINE}` on the same "
                  f"resampled images (paired), the second (learned remedies) with the best classical "
                  f"enhancement on that set: {HIGHER} higher, {LOWER} lower beyond the noise (the "
                  f"difference's interval excludes 0), {WITHIN} within the noise.", ""]
@@ -172,7 +172,7 @@ def write_report(study, rows, figures, curves, examples):
              "AP and AP50 per IoU type (segm where the set has masks; RAW sets bbox only)"
              + (f"; `{DELTA}`: the row's AP minus `{BASELINE}`'s on the same resampled images; "
                 f"`{DELTA_CLASSICAL}`: minus the best classical enhancement's (report.json names it "
-                f"per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if a.bootstrap else "")
+                f"per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if args.bootstrap else "")
              + "; PSNR (dB) and SSIM of the image a remedy produces against the set's normal-light "
              "pair.", ""]
     for t in columns(test_sets):
@@ -197,7 +197,7 @@ def write_report(study, rows, figures, curves, examples):
     text += ["", "## Test sets", ""]
     text += [f"- `{t.name}`: {t.kind}, {t.image_dir}" + (f" (normal-light pair {t.normal_dir})"
                                                          if t.normal_dir else "") for t in test_sets]
-    text += ["", f"Detector: {a.model} ({a.weights} init, {a.augment} augmentation), {a.epochs} epochs "
+    text += ["", f"Detector: {args.model} ({args.weights} init, {study.augment} augmentation), {args.epochs} epochs "
              f"on normal light. Detections of every (remedy, test set) are in eval/ (COCO results "
              f"format; paths in report.json).", ""]
     text += ["## Figures", ""] + [f"![{name}]({os.path.relpath(p, study.out)})"
@@ -209,7 +209,7 @@ def write_report(study, rows, figures, curves, examples):
     atomic_write_json(study.path("report.json"), {
         "rows": rows, "headline": headline_rows(rows, test_sets),
         "table": table_rows(rows, test_sets),
-        "darkness": curves, "bootstrap": {"resamples": a.bootstrap, "seed": a.seed, "level": 0.95},
+        "darkness": curves, "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95},
         "remedies": records, "test_sets": [t.as_dict() for t in test_sets], "figures": figures,
         "examples": [{"test_set": s, "file_name": n, "columns": [title for title, _ in panels]}
                      for s, n, panels in examples],
@@ -224,7 +224,7 @@ def make_figures(study, rows, curves, examples):
     logs = {title: study.path(*parts, "train_log.jsonl") for r in study.remedies for title, parts in r.logs}
     figures["loss curves"] = plot_loss_grid({k: v for k, v in logs.items() if os.path.isfile(v)},
                                             study.path("loss_curves.png"))
-    sets = columns(study.sets)
+    sets = columns(study.test_sets)
     bars = {t.name: {r: cells[t.name]["bbox"]["AP"] for r, cells in rows.items()
                      if "bbox" in cells.get(t.name, {})} for t in sets}
     spans = {t.name: {r: cells[t.name]["bbox"]["AP_ci"] for r, cells in rows.items()

@@ -111,7 +111,6 @@ def check_args(args):
         parse_real_test(spec)
     if args.category_map:
         load_category_map(args.category_map)
-        args.category_map = os.path.abspath(args.category_map)
 
 
 def main():

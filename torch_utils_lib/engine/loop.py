@@ -107,13 +107,13 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
 
 
 def evaluate(model, data_loader, device, iou_types=IOU_TYPES, backend="pycocotools",
-             results_path=None, amp=False, matches=None, per_category=None):
+             dump_to=None, amp=False, matches=None, per_category=None):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 
     Only detections of labels the dataset's label map knows are scored (and dumped, with the
     dataset's own category ids). Under torchrun each process predicts its shard; results are
-    gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
-    format per IoU type. `matches` (a dict) receives the matching's ImageMatches per IoU type
+    gathered before scoring. `dump_to` = (folder, set name) dumps the detections in COCO results
+    format per IoU type (coco_eval.detections_file). `matches` (a dict) receives the matching's ImageMatches per IoU type
     (CocoEvaluator.summarize) for a bootstrap, `per_category` (a dict) {iou_type: {class name:
     {AP, AP50, AP75}}}.
     """
@@ -125,8 +125,8 @@ def evaluate(model, data_loader, device, iou_types=IOU_TYPES, backend="pycocotoo
     for targets, outputs in predict(model, data_loader, device, amp):
         evaluator.update(targets, keep_labels(outputs, labels))
     stats = evaluator.summarize(matches, per_category)
-    if results_path:
-        evaluator.dump(results_path)
+    if dump_to:
+        evaluator.dump(*dump_to)
     return stats
 
 
