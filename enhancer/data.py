@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from torch_utils_lib.data.categories import match_categories, present_categories
 from torch_utils_lib.toolkit.errors import UserError
-from torch_utils_lib.toolkit.guards import require_dir, safe_join
+from torch_utils_lib.toolkit.guards import require_dir, require_file, safe_join
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb
 from torch_utils_lib.data.transforms import to_tensor
@@ -23,8 +23,7 @@ def image_names(image_dir, annotation=None):
     names = annotation_file_names(annotation)
     for name in names:
         path = safe_join(image_dir, name, annotation)
-        if not os.path.isfile(path):
-            raise UserError(f"{path}: listed in {annotation} but not found")
+        require_file(path, f"listed in {annotation} but")
     return names
 
 

@@ -7,6 +7,7 @@ AP-against-darkness curves. A new kind of test set is one more builder in TEST_S
 import os
 from dataclasses import asdict, dataclass
 
+from torch_utils_lib.toolkit.guards import require_dir, require_file
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.names import check_name, name_key, printable
 
@@ -130,8 +131,8 @@ def parse_real_test(spec):
                         f"NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR]")
     check_name(name, f"--real_test {spec}")
     for path, what in zip(parts, ("image directory", "annotation", "normal-light image directory")):
-        if not (os.path.isfile(path) if what == "annotation" else os.path.isdir(path)):
-            raise UserError(f"{path}: {what} of --real_test {name} not found")
+        require = require_file if what == "annotation" else require_dir
+        require(path, f"{what} of --real_test {name}")
     return name, parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 

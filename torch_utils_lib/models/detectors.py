@@ -17,6 +17,7 @@ from torchvision.models.detection import (MaskRCNN, RetinaNet, faster_rcnn, mask
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from torch_utils_lib.toolkit.guards import require_file
 from torch_utils_lib.runtime.checkpoint import check_finite_weights, is_plain_state_dict, read_state
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.runtime.devices import autocast
@@ -119,8 +120,7 @@ def load_pretrained_state(weights, name, flag="--weights"):
 
 def load_state_file(path):
     """A state dict from a file: an llvision checkpoint or a plain torchvision state dict."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: weights file not found")
+    require_file(path, "weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
