@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from study.remedies import BASELINE, REMEDIES, normal_detector
+from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from study.sets import COLUMN, RAW, RGB, build_test_sets
@@ -59,7 +59,7 @@ class Study:
         self.out = os.path.abspath(args.output_dir)
         self.commands, self.seconds, self.outputs = [], {}, {}
         self.target = args.methods[0]  # the synthesis fine-tuning and restoration learn from
-        self.remedies, self.raw_scorer, self.data, self.test_sets = [], None, None, []
+        self.remedies, self.raw_scorer, self.data, self.sets = [], None, None, []
 
     def plan(self):
         """Plan the remedies, data and test sets from the arguments, running no step, and refuse
@@ -71,8 +71,9 @@ class Study:
                             f"remedies)")
         self.raw_scorer = next((r.score_raw for r in self.remedies if r.score_raw), None)
         self.data = plan_data(self)
-        self.test_sets = build_test_sets(self)
+        self.sets = build_test_sets(self)
         check_inputs_apart(self)
+        check_needs(self)  # what each selected row's steps need of the train set
         return self
 
     def path(self, *parts):
