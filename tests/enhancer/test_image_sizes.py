@@ -117,17 +117,21 @@ def test_inference_enhances_tiny_images(tmp_path, model):
         assert read_rgb(str(tmp_path / "out" / name)).shape == read_rgb(str(images / name)).shape
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--parameter_size", 100000, "must be between 32 and 1024"),
-    ("--parameter_size", 0, "must be between 32 and 1024"),
-    ("--image_size", 100000, "must be 0 or between 16 and 2048"),
-    ("--image_size", -1, "must be 0 or between 16 and 2048"),
-    ("--scale_factor", 100000, "must be between 1 and 64"),
+@pytest.mark.parametrize("script,flag,value,message", [
+    ("enhancer/train.py", "--parameter_size", 100000, "must be between 32 and 1024"),
+    ("enhancer/train.py", "--parameter_size", 0, "must be between 32 and 1024"),
+    ("enhancer/train.py", "--image_size", 100000, "must be 0 or between 16 and 2048"),
+    ("enhancer/train.py", "--image_size", -1, "must be 0 or between 16 and 2048"),
+    ("enhancer/train.py", "--scale_factor", 100000, "must be between 1 and 64"),
+    ("genisp/train.py", "--parameter_size", 4, "must be between 8 and 1024"),
+    ("mask_rcnn/train.py", "--min_size", 100000, "must be between 32 and 4096"),
+    ("mask_rcnn/train.py", "--max_size", 4, "must be between 32 and 4096"),
+    ("study/run.py", "--min_size", 1, "must be between 32 and 4096"),
 ])
-def test_size_flags_have_ranges_that_run(tmp_path, flag, value, message):
+def test_size_flags_have_ranges_that_run(tmp_path, script, flag, value, message):
     """Failure 4: --parameter_size 100000 asked the allocator for 120 GB."""
-    result = run_script("enhancer/train.py", "--model", "dip", flag, value,
-                        "--checkpoint_dir", tmp_path / "run")
+    out = "--output_dir" if script == "study/run.py" else "--checkpoint_dir"
+    result = run_script(script, flag, value, out, tmp_path / "run")
     assert_user_error(result, f"{flag} {value}: {message}")
     assert not (tmp_path / "run").exists()
 
