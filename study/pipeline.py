@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from study.remedies import BASELINE, REMEDIES, normal_detector
+from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from dataset.synthesis_methods import RAW_METHOD
@@ -83,6 +83,7 @@ class Study:
         self.data = plan_data(self)
         self.test_sets = build_test_sets(self)
         check_inputs_apart(self)
+        check_needs(self)  # what each selected row's steps need of the train set
         return self
 
     def path(self, *parts):

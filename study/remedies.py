@@ -18,11 +18,15 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
+from enhancer.sizes import ZERO_DCE_MIN_TRAINING_SIZE
 from study.sets import RAW
 from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.toolkit.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
 from torch_utils_lib.toolkit.cli import non_negative_int, positive_float, positive_int, probability
-from torch_utils_lib.data.image_io import annotation_file_names
+from torch_utils_lib.data.coco_json import degenerate_box, load_coco_json
+from torch_utils_lib.data.image_io import annotation_file_names, read_size
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import safe_join
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class Remedy:
     settings: Callable | None = None  # settings(study) -> text for the report
     logs: tuple = ()  # (title, path parts under the study folder) of train_log.jsonl files
     examples: Callable | None = None  # examples(study, test_set) -> {file name: drawn image}
+    # needs(train_set: TrainSet) -> why its steps are certain to fail on the study's train set
+    # (one line), or None; checked before the first step
+    needs: Callable | None = None
 
     def applies(self, test_set):
         """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""
@@ -80,6 +87,55 @@ class Remedy:
 
 BASELINE = "none"
 REMEDIES = {}
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    """What the study's train annotation holds, read before the first step (Remedy.needs)."""
+    annotation: str
+    smallest: tuple  # (path, width, height) of the image with the shortest side
+    boxes: int  # usable boxes (not crowd, not degenerate): what the detector objectives learn
+
+
+def check_needs(study):
+    """Refuse, before the first step, a selected remedy whose steps are certain to fail on the
+    train set (each remedy's `needs`). The bundled sample set, made by a step, always serves."""
+    data = study.data
+    needing = [r for r in study.remedies if r.needs is not None]
+    if data.sample or not needing:
+        return
+    coco = load_coco_json(data.train_annotation)
+    sizes = []
+    for image in coco["images"]:
+        path = safe_join(data.train_image_dir, image["file_name"], data.train_annotation)
+        h, w = ((image["height"], image["width"]) if image.get("width") and image.get("height")
+                else read_size(path))
+        sizes.append((min(w, h), path, w, h))
+    boxes = sum(1 for a in coco["annotations"]
+                if not a.get("iscrowd") and not degenerate_box(a["bbox"]))
+    train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, boxes)
+    for remedy in needing:
+        problem = remedy.needs(train_set)
+        if problem:
+            raise UserError(f"--remedies {remedy.name}: {problem}")
+
+
+def needs_boxes(train_set):
+    if not train_set.boxes:
+        return (f"{train_set.annotation}: no usable box (all crowd or degenerate); its detector "
+                f"steps learn from boxes")
+    return None
+
+
+def needs_min_size(side, model):
+    """needs(): every train image at least `side` pixels a side (the model trains on whole images)."""
+    def needs(train_set):
+        if train_set.smallest and min(train_set.smallest[1:]) < side:
+            path, w, h = train_set.smallest
+            return (f"{path}: {w}x{h}, smaller than the {side}x{side} {model} trains on; remove "
+                    f"the images under {side} px a side from the train annotation")
+        return None
+    return needs
 
 
 def register(remedy):
@@ -127,7 +183,7 @@ def train_normal(study):
 
 
 register(Remedy("none", "the normal-light detector as it is", train=train_normal,
-                raw_pipeline="minimal", logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
+                raw_pipeline="minimal", needs=needs_boxes, logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
 
 
 # ---------------------------------------------------------------- fine-tuning
@@ -312,6 +368,7 @@ register(Remedy(
     weights=enhancer_checkpoint("zero_dce"),
     settings=lambda study: (f"{study.args.zero_dce_epochs} epochs on {study.target} low light "
                             f"(no pairs, no labels), E = {study.args.zero_dce_exposure:g}"),
+    needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++"),
     flags=(Flag("epochs", positive_int, 60, "Zero-DCE++ training epochs"),
            Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)")),
     logs=(("Zero-DCE++", ("enhancer", "zero_dce")),)))

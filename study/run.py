@@ -28,9 +28,9 @@ from study.remedies import REMEDIES, add_remedy_flags
 from study.sets import parse_real_test, resolve_levels
 from torch_utils_lib.data.categories import load_category_map
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
-                                 non_negative_float, non_negative_int, positive_int)
+                                 int_in_range, non_negative_float, non_negative_int, positive_int)
 from torch_utils_lib.toolkit.errors import UserError, run_main
-from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS
+from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS, DETECTOR_SIZE_RANGE
 from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
@@ -79,7 +79,8 @@ def build_parser():
     scale = p.add_argument_group("scale")
     scale.add_argument("--model", default="maskrcnn_resnet18_fpn")
     scale.add_argument("--weights", default="none", help="Mask R-CNN init: none, imagenet, coco or a file")
-    scale.add_argument("--min_size", type=positive_int, default=None, help="Mask R-CNN input short side")
+    scale.add_argument("--min_size", type=int_in_range(*DETECTOR_SIZE_RANGE), default=None,
+                       help="Mask R-CNN input short side (%d-%d)" % DETECTOR_SIZE_RANGE)
     scale.add_argument("--augment", default=None, choices=tuple(AUGMENTATIONS),
                        help="Mask R-CNN training augmentation (default: dihedral on the sample set, "
                             "whose shapes have no up; hflip on user data)")
