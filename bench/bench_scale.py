@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from torch_utils_lib.evaluation.coco_eval import detections_file
+from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.toolkit.cli import ArgumentParser, positive_int
 from torch_utils_lib.toolkit.errors import run_main
 
@@ -133,7 +135,7 @@ def prepare(data, sizes, image_sizes, study_sizes):
         for name, results in (("a", results_a), ("b", results_b)):
             kept = [r for r in results if r["image_id"] in ids]
             for iou_type, drop in (("bbox", "segmentation"), ("segm", "bbox")):
-                _dump(os.path.join(folder, f"detections_{name}_{iou_type}.json"),
+                _dump(detections_file(folder, name, iou_type),
                       [{k: v for k, v in r.items() if k != drop} for r in kept])
     write_images(os.path.join(data, "images"), max(image_sizes))
     make_exdark_tree(os.path.join(data, "exdark"), gt, max(image_sizes), os.path.join(data, "images"))
@@ -186,8 +188,9 @@ def _image_set(data, n):
 def step_synthesis(data, n, work, method):
     from dataset.data_preprocessing import build_parser
     from dataset.synthesis import run_synthesis, settings_from_args
+    from dataset.synthesis_methods import SYNTHESIS_METHODS
     image_dir, annotation = _image_set(data, n)
-    extra = ["--save_raw"] if method == "physics" else []
+    extra = ["--save_raw"] if SYNTHESIS_METHODS[method].writes_raw else []
     args = build_parser().parse_args(["--method", method, *extra])
     start = time.perf_counter()
     summary = run_synthesis(image_dir, os.path.join(work, "out"), settings_from_args(args), annotation,
@@ -254,7 +257,7 @@ def step_cocoeval(data, n, work, iou_type):
     folder = os.path.join(data, str(n))
     start = time.perf_counter()
     gt, results = load_detections(os.path.join(folder, "instances.json"),
-                                  {s: os.path.join(folder, f"detections_{s}_{iou_type}.json") for s in "ab"})
+                                  {s: detections_file(folder, s, iou_type) for s in "ab"})
     matches, ap = {}, {}
     for name, dets in results.items():
         evaluator = evaluate_images(gt, {iou_type: dets})[iou_type]
@@ -273,7 +276,7 @@ def step_bootstrap(data, n, work):
     from torch_utils_lib.evaluation.coco_bootstrap import difference_summary, resampled_stats_of_matches
     folder = os.path.join(data, str(n))
     matches = {}
-    for iou_type in ("bbox", "segm"):
+    for iou_type in IOU_TYPES:
         with open(os.path.join(folder, f"matches_{iou_type}.pkl"), "rb") as f:
             matches[iou_type] = pickle.load(f)
     tracemalloc.start()
@@ -304,14 +307,14 @@ def study_bookkeeping(data, n, work):
                  TestSet("physics_ev5", folder, annotation, method="physics", role=LEVEL, severity=5.0)]
     rows = {}
     for row, det in (("none", "a"), ("gamma", "b")):
-        rows[row] = {t.name: {"detections": {i: os.path.join(folder, f"detections_{det}_{i}.json")
-                                             for i in ("bbox", "segm")},
+        rows[row] = {t.name: {"detections": {i: detections_file(folder, det, i)
+                                             for i in IOU_TYPES},
                               "bbox": {"AP": 0.3, "AP50": 0.5, "AP75": 0.3},
                               "segm": {"AP": 0.3, "AP50": 0.5, "AP75": 0.3}} for t in test_sets}
     start = time.perf_counter()
     draws = add_intervals(test_sets, rows, n=RESAMPLES, seed=0)
     curves = darkness_curves(test_sets, rows, draws)
-    table = {row: {f"{t} {i} {s}": cells[t][i][s] for t in cells for i in ("bbox", "segm")
+    table = {row: {f"{t} {i} {s}": cells[t][i][s] for t in cells for i in IOU_TYPES
                    if i in cells[t] for s in ("AP", "AP50")} for row, cells in rows.items()}
     table = {row: {**values, **{f"{c}_ci": rows[row][c.split()[0]][c.split()[1]][f"{c.split()[2]}_ci"]
                                 for c in values if f"{c.split()[2]}_ci" in rows[row][c.split()[0]][c.split()[1]]}}

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from dataset.synthesis import keep_freed_memory, run_synthesis
+from dataset.synthesis_methods import SYNTHESIS_METHODS, default_settings
 from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes, atomic_write_json
 from torch_utils_lib.toolkit.cli import ArgumentParser, int_at_least, positive_int
 from torch_utils_lib.toolkit.errors import UserError, run_main
@@ -102,7 +103,7 @@ def poisson_draw_seconds(folder, names, seed=0):
     from dataset import physics
     from dataset.synthesis import draw_params
     from torch_utils_lib.data.image_io import read_rgb
-    settings = {"method": "physics", "seed": seed, "ratio": [10.0, 100.0], "save_raw": False}
+    settings = default_settings("physics", seed)
     total = 0.0
     for name in names:
         params, rng = draw_params(settings, name)
@@ -184,20 +185,14 @@ def main(argv=None):
         stages = {"floor": lambda out: codec_floor(inputs, names, out)}
         if not args.skip_seed:
             stages["seed"] = lambda out: seed_pipeline(inputs, names, out)
-        for method in ("gamma_noise", "physics"):
+        for method in SYNTHESIS_METHODS:
             for workers in (1, 2):
-                settings = ({"method": method, "seed": 0, "gamma": [3.0, 8.0], "noise_var": [0.001, 0.01]}
-                            if method == "gamma_noise" else
-                            {"method": method, "seed": 0, "ratio": [10.0, 100.0], "save_raw": False})
                 stages[f"{method} w{workers}"] = (
-                    lambda out, s=settings, w=workers: run_synthesis(inputs, out, s, workers=w,
-                                                                     progress=False))
-        stages["gamma_noise w1 psnr"] = lambda out: run_synthesis(
-            inputs, out, {"method": "gamma_noise", "seed": 0, "gamma": [3.0, 8.0],
-                          "noise_var": [0.001, 0.01]}, progress=False, metrics="psnr")
-        stages["physics w1 psnr"] = lambda out: run_synthesis(
-            inputs, out, {"method": "physics", "seed": 0, "ratio": [10.0, 100.0], "save_raw": False},
-            progress=False, metrics="psnr")
+                    lambda out, s=default_settings(method), w=workers: run_synthesis(
+                        inputs, out, s, workers=w, progress=False))
+        for method in SYNTHESIS_METHODS:
+            stages[f"{method} w1 psnr"] = lambda out, s=default_settings(method): run_synthesis(
+                inputs, out, s, progress=False, metrics="psnr")
         # The machine's speed drifts within seconds: every stage is divided by the mean of the
         # floors timed just before and just after it, and the ratio kept is the median over the
         # repeats. The floor after one stage is the floor before the next.
@@ -243,7 +238,7 @@ def main(argv=None):
     rows = [(stage, s, 1000 * s / args.num_images, x_floor[stage],
              float(np.median(cpu_ratios[stage])) if stage in cpu_ratios else float("nan"))
             for stage, s in seconds.items()]
-    speedups = {m: seconds[f"{m} w1"] / seconds[f"{m} w2"] for m in ("gamma_noise", "physics")}
+    speedups = {m: seconds[f"{m} w1"] / seconds[f"{m} w2"] for m in SYNTHESIS_METHODS}
     print(f"{args.num_images} JPEG photos 640x480, load average before {load_before[0]:.2f} "
           f"on {os.cpu_count()} CPUs")
     print(markdown_table({stage: {"seconds": s, "ms/img": ms, "x floor": ratio,

@@ -12,7 +12,7 @@ import torch
 
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.evaluation.coco_eval import CocoEvaluator
-from torch_utils_lib.evaluation.metrics import STAT_NAMES
+from torch_utils_lib.evaluation.metrics import IOU_TYPES, STAT_NAMES
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.toolkit.paths import sample_annotation, sample_images
@@ -77,7 +77,7 @@ def run(args):
     data = RepeatedSet(args.num_images, folder)
     targets, outputs = detections(data.dataset, np.random.default_rng(0))
     seconds, equal = {}, {}
-    for iou_type in ("bbox", "segm"):
+    for iou_type in IOU_TYPES:
         stats = {}
         for backend in ("pycocotools", "faster_coco_eval"):
             start = time.perf_counter()

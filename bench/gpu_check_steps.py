@@ -14,6 +14,7 @@ import torch
 from bench.genisp_steps import bench_batched
 from diffusion_model.model.diffusion import build_diffusion
 from genisp.model import GenISP, GenISPDetector
+from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.models.detectors import (TORCHVISION_DETECTORS, build_detector,
                                               cached_weights_path)
 from torch_utils_lib.runtime.devices import autocast
@@ -118,7 +119,7 @@ def train_rows(name, device, sizes, build, loss_of):
 def genisp_detector(name, device):
     """A frozen-detector stand-in: COCO weights when cached, else random (same cost)."""
     coco = name in TORCHVISION_DETECTORS and os.path.isfile(
-        cached_weights_path(TORCHVISION_DETECTORS[name][1]))
+        cached_weights_path(TORCHVISION_DETECTORS[name].coco_weights))
     return build_detector(name, 91 if name in TORCHVISION_DETECTORS else 3,
                           "coco" if coco else "none"), coco
 
@@ -219,7 +220,7 @@ def coco_ap_rows(detector, device, sizes):
     rows = {}
     for amp in precisions(device):
         start = time.perf_counter()
-        stats = evaluate(detector, loader, device, ("bbox", "segm"), amp=amp)
+        stats = evaluate(detector, loader, device, IOU_TYPES, amp=amp)
         rows[f"COCO AP (engine.evaluate), {'AMP' if amp else 'fp32'}"] = {
             "s/step": (time.perf_counter() - start) / len(loader),
             "result": f"bbox AP {stats['bbox']['AP']:.3f} (random weights)"}

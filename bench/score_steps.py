@@ -8,7 +8,8 @@ import sys
 import tempfile
 import time
 
-from bench.bench_scale import make_coco, peak_rss_mb
+from bench.bench_scale import make_coco
+from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.toolkit.tables import markdown_table
 
@@ -51,7 +52,7 @@ def step(name, folder, resamples):
             raise RuntimeError(out.stderr[-3000:])
     elif name == "hotcoco compare":
         import hotcoco
-        for iou_type in ("bbox", "segm"):
+        for iou_type in IOU_TYPES:
             a, b = (_hotcoco_eval(folder, s, iou_type) for s in "ab")
             hotcoco.compare(a, b, n_bootstrap=resamples, seed=0)
     elif name.startswith("hotcoco evaluate"):

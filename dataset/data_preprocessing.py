@@ -18,10 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from dataset.gamma_noise import GAMMA_RANGE, NOISE_VAR_RANGE
-from dataset.physics import RATIO_RANGE
-from dataset.synthesis import (METHODS, METRICS, check_level, print_summary, run_synthesis,
-                               settings_from_args, write_preview)
+from dataset.synthesis import (METRICS, check_level, print_summary, run_synthesis, settings_from_args,
+                               write_preview)
+from dataset.synthesis_methods import SYNTHESIS_METHODS
 from torch_utils_lib.toolkit.cli import ArgumentParser, non_negative_float, positive_float, positive_int
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
@@ -37,14 +36,13 @@ def build_parser():
     p.add_argument("--output_dir", default=None, help="default: <input_dir>_augmented")
     p.add_argument("--annotation", default=None,
                    help="COCO annotation file of the input; written as <output_dir>/annotations.json")
-    p.add_argument("--method", choices=METHODS, default="gamma_noise")
-    p.add_argument("--gamma", nargs=2, type=positive_float, default=list(GAMMA_RANGE), metavar=("LOW", "HIGH"),
-                   help="gamma_noise: gamma ~ U(LOW, HIGH)")
-    p.add_argument("--noise_var", nargs=2, type=non_negative_float, default=list(NOISE_VAR_RANGE),
-                   metavar=("LOW", "HIGH"),
-                   help="gamma_noise: Gaussian noise variance on the [-1, 1] scale ~ U(LOW, HIGH)")
-    p.add_argument("--ratio", nargs=2, type=positive_float, default=list(RATIO_RANGE), metavar=("LOW", "HIGH"),
-                   help="physics: darkening ratio of the RAW signal ~ U(LOW, HIGH)")
+    p.add_argument("--method", choices=list(SYNTHESIS_METHODS), default="gamma_noise",
+                   help="; ".join(f"{m.name}: {m.description}" for m in SYNTHESIS_METHODS.values()))
+    for method in SYNTHESIS_METHODS.values():
+        for flag in method.range_flags:
+            p.add_argument(f"--{flag.name}", nargs=2, default=list(flag.default),
+                           type=positive_float if flag.positive else non_negative_float,
+                           metavar=("LOW", "HIGH"), help=f"{method.name}: {flag.help}")
     p.add_argument("--level", type=non_negative_float, default=None, metavar="EV",
                    help="a fixed darkness level in stops, exposure 2**EV times darker: physics "
                         "--ratio 2**EV; gamma_noise gamma 1 + EV with its noise (dataset/gamma_noise.py); "
@@ -92,12 +90,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.level is not None:
         check_level(args.method, args.level)
-    if args.save_raw and args.method != "physics":
-        raise UserError("--save_raw: only the physics method makes RAW data (add --method physics)")
-    if args.level is not None and (args.ratio != list(RATIO_RANGE) or args.gamma != list(GAMMA_RANGE)
-                                   or args.noise_var != list(NOISE_VAR_RANGE)):
+    if args.save_raw and not SYNTHESIS_METHODS[args.method].writes_raw:
+        raw_methods = [m.name for m in SYNTHESIS_METHODS.values() if m.writes_raw]
+        raise UserError(f"--save_raw: only the {' or '.join(raw_methods)} method makes RAW data "
+                        f"(add --method {raw_methods[0]})")
+    range_flags = [f for m in SYNTHESIS_METHODS.values() for f in m.range_flags]
+    if args.level is not None and any(getattr(args, f.name) != list(f.default) for f in range_flags):
         raise UserError(f"--level {args.level:g}: sets the ratio (physics) or gamma and noise "
-                        "(gamma_noise) itself; drop --ratio, --gamma and --noise_var")
+                        f"(gamma_noise) itself; drop {', '.join('--' + f.name for f in range_flags)}")
     if args.sample:
         if args.input_dir or args.output_dir or args.annotation:
             raise UserError("--sample: makes the bundled set; drop --input_dir, --output_dir "

@@ -1,7 +1,7 @@
 """Turn a normal-light image set into a synthetic low-light one, in parallel and resumable.
 
-Methods: `gamma_noise` (the original project's, dataset/gamma_noise.py) and `physics` (unprocess, sensor
-noise, process; dataset/physics.py). Every image gets its own random stream derived from the
+The methods are the entries of dataset/synthesis_methods.py (`gamma_noise`: random gamma and
+Gaussian noise; `physics`: unprocess, sensor noise, process). Every image gets its own random stream derived from the
 seed and its file name, so outputs are byte-identical whatever the number of workers or the
 order. Outputs keep the input's file name and format; finished images are skipped on a re-run;
 every file is written atomically. No torch import anywhere on this path.
@@ -18,8 +18,7 @@ import sys
 import cv2
 import numpy as np
 
-from dataset import gamma_noise, physics
-from dataset.dng import write_dng
+from dataset.synthesis_methods import SYNTHESIS_METHODS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes, atomic_write_json
 from torch_utils_lib.data.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.toolkit.errors import UserError
@@ -27,7 +26,6 @@ from torch_utils_lib.toolkit.guards import check_outputs_apart
 from torch_utils_lib.data.image_io import encode_image, list_images, read_rgb, write_image
 from torch_utils_lib.evaluation.image_metrics import gt_mean_align, luma, psnr, ssim, summarize
 
-METHODS = ("gamma_noise", "physics")
 METRICS = ("psnr_ssim", "psnr", "none")
 RECORDS_FILE = ".synthesis_records.jsonl"  # progress of an unfinished run (removed when done)
 SUMMARY_FILE = "synthesis.json"
@@ -46,10 +44,7 @@ def draw_params(settings, file_name):
     rng is the Generator to go on drawing from, or None where the method needs no more of it
     (gamma_noise: OpenCV draws the noise from a seed in params).
     """
-    rng = image_rng(settings["seed"], file_name)
-    if settings["method"] == "gamma_noise":
-        return gamma_noise.draw_params(rng, settings["gamma"], settings["noise_var"]), None
-    return physics.draw_params(rng, settings["ratio"]), rng
+    return SYNTHESIS_METHODS[settings["method"]].draw(image_rng(settings["seed"], file_name), settings)
 
 
 def synthesize_array(rgb, settings, file_name, drawn=None):
@@ -58,9 +53,7 @@ def synthesize_array(rgb, settings, file_name, drawn=None):
     drawn: the image's draw_params(settings, file_name), if already made.
     """
     params, rng = drawn or draw_params(settings, file_name)
-    if settings["method"] == "gamma_noise":
-        return gamma_noise.synthesize(rgb, params), None, params
-    out, raw = physics.synthesize(rgb, params, rng)
+    out, raw = SYNTHESIS_METHODS[settings["method"]].synthesize(rgb, params, rng)
     return out, raw, params
 
 
@@ -102,9 +95,8 @@ def process_image(task):
     low, raw, params = synthesize_array(rgb, settings, name, drawn)
     scores = _metrics(low, rgb, metrics)  # while both images are still in the CPU cache
     if raw is not None and settings.get("save_raw"):
-        matrix, neutral = physics.dng_color_matrix(params)
-        write_dng(os.path.join(output_dir, "raw", raw_name(name)), raw, physics.CFA_PATTERN,
-                  physics.BLACK_LEVEL, physics.WHITE_LEVEL, matrix, neutral)
+        SYNTHESIS_METHODS[settings["method"]].write_raw(
+            os.path.join(output_dir, "raw", raw_name(name)), raw, params)
     # the image is written last: its presence marks the file as finished
     atomic_write_bytes(os.path.join(output_dir, name), encode_image(low, os.path.splitext(name)[1]))
     return {"file_name": name, "width": width, "height": height, **scores, "params": params}
@@ -167,22 +159,10 @@ def subset_annotation(dataset, kept_names, rename=None):
 
 # ---------------------------------------------------------------- the run
 
-# The darkest level each method can make, in stops, and why: past it the image holds no signal.
-LEVEL_LIMITS = {
-    # 2**EV = white - black: even white lands below one DN of the 14-bit sensor
-    "physics": (math.log2(physics.WHITE_LEVEL - physics.BLACK_LEVEL),
-                f"past it even white falls below one DN of the simulated sensor's "
-                f"{physics.WHITE_LEVEL - physics.BLACK_LEVEL} DN"),
-    # noise_var = 0.001 * 10 ** ((EV - 2) / 5) = 4: a noise std of 2 * 127.5, the whole 0-255 range
-    "gamma_noise": (2.0 + 5.0 * math.log10(4.0 / 0.001),
-                    "past it the noise's standard deviation exceeds the whole 0-255 range"),
-}
-
-
 def level_range(method):
     """(lowest, highest) darkness level in stops that `method` synthesizes: 0 (no darkening)
-    to LEVEL_LIMITS' bound, past which the image is noise only (and 2**EV overflows far later)."""
-    return 0.0, LEVEL_LIMITS[method][0]
+    to its entry's max_level, past which the image is noise only (and 2**EV overflows far later)."""
+    return 0.0, SYNTHESIS_METHODS[method].max_level
 
 
 def check_level(method, ev, flag="--level"):
@@ -190,33 +170,32 @@ def check_level(method, ev, flag="--level"):
     low, high = level_range(method)
     if not (math.isfinite(ev) and low <= ev <= high):
         raise UserError(f"{flag} {ev:g}: {method} takes levels from {low:g} to {high:.2f} stops "
-                        f"({LEVEL_LIMITS[method][1]})")
+                        f"({SYNTHESIS_METHODS[method].max_level_reason})")
     return ev
 
 
 def level_ranges(method, ev):
-    """The settings ranges that fix a darkness level of `ev` stops (exposure 2**ev times darker):
-    physics a ratio of 2**ev, gamma_noise the gamma and noise of gamma_noise.level_params."""
+    """The settings ranges that fix a darkness level of `ev` stops (exposure 2**ev times darker),
+    as the method's entry defines them (physics: a ratio of 2**ev; gamma_noise: its level_params)."""
     check_level(method, ev)
-    if method == "physics":
-        return {"ratio": [2.0 ** ev] * 2}
-    gamma, noise_var = gamma_noise.level_params(ev)
-    return {"gamma": [gamma] * 2, "noise_var": [noise_var] * 2}
+    return SYNTHESIS_METHODS[method].level_settings(ev)
 
 
 def settings_from_args(args):
-    settings = {"method": args.method, "seed": int(args.seed)}
-    if args.method == "gamma_noise":
-        settings.update(gamma=list(map(float, args.gamma)), noise_var=list(map(float, args.noise_var)))
-    else:
-        settings.update(ratio=list(map(float, args.ratio)), save_raw=bool(args.save_raw))
+    """The synthesis settings of parsed flags: the method, the seed, its range flags, --save_raw
+    where the method writes RAW, and a fixed --level's ranges."""
+    method = SYNTHESIS_METHODS[args.method]
+    settings = {"method": method.name, "seed": int(args.seed)}
+    settings.update({f.name: list(map(float, getattr(args, f.name))) for f in method.range_flags})
+    if method.writes_raw:
+        settings["save_raw"] = bool(args.save_raw)
     if getattr(args, "level", None) is not None:
         settings.update(level_ranges(args.method, float(args.level)), level_ev=float(args.level))
     return settings
 
 
 def check_ranges(settings):
-    for key in ("gamma", "noise_var", "ratio"):
+    for key in (f.name for f in SYNTHESIS_METHODS[settings["method"]].range_flags):
         if key in settings:
             low, high = settings[key]
             if not (0 < low <= high and np.isfinite(high)):
@@ -368,8 +347,7 @@ def _run(names, input_dir, output_dir, settings, dataset, sizes, records, worker
         "method": settings["method"],
         "seed": settings["seed"],
         "settings": settings,
-        "model": (physics.default_ranges() if settings["method"] == "physics"
-                  else {"noise_std_0_255": "sqrt(noise_var) * 127.5"}),
+        "model": SYNTHESIS_METHODS[settings["method"]].model(),
         **({"level": {"ev": settings["level_ev"],
                       **{k: settings[k][0] for k in ("ratio", "gamma", "noise_var") if k in settings}}}
            if "level_ev" in settings else {}),

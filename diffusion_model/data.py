@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from torch_utils_lib.data import transforms as T
 from torch_utils_lib.toolkit.errors import UserError
-from torch_utils_lib.toolkit.guards import require_dir
+from torch_utils_lib.toolkit.guards import require_dir, require_file
 from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb
 
 
@@ -22,9 +22,7 @@ def resolve_names(image_dirs, annotation=None):
         names = annotation_file_names(annotation)
         for directory in image_dirs:
             for name in names:
-                if not os.path.isfile(os.path.join(directory, name)):
-                    raise UserError(f"{os.path.join(directory, name)}: listed in {annotation} "
-                                    f"but not found")
+                require_file(os.path.join(directory, name), f"listed in {annotation} but")
         return names
     common = set(list_images(image_dirs[0]))
     for directory in image_dirs[1:]:

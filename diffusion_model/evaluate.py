@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from torch_utils_lib.evaluation.metrics import IOU_TYPES, SUMMARY_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, positive_int
 from torch_utils_lib.toolkit.errors import run_main
@@ -99,7 +100,7 @@ def main(argv=None):
         # matplotlib: seconds to import, only where a figure is drawn
         from torch_utils_lib.plots.charts import plot_bars
         bars = {f"{iou} {stat}": {s: ap[s][iou][stat] for s in ap}
-                for iou in ("bbox", "segm") for stat in ("AP", "AP50") if iou in ap["normal"]}
+                for iou in IOU_TYPES for stat in SUMMARY_STATS if iou in ap["normal"]}
         plot_bars(bars, os.path.join(output_dir, "two_stage_ap.png"), title="Mask R-CNN AP")
 
     os.makedirs(output_dir, exist_ok=True)

@@ -62,13 +62,13 @@ class DiffusionTrainer(Trainer):
     preview PNGs."""
 
     def inputs(self):
-        a = self.args
-        self.names = resolve_names([a.input_image_dir, a.conditional_image_dir], a.annotation)
-        return {"--input_image_dir": a.input_image_dir,
-                "--conditional_image_dir": a.conditional_image_dir,
-                "--annotation": a.annotation, "--weight_path": a.weight_path,
+        args = self.args
+        self.names = resolve_names([args.input_image_dir, args.conditional_image_dir], args.annotation)
+        return {"--input_image_dir": args.input_image_dir,
+                "--conditional_image_dir": args.conditional_image_dir,
+                "--annotation": args.annotation, "--weight_path": args.weight_path,
                 "--annotation entry": [os.path.join(d, n) for n in self.names
-                                       for d in (a.input_image_dir, a.conditional_image_dir)]}
+                                       for d in (args.input_image_dir, args.conditional_image_dir)]}
 
     def build(self):
         args, names = self.args, self.names
@@ -121,8 +121,8 @@ class Preview(Hook):
 
     def __init__(self, trainer):
         self.trainer = trainer
-        a = trainer.args
-        preview = [read_pair(os.path.join(a.input_image_dir, n), os.path.join(a.conditional_image_dir, n))
+        args = trainer.args
+        preview = [read_pair(os.path.join(args.input_image_dir, n), os.path.join(args.conditional_image_dir, n))
                    for n in trainer.names[:PREVIEW_PAIRS]]
         self.targets = [center_crop(t, PREVIEW_SIZE) for t, _ in preview]
         self.conds = [center_crop(c, PREVIEW_SIZE) for _, c in preview]

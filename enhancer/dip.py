@@ -54,7 +54,9 @@ def apply_filters(x, p, blur_kernel):
     lum = _luma(x).clamp(1e-4, 1)
     curved = x / lum * (0.5 - 0.5 * torch.cos(math.pi * lum))
     x = (x + view(torch.tanh(c[:, 0])) * (curved - x)).clamp(0, 1)
-    blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), blur_kernel.to(x.dtype), groups=3)
+    # reflection needs 3 pixels a side; a smaller image repeats its border instead
+    pad = "reflect" if min(x.shape[-2:]) > 2 else "replicate"
+    blurred = F.conv2d(F.pad(x, (2, 2, 2, 2), mode=pad), blur_kernel.to(x.dtype), groups=3)
     return (x + view(torch.tanh(s[:, 0])) * (x - blurred)).clamp(0, 1)
 
 
@@ -65,6 +67,8 @@ class DIPEnhancer(nn.Module):
     forward(images) takes an NxCxHxW tensor or a list of CxHxW tensors (each image its own
     parameters) and returns the same kind.
     """
+
+    min_training_size = 1  # any image (enhancer.sizes)
 
     def __init__(self, parameter_size=256):
         super().__init__()

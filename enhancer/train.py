@@ -16,9 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from enhancer.sizes import (DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO_DCE_MAX_CROP,
+                            ZERO_DCE_MAX_SCALE_FACTOR, ZERO_DCE_MIN_TRAINING_SIZE)
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
-                                 non_negative_float, non_negative_int, positive_float, positive_int,
-                                 probability)
+                                         int_in_range, non_negative_float, positive_float,
+                                         positive_int, probability)
 from torch_utils_lib.toolkit.errors import run_main
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_low_light
 
@@ -53,15 +55,25 @@ def build_parser():
     p.add_argument("--weight_decay", type=non_negative_float, default=None,
                    help="Adam weight decay (zero_dce 1e-4, dip 0)")
     add_training_args(p, epochs=None, max_grad_norm=None)
-    p.add_argument("--image_size", type=non_negative_int, default=0,
-                   help="zero_dce: random square training crop (0: full images of one size)")
+    p.add_argument("--image_size", type=int_in_range(ZERO_DCE_MIN_TRAINING_SIZE, ZERO_DCE_MAX_CROP,
+                                                     off=0), default=0,
+                   help=f"zero_dce: random square training crop, {ZERO_DCE_MIN_TRAINING_SIZE}-"
+                        f"{ZERO_DCE_MAX_CROP} (the exposure loss's patch; memory grows with its "
+                        f"square); smaller images are resized up to it. 0: whole images, each "
+                        f"batch of one size, so a set of mixed sizes trains on every image as it "
+                        f"is (fewer images a batch where few share a size); images under "
+                        f"{ZERO_DCE_MIN_TRAINING_SIZE} px a side are then refused, naming them")
     p.add_argument("--exposure", type=probability, default=0.6,
                    help="zero_dce: the exposure loss's target E (release 0.6; 0.45-0.5 over-"
                         "exposes bright regions less)")
-    p.add_argument("--scale_factor", type=positive_int, default=12,
-                   help="zero_dce: the curve maps are estimated on the input downscaled by this")
-    p.add_argument("--parameter_size", type=positive_int, default=256,
-                   help="dip: side of the thumbnail the parameter CNN looks at")
+    p.add_argument("--scale_factor", type=int_in_range(1, ZERO_DCE_MAX_SCALE_FACTOR), default=12,
+                   help=f"zero_dce: the curve maps are estimated on the input downscaled by this "
+                        f"(1-{ZERO_DCE_MAX_SCALE_FACTOR})")
+    p.add_argument("--parameter_size", type=int_in_range(DIP_MIN_PARAMETER_SIZE,
+                                                         DIP_MAX_PARAMETER_SIZE), default=256,
+                   help=f"dip: side of the thumbnail the parameter CNN looks at "
+                        f"({DIP_MIN_PARAMETER_SIZE}-{DIP_MAX_PARAMETER_SIZE}: its five stride-2 "
+                        f"convolutions reach 1x1 at {DIP_MIN_PARAMETER_SIZE})")
     add_common_args(p)
     return p
 

@@ -52,9 +52,9 @@ class EnhancerTrainer(Trainer):
     resume_keys = RESUME_KEYS
 
     def inputs(self):
-        a = self.args
-        return {"--image_dir": a.image_dir, "--annotation": a.annotation, "--detector": a.detector,
-                "--category_map": a.category_map}
+        args = self.args
+        return {"--image_dir": args.image_dir, "--annotation": args.annotation, "--detector": args.detector,
+                "--category_map": args.category_map}
 
     def build(self):
         args = self.args
@@ -65,10 +65,13 @@ class EnhancerTrainer(Trainer):
             enhancer = build_enhancer(self.config)
             self.model, self.saved_model = ZeroReferenceObjective(enhancer, args.exposure), enhancer
             dataset = DarkImages(args.image_dir, image_names(args.image_dir, args.annotation),
-                                 args.image_size)
+                                 args.image_size, min_size=enhancer.min_training_size,
+                                 with_index=True)
+            # whole images (--image_size 0) of mixed sizes: each batch holds one size
             self.loader = detection_loader(dataset, args.batch_size, train=True,
                                            workers=args.workers, seed=args.seed,
-                                           collate=torch.utils.data.default_collate)
+                                           collate=torch.utils.data.default_collate,
+                                           group_ids=dataset.group_ids)
             groups = [{"params": list(enhancer.parameters())}]
         else:
             detector, detector_config = load_frozen_detector(args.detector, args.detector_weights,
@@ -97,8 +100,15 @@ class EnhancerTrainer(Trainer):
 
     def loss(self, model, batch, device):
         if self.args.model == "zero_dce":
-            return model(batch.to(device, non_blocking=True))  # the four zero-reference terms
+            images, _ = batch  # (images, their indices)
+            return model(images.to(device, non_blocking=True))  # the four zero-reference terms
         return detection_losses(model, batch, device)
+
+    def batch_names(self, batch):
+        if self.args.model == "zero_dce":
+            dataset = self.loader.dataset
+            return [os.path.join(dataset.image_dir, dataset.names[int(i)]) for i in batch[1]]
+        return super().batch_names(batch)
 
 
 def train(args):

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from enhancer.sizes import ZERO_DCE_EXPOSURE_PATCH, ZERO_DCE_MIN_TRAINING_SIZE
+
 ITERATIONS = 8  # curve applications (paper and release)
 RELEASE_EXPOSURE = 0.6  # the release's E; its issue tracker advises 0.45-0.5 against over-exposure
 LOSS_WEIGHTS = {"tv": 1600.0, "spatial": 1.0, "color": 5.0, "exposure": 10.0}
@@ -42,6 +44,8 @@ class ZeroDCE(nn.Module):
     (the release tests at 12, trains at 1) and upsampled bilinearly to the input's size.
     forward(x) -> (enhanced, curve maps at full resolution).
     """
+
+    min_training_size = ZERO_DCE_MIN_TRAINING_SIZE  # the exposure loss's patch; enhancing: any
 
     def __init__(self, scale_factor=12, width=32):
         super().__init__()
@@ -102,16 +106,23 @@ def _shifted(x, dy, dx):
     return padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
 
 
-def exposure_loss(enhanced, exposure=RELEASE_EXPOSURE, patch=16):
+def exposure_loss(enhanced, exposure=RELEASE_EXPOSURE, patch=ZERO_DCE_EXPOSURE_PATCH):
     """L_exp: mean of (16x16 patch mean of luma − E)² (release; the paper's is |· − E|)."""
     return ((F.avg_pool2d(luma(enhanced), patch) - exposure) ** 2).mean()
 
 
 def color_constancy_loss(enhanced):
     """L_col: channel means' pairwise differences. Release: sqrt(Σ ((J^p − J^q)²)²) per image,
-    averaged (the paper: Σ (J^p − J^q)²)."""
+    averaged (the paper: Σ (J^p − J^q)²).
+
+    The square root is taken only where its argument is positive: the same value as the
+    release's, but a frame whose channel means are equal (black, 1-bit, grey) gives the gradient
+    0 (the minimum) instead of the release's NaN (sqrt's infinite slope at 0 times 0).
+    """
     r, g, b = enhanced.mean(dim=(2, 3)).unbind(1)
-    return (((r - g) ** 2) ** 2 + ((r - b) ** 2) ** 2 + ((g - b) ** 2) ** 2).sqrt().mean()
+    squared = ((r - g) ** 2) ** 2 + ((r - b) ** 2) ** 2 + ((g - b) ** 2) ** 2
+    positive = squared > 0
+    return torch.where(positive, torch.where(positive, squared, 1).sqrt(), 0).mean()
 
 
 def total_variation_loss(a):

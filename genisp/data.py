@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from genisp.raw import RawLoader, fit_size, open_raw, resize_image
+from torch_utils_lib.toolkit.guards import require_file
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.transforms import ToTensor
@@ -66,8 +67,7 @@ class RawCocoDetection(CocoDetection):
         image_id = self.image_ids[index]
         info = self.images_by_id[image_id]
         path = self.image_path(index)
-        if not os.path.isfile(path):
-            raise UserError(f"{path}: RAW file listed in {self.annotation_file} not found")
+        require_file(path, f"RAW file listed in {self.annotation_file}")
         image, raw_info = self.loader.load(path)
         height, width = image.shape[:2]
         frame_h, frame_w = info.get("height"), info.get("width")

@@ -4,8 +4,8 @@ import os
 
 from genisp.detection import predict_raw, raw_dataset
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text, read_json
-from torch_utils_lib.evaluation.metrics import STAT_NAMES
-from torch_utils_lib.evaluation.coco_eval import coco_stats, detections_to_coco
+from torch_utils_lib.evaluation.metrics import SHOWN_STATS, STAT_NAMES
+from torch_utils_lib.evaluation.coco_eval import coco_stats, detections_file, detections_to_coco
 from torch_utils_lib.data.coco_json import subset_coco
 from torch_utils_lib.data.loaders import detection_loader
 from torch_utils_lib.toolkit.errors import UserError
@@ -27,7 +27,7 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
         dataset = raw_dataset(raw_dir, annotation, detector_categories,
                               "rawpy" if pipeline == "rawpy" else "minimal", cache_dir, resize,
                               category_map=category_map)
-        detections_path = os.path.join(output_dir, f"detections_{pipeline}.json")
+        detections_path = detections_file(output_dir, pipeline, "bbox")
         record_settings = json.loads(json.dumps({  # as it reads back from JSON (lists, not tuples)
             **settings, "pipeline": pipeline, "resize": resize,
             "annotation": os.path.abspath(annotation)}))
@@ -52,7 +52,7 @@ def evaluate_pipelines(models, pipelines, raw_dir, annotation, detector_categori
                     subset, [r for r in results if r["image_id"] in ids], "bbox", backend)
     atomic_write_json(os.path.join(output_dir, "results.json"), table)
     atomic_write_text(os.path.join(output_dir, "results.md"), format_table(table) + "\n")
-    plot_bars({row: {k: v for k, v in stats.items() if k in ("AP", "AP50", "AP75")}
+    plot_bars({row: {k: v for k, v in stats.items() if k in SHOWN_STATS}
                for row, stats in table.items()}, os.path.join(output_dir, "ap.png"),
               title="frozen detector on RAW")
     return table

@@ -22,6 +22,7 @@ import warnings
 import cv2
 import numpy as np
 
+from torch_utils_lib.toolkit.guards import require_file
 from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes
 from torch_utils_lib.data.camera import (CFA_PATTERNS, SRGB_TO_XYZ, green_on_red_row,
                                     read_dng_color_matrix)
@@ -49,8 +50,7 @@ def list_raw_files(raw_dir):
 
 def open_raw(path):
     import rawpy  # imported where a RAW is read (here and below): the rest needs no LibRaw
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: RAW file not found")
+    require_file(path, "RAW file")
     try:
         return rawpy.imread(path)
     except (rawpy.LibRawError, rawpy.NotSupportedError, OSError, ValueError) as e:
@@ -305,8 +305,7 @@ class RawLoader:
 
     def load(self, path):
         """(float32 HxWx3 image, info dict) of one RAW file."""
-        if not os.path.isfile(path):
-            raise UserError(f"{path}: RAW file not found")
+        require_file(path, "RAW file")
         entry = self.cache_path(path) if self.cache_dir else None
         if entry and os.path.isfile(entry):
             try:

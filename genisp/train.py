@@ -13,7 +13,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
-                                 non_negative_float, non_negative_int, positive_float, positive_int)
+                                 int_in_range, non_negative_float, non_negative_int, positive_float,
+                                 positive_int)
 from torch_utils_lib.toolkit.errors import run_main
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_raw
 
@@ -42,8 +43,9 @@ def build_parser():
     parser.add_argument("--resize", type=non_negative_int, nargs=2, default=[1333, 800],
                         metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT keeping aspect; 0 0 keeps the packed size")
-    parser.add_argument("--parameter_size", type=positive_int, default=256,
-                        help="side of the thumbnail ConvWB and ConvCC look at (paper: 256)")
+    parser.add_argument("--parameter_size", type=int_in_range(8, 1024), default=256,
+                        help="side of the thumbnail ConvWB and ConvCC look at (paper: 256; 8-1024: "
+                             "their three 2x2 poolings need 8)")
     parser.add_argument("--color_loss_weight", type=non_negative_float, default=0.0,
                         help="weight of the paper's gray-world colour loss (equation 4); 0: off")
     parser.add_argument("--cache_dir", default=os.path.join(RUNS_DIR, "cache", "genisp_raw"),

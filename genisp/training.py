@@ -23,9 +23,9 @@ class GenISPTrainer(Trainer):
         return None if self.args.cache_dir.lower() == "none" else self.args.cache_dir
 
     def inputs(self):
-        a = self.args
-        return {"--raw_dir": a.raw_dir, "--annotation": a.annotation, "--weight_path": a.weight_path,
-                "--detector": a.detector, "--detector_weights": a.detector_weights}
+        args = self.args
+        return {"--raw_dir": args.raw_dir, "--annotation": args.annotation, "--weight_path": args.weight_path,
+                "--detector": args.detector, "--detector_weights": args.detector_weights}
 
     def outputs(self):
         return {"--checkpoint_dir": self.args.checkpoint_dir, "--cache_dir": self.cache_dir()}

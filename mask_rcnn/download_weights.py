@@ -25,8 +25,9 @@ def main():
     for name in args.names:
         if name not in TORCHVISION_DETECTORS:
             raise UserError(f"{name}: unknown detector ({', '.join(TORCHVISION_DETECTORS)})")
-        _, coco, backbone = TORCHVISION_DETECTORS[name]
-        for weights in (coco, backbone) if args.backbone else (coco,):
+        detector = TORCHVISION_DETECTORS[name]
+        for weights in ((detector.coco_weights, detector.backbone_weights) if args.backbone
+                        else (detector.coco_weights,)):
             try:
                 weights.get_state_dict(progress=True)
             except OSError as e:

@@ -3,14 +3,15 @@ import os
 
 import torch
 
-from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.evaluation.metrics import IOU_TYPES, SHOWN_STATS
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text, read_json
 from torch_utils_lib.data.categories import all_categories_match, match_categories, present_categories
 from torch_utils_lib.evaluation.scoring import matches_of_files, paired_intervals
-from torch_utils_lib.evaluation.coco_eval import detections_to_coco
+from torch_utils_lib.evaluation.coco_eval import detections_file, detections_to_coco
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.loaders import detection_loader
-from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
+from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS, family_of,
                                               cached_weights_path, load_detector, predict_images)
 from torch_utils_lib.engine.loop import evaluate
 from torch_utils_lib.toolkit.errors import UserError
@@ -19,7 +20,42 @@ from torch_utils_lib.engine.metric_logger import MetricLogger
 from torch_utils_lib.toolkit.names import output_names, parse_named_values
 from torch_utils_lib.plots.drawing import draw_detections, draw_instances, side_by_side
 
-STATS_SHOWN = ("AP", "AP50", "AP75")
+CHECKPOINT_ROW = "checkpoint"  # the row (and results folder) of --weight_path
+AP_TABLE = "ap_table"  # <output_dir>/ap_table.json and .md
+
+
+def results_dir(output_dir, model_name):
+    """Where a model's detections go: `<output_dir>/<first word of its row name>`."""
+    return os.path.join(output_dir, model_name.split(" ")[0])
+
+
+def write_ap_table(output_dir, markdown, rows, stats, models, sets, per_category):
+    """The AP table of one evaluate.py run: ap_table.md (`markdown`) and ap_table.json with the
+    rows as printed, the stats {model: {set: {iou type: stats}}}, the models {row: checkpoint or
+    name}, the sets {set: [image dir, annotation]} and per-category AP. Returns the .md path."""
+    atomic_write_json(os.path.join(output_dir, f"{AP_TABLE}.json"), {
+        "rows": rows, "stats": stats, "models": models, "sets": sets, "per_category": per_category})
+    path = os.path.join(output_dir, f"{AP_TABLE}.md")
+    atomic_write_text(path, markdown + "\n")
+    return path
+
+
+def read_ap_table(output_dir, model_name=CHECKPOINT_ROW):
+    """(checkpoint, {set: {iou type: stats, "per_category": {...}, "detections": {iou type:
+    file}}}) of one model's row in the AP table an evaluate.py run wrote in `output_dir`;
+    None where there is no table or no such row."""
+    path = os.path.join(output_dir, f"{AP_TABLE}.json")
+    if not os.path.isfile(path):
+        return None
+    saved = read_json(path, "AP table")
+    if model_name not in saved.get("stats", {}):
+        return None
+    per_category = saved.get("per_category", {}).get(model_name, {})
+    folder = results_dir(output_dir, model_name)
+    return saved["models"][model_name], {
+        name: {**stats, "per_category": per_category.get(name),
+               "detections": {iou: detections_file(folder, name, iou) for iou in stats}}
+        for name, stats in saved["stats"][model_name].items()}
 
 
 def dataset_for(config, image_dir, annotation, category_map=None):
@@ -49,11 +85,11 @@ def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_
     for name, image_dir in image_dirs.items():
         dataset = dataset_for(config, image_dir, annotation, category_map)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
-        prefix = os.path.join(results_dir, f"detections_{name}") if results_dir else None
-        iou_types = ("bbox", "segm") if config["model"].startswith("maskrcnn") else ("bbox",)
+        dump_to = (results_dir, name) if results_dir else None
+        iou_types = family_of(config["model"]).iou_types
         set_matches = None if matches is None else matches.setdefault(name, {})
         set_categories = None if per_category is None else per_category.setdefault(name, {})
-        stats[name] = evaluate(model, loader, device, iou_types, backend, prefix, amp, set_matches,
+        stats[name] = evaluate(model, loader, device, iou_types, backend, dump_to, amp, set_matches,
                                set_categories)
     return stats
 
@@ -69,7 +105,7 @@ def evaluate_image_sets(weight_path, annotation, image_dirs, device="cpu", batch
 
 def pretrained_available(name):
     """True when torchvision's COCO weights for `name` are in the local torch hub cache."""
-    return os.path.isfile(cached_weights_path(TORCHVISION_DETECTORS[name][1]))
+    return os.path.isfile(cached_weights_path(TORCHVISION_DETECTORS[name].coco_weights))
 
 
 def categories_in_coco(annotation, category_map=None):
@@ -88,10 +124,10 @@ def drop_table(results, normal="normal", low="low_light"):
     rows = {}
     for model_name, sets in results.items():
         row = {}
-        for iou_type in ("bbox", "segm"):
+        for iou_type in IOU_TYPES:
             if iou_type not in sets.get(normal, {}):
                 continue
-            for stat in STATS_SHOWN:
+            for stat in SHOWN_STATS:
                 for name, column in ((normal, "normal"), (low, "low")):
                     if name not in sets:
                         continue
@@ -122,7 +158,7 @@ def parse_image_sets(specs, default_annotation):
     return sets
 
 
-def category_table(per_category, iou_types=("bbox", "segm")):
+def category_table(per_category, iou_types=IOU_TYPES):
     """Rows {class name: {"<iou type> AP <set>": AP}} of one model's per-category stats
     ({set: {iou type: {class name: stats}}}), classes in the annotation's order."""
     rows = {}
@@ -134,10 +170,10 @@ def category_table(per_category, iou_types=("bbox", "segm")):
 
 
 def set_table(results):
-    """Rows '<model> | <set>' of {column: value} with each IoU type's STATS_SHOWN."""
+    """Rows '<model> | <set>' of {column: value} with each IoU type's SHOWN_STATS."""
     return {f"{model} | {name}": {f"{iou} {stat}{suffix}": stats[iou][stat + suffix]
-                                  for iou in ("bbox", "segm") if iou in stats
-                                  for stat in STATS_SHOWN for suffix in ("", "_ci")
+                                  for iou in IOU_TYPES if iou in stats
+                                  for stat in SHOWN_STATS for suffix in ("", "_ci")
                                   if stat + suffix in stats[iou]}
             for model, sets in results.items() for name, stats in sets.items()}
 
@@ -163,11 +199,11 @@ def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=No
                 if all(iou_type in found.get(name, {}) for name in group):
                     set_matches = {name: found[name][iou_type] for name in group}
                 else:
-                    files = {name: os.path.join(results_dirs[model_name],
-                                                f"detections_{name}_{iou_type}.json") for name in group}
+                    files = {name: detections_file(results_dirs[model_name], name, iou_type)
+                             for name in group}
                     set_matches = matches_of_files(annotation, files, iou_type)
                 summaries, _, _ = paired_intervals({name: sets[name][iou_type] for name in group},
-                                                   set_matches, n, seed, baselines, STATS_SHOWN)
+                                                   set_matches, n, seed, baselines, SHOWN_STATS)
                 for name in group:
                     sets[name][iou_type] = summaries[name]
 

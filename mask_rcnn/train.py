@@ -14,9 +14,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
-                                 non_negative_float, non_negative_int, positive_float, positive_int)
+                                 int_in_range, non_negative_float, non_negative_int, positive_float,
+                                 positive_int)
 from torch_utils_lib.toolkit.errors import run_main
-from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS, COCO_BACKENDS, DETECTOR_NAMES
+from torch_utils_lib.toolkit.flag_choices import (AUGMENTATIONS, COCO_BACKENDS, DETECTOR_NAMES,
+                                                  DETECTOR_SIZE_RANGE)
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images
 
 
@@ -49,8 +51,10 @@ def build_parser():
                    help="also keep epoch_N.pth every N epochs (last.pth is always written)")
     p.add_argument("--augment", default="hflip", choices=tuple(AUGMENTATIONS),
                    help="; ".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()))
-    p.add_argument("--min_size", type=positive_int, default=None, help="model input short side")
-    p.add_argument("--max_size", type=positive_int, default=None, help="model input long side limit")
+    p.add_argument("--min_size", type=int_in_range(*DETECTOR_SIZE_RANGE), default=None,
+                   help="model input short side (%d-%d)" % DETECTOR_SIZE_RANGE)
+    p.add_argument("--max_size", type=int_in_range(*DETECTOR_SIZE_RANGE), default=None,
+                   help="model input long side limit (%d-%d)" % DETECTOR_SIZE_RANGE)
     p.add_argument("--val_image_dir", default=sample_images("val"))
     p.add_argument("--val_annotation", default=sample_annotation("val"))
     p.add_argument("--eval_every", type=non_negative_int, default=5,

@@ -3,6 +3,7 @@ import os
 
 import torch
 
+from torch_utils_lib.evaluation.metrics import SUMMARY_STATS
 from torch_utils_lib.data import transforms as T
 from torch_utils_lib.data.categories import (all_categories_match, load_category_map, match_categories,
                                        present_categories)
@@ -10,7 +11,8 @@ from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.loaders import detection_loader
 from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, build_detector, detector_config,
-                                              load_detector_checkpoint, load_detector_weights)
+                                              family_of, load_detector_checkpoint,
+                                              load_detector_weights)
 from torch_utils_lib.engine.loop import build_lr_scheduler, evaluate
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.runtime.distributed import is_main_process, sync_buffers
@@ -53,11 +55,11 @@ class MaskRCNNTrainer(Trainer):
     resume_keys = ("model", "num_classes")
 
     def inputs(self):
-        a = self.args
-        return {"--image_dir": a.image_dir, "--annotation": a.annotation,
-                "--val_image_dir": a.val_image_dir, "--val_annotation": a.val_annotation,
-                "--weight_path": a.weight_path,
-                "--weights": a.weights if os.path.isfile(a.weights) else None}
+        args = self.args
+        return {"--image_dir": args.image_dir, "--annotation": args.annotation,
+                "--val_image_dir": args.val_image_dir, "--val_annotation": args.val_annotation,
+                "--weight_path": args.weight_path,
+                "--weights": args.weights if os.path.isfile(args.weights) else None}
 
     def build(self):
         args = self.args
@@ -72,7 +74,7 @@ class MaskRCNNTrainer(Trainer):
         # Mask R-CNN needs a mask on every instance: a box-only or mixed set stops with the way out
         train_set = CocoDetection(args.image_dir, args.annotation, train=True, label_map=label_map,
                                   transforms=T.training_augmentation(args.augment),
-                                  with_masks=self.model_name.startswith("maskrcnn"))
+                                  with_masks=family_of(self.model_name).has_masks)
         num_classes = args.num_classes or len(names)
         if num_classes < len(names):
             raise UserError(f"--num_classes {num_classes}: the annotation needs {len(names)} "
@@ -102,8 +104,7 @@ class MaskRCNNTrainer(Trainer):
             present_categories(val_probe.coco_dict), self.names, self.category_map,
             args.val_annotation))
         loader = detection_loader(val_set, args.batch_size, train=False, workers=args.workers)
-        iou_types = ("bbox", "segm") if self.model_name.startswith("maskrcnn") else ("bbox",)
-        self.validation = Validation(self, loader, iou_types)
+        self.validation = Validation(self, loader, family_of(self.model_name).iou_types)
         return [self.validation]
 
 
@@ -123,7 +124,7 @@ class Validation(Hook):
         self.stats = evaluate(t.model, self.loader, t.device, self.iou_types, amp=t.amp,
                               backend=t.args.coco_backend)
         return {f"val_{i}_{k}": v for i, s in self.stats.items() for k, v in s.items()
-                if k in ("AP", "AP50")}
+                if k in SUMMARY_STATS}
 
     def after_train(self, history):
         if self.stats and is_main_process():

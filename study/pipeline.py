@@ -4,7 +4,7 @@ Each step is one of the toolkit's scripts run as a user would run it (the report
 commands). The whole study is planned from the arguments before the first step (its data
 folders, test sets and every check that can fail), then run; steps whose outputs exist are
 reused and training steps run with --resume, so an interrupted study continues where it
-stopped. Rows come from study.remedies.REMEDIES, columns from study.sets.TEST_SETS; this
+stopped. Rows come from study.remedies.REMEDIES, columns from study.test_sets.TEST_SETS; this
 module names no remedy and no test set.
 """
 import os
@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from study.remedies import BASELINE, REMEDIES, normal_detector
+from mask_rcnn.evaluation import AP_TABLE, read_ap_table
+from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
-from study.sets import COLUMN, RAW, RGB, build_test_sets
-from torch_utils_lib.toolkit.atomic_io import read_json
+from dataset.synthesis_methods import RAW_METHOD
+from study.sets import COLUMN, RAW, RGB, build_test_sets, resolve_levels
+from torch_utils_lib.evaluation.metrics import REPORT_QUALITY
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import check_outputs_apart, safe_join
 from torch_utils_lib.models.detectors import load_detector, predict_images
@@ -30,8 +32,6 @@ from torch_utils_lib.toolkit.runinfo import write_run_metadata
 from torch_utils_lib.plots.drawing import draw_detections
 
 REFERENCE_ROW = "normal-light pair (reference)"
-SYNTHESIS_METHODS = ("gamma_noise", "physics")
-RAW_METHOD = "physics"  # the synthesis that also writes camera RAW (--save_raw)
 
 
 @dataclass
@@ -55,16 +55,25 @@ class Study:
     """Paths, plan and step runner of one study in `args.output_dir`."""
 
     def __init__(self, args):
-        self.args = args
+        self.args = args  # as the user typed them (run.json records them); plan() resolves the rest
         self.out = os.path.abspath(args.output_dir)
         self.commands, self.seconds, self.outputs = [], {}, {}
         self.target = args.methods[0]  # the synthesis fine-tuning and restoration learn from
         self.remedies, self.raw_scorer, self.data, self.test_sets = [], None, None, []
+        self.augment, self.severities, self.severity_methods, self.category_map = None, (), (), None
 
     def plan(self):
-        """Plan the remedies, data and test sets from the arguments, running no step, and refuse
-        before anything is written names that clash and an output folder that holds or lies
-        among the inputs."""
+        """Plan the remedies, augmentation, darkness levels, data and test sets from the
+        arguments, running no step, into this object's attributes (later steps read them; the
+        arguments stay as typed), and refuse before anything is written names that clash and an
+        output folder that holds or lies among the inputs."""
+        sample = self.args.train_image_dir is None
+        self.severities, self.severity_methods = resolve_levels(self.args, sample)
+        # steps run from the repository root: a category map given relative to the caller's folder
+        if self.args.category_map:
+            self.category_map = os.path.abspath(self.args.category_map)
+        # the sample's shapes have no up; real photographs do
+        self.augment = self.args.augment or ("dihedral" if sample else "hflip")
         self.remedies = [REMEDIES[name] for name in dict.fromkeys(self.args.remedies)]
         if not any(r.name == BASELINE for r in self.remedies):
             raise UserError(f"--remedies must include {BASELINE} (its detector scores the image "
@@ -73,6 +82,7 @@ class Study:
         self.data = plan_data(self)
         self.test_sets = build_test_sets(self)
         check_inputs_apart(self)
+        check_needs(self)  # what each selected row's steps need of the train set
         return self
 
     def path(self, *parts):
@@ -124,46 +134,45 @@ class Study:
 
 def plan_data(study):
     """The study's data folders, from the arguments alone (no step runs)."""
-    a = study.args
-    if a.train_image_dir is None:  # the bundled sample set, rebuilt to show it reproduces
+    args = study.args
+    if args.train_image_dir is None:  # the bundled sample set, rebuilt to show it reproduces
         sample = study.path("data", "sample")
-        d = StudyData(os.path.join(sample, "train"), os.path.join(sample, "annotations", "instances_train.json"),
-                      os.path.join(sample, "val"), os.path.join(sample, "annotations", "instances_val.json"),
-                      sample=True)
-        a.augment = a.augment or "dihedral"  # the sample's shapes have no up
+        data = StudyData(os.path.join(sample, "train"),
+                         os.path.join(sample, "annotations", "instances_train.json"),
+                         os.path.join(sample, "val"),
+                         os.path.join(sample, "annotations", "instances_val.json"), sample=True)
     else:
-        d = StudyData(a.train_image_dir, a.train_annotation, a.val_image_dir, a.val_annotation,
-                      sample=False)
-    a.augment = a.augment or "hflip"
-    d.low_light = {m: {split: study.path("data", "low_light", m, split) for split in ("train", "val")}
-                   for m in a.methods}
-    d.levels = {m: {ev: study.path("data", "severity", m, f"{ev:g}") for ev in a.severities}
-                for m in a.severity_methods if a.severities}
+        data = StudyData(args.train_image_dir, args.train_annotation, args.val_image_dir,
+                         args.val_annotation, sample=False)
+    data.low_light = {m: {split: study.path("data", "low_light", m, split) for split in ("train", "val")}
+                   for m in args.methods}
+    data.levels = {m: {ev: study.path("data", "severity", m, f"{ev:g}") for ev in study.severities}
+                for m in study.severity_methods if study.severities}
     if study.raw_scorer is not None:  # a remedy reads RAW: the physics synthesis' or the user's
-        if not a.raw_train_dir and RAW_METHOD not in a.methods:
+        if not args.raw_train_dir and RAW_METHOD not in args.methods:
             readers = ", ".join(r.name for r in study.remedies if r.score_raw)
             raise UserError(f"--remedies {readers} read RAW: keep '{RAW_METHOD}' in --methods or "
                             f"give --raw_train_dir and --raw_val_dir")
-        raw = d.low_light.get(RAW_METHOD, {})
-        d.raw_train_dir = a.raw_train_dir or os.path.join(raw["train"], "raw")
-        d.raw_val_dir = a.raw_val_dir or os.path.join(raw["val"], "raw")
-        d.raw_train_annotation, d.raw_val_annotation = a.raw_train_annotation, a.raw_val_annotation
-        d.raw_level_methods = (RAW_METHOD,) if RAW_METHOD in d.levels else ()
-    return d
+        raw = data.low_light.get(RAW_METHOD, {})
+        data.raw_train_dir = args.raw_train_dir or os.path.join(raw["train"], "raw")
+        data.raw_val_dir = args.raw_val_dir or os.path.join(raw["val"], "raw")
+        data.raw_train_annotation, data.raw_val_annotation = args.raw_train_annotation, args.raw_val_annotation
+        data.raw_level_methods = (RAW_METHOD,) if RAW_METHOD in data.levels else ()
+    return data
 
 
 def check_inputs_apart(study):
     """The study writes only under --output_dir: refuse one that is, holds or lies inside an
     input, and annotations whose file names leave their image folder (absolute or `../`)."""
-    a, d = study.args, study.data
-    given = [] if d.sample else [
-        ("--train_image_dir", d.train_image_dir, "--train_annotation", d.train_annotation),
-        ("--val_image_dir", d.val_image_dir, "--val_annotation", d.val_annotation)]
+    args, data = study.args, study.data
+    given = [] if data.sample else [
+        ("--train_image_dir", data.train_image_dir, "--train_annotation", data.train_annotation),
+        ("--val_image_dir", data.val_image_dir, "--val_annotation", data.val_annotation)]
     given += [(f"--real_test {t.name}", folder, f"--real_test {t.name}", t.annotation)
-              for t in study.sets if t.kind == RGB and t.low_light and t.method is None
+              for t in study.test_sets if t.kind == RGB and t.low_light and t.method is None
               for folder in (t.image_dir, t.normal_dir) if folder]
-    reads = {"--category_map": a.category_map,
-             **{f"--{flag}": getattr(a, flag) for flag in ("raw_train_dir", "raw_val_dir",
+    reads = {"--category_map": study.category_map,
+             **{f"--{flag}": getattr(args, flag) for flag in ("raw_train_dir", "raw_val_dir",
                                                           "raw_train_annotation", "raw_val_annotation")}}
     for folder_flag, image_dir, annotation_flag, annotation in given:
         reads.setdefault(folder_flag, []).append(image_dir)
@@ -175,18 +184,18 @@ def check_inputs_apart(study):
 
 def prepare_data(study):
     """Run the data steps of the plan: the sample set, its low-light syntheses, the levels."""
-    a, d = study.args, study.data
-    if d.sample:
-        sample = os.path.dirname(d.train_image_dir)
-        study.run("sample set", "dataset/make_sample.py", "--output_dir", sample, done=d.val_annotation)
-    for method, splits in d.low_light.items():
+    data = study.data
+    if data.sample:
+        sample = os.path.dirname(data.train_image_dir)
+        study.run("sample set", "dataset/make_sample.py", "--output_dir", sample, done=data.val_annotation)
+    for method, splits in data.low_light.items():
         for split, out in splits.items():
-            synthesize(study, method, getattr(d, f"{split}_image_dir"),
-                       getattr(d, f"{split}_annotation"), out, raw=method == RAW_METHOD)
-    for method, levels in d.levels.items():
+            synthesize(study, method, getattr(data, f"{split}_image_dir"),
+                       getattr(data, f"{split}_annotation"), out, raw=method == RAW_METHOD)
+    for method, levels in data.levels.items():
         for ev, out in levels.items():
-            synthesize(study, method, d.val_image_dir, d.val_annotation, out, level=ev,
-                       raw=method in d.raw_level_methods)
+            synthesize(study, method, data.val_image_dir, data.val_annotation, out, level=ev,
+                       raw=method in data.raw_level_methods)
 
 
 def synthesize(study, method, image_dir, annotation, out, level=None, raw=False):
@@ -207,37 +216,30 @@ def evaluate_detector(study, name, checkpoint, image_sets):
     Returns {set name: {iou type: stats, "per_category": {iou type: {class: {AP, AP50, AP75}}},
     "detections": {iou type: detections json}}}.
     """
-    a = study.args
+    args = study.args
     out = study.output(f"evaluate {name}", "eval", name)
-    table = os.path.join(out, "ap_table.json")
     unique, alias = {}, {}  # one evaluation per (images, annotation)
     for key, pair in image_sets.items():
         alias[key] = next((k for k, p in unique.items() if p == pair), key)
         unique.setdefault(alias[key], pair)
-    saved = read_json(table) if os.path.isfile(table) else None
-    complete = (saved is not None and set(unique) <= set(saved["stats"]["checkpoint"])
-                and set(unique) <= set(saved.get("per_category", {}).get("checkpoint", {}))
-                and saved["models"]["checkpoint"] == checkpoint)
+    saved = read_ap_table(out)
+    complete = (saved is not None and saved[0] == checkpoint and set(unique) <= set(saved[1])
+                and all(saved[1][s]["per_category"] is not None for s in unique))
     study.run(f"evaluate {name}", "mask_rcnn/evaluate.py", "--weight_path", checkpoint,
               *[x for s, (d, ann) in unique.items() for x in ("--image_set", f"{s}={d},{ann}")],
               "--output_dir", out, "--pretrained", "none", "--count", 0, "--bootstrap", 0, "--batch_size",
-              a.batch_size, "--device", a.device,
-              *(["--category_map", a.category_map] if a.category_map else []),
-              done=table if complete else None, distributed=True)
-    saved = read_json(table)
-    stats, per_category = saved["stats"]["checkpoint"], saved["per_category"]["checkpoint"]
-    return {key: {**stats[alias[key]], "per_category": per_category[alias[key]],
-                  "detections": {iou: os.path.join(out, "checkpoint",
-                                                   f"detections_{alias[key]}_{iou}.json")
-                                 for iou in stats[alias[key]]}}
-            for key in image_sets}
+              args.batch_size, "--device", args.device,
+              *(["--category_map", study.category_map] if study.category_map else []),
+              done=os.path.join(out, f"{AP_TABLE}.json") if complete else None, distributed=True)
+    _, results = read_ap_table(out)
+    return {key: results[alias[key]] for key in image_sets}
 
 
 def image_quality(test_set, folder):
     """Mean PSNR/SSIM of `folder`'s images against the set's normal-light pair."""
     names = annotation_file_names(test_set.annotation)
     summary, _ = score_sets(names, test_set.normal_dir, {"images": folder}, progress=False)
-    return {"PSNR": summary["images"]["psnr"]["mean"], "SSIM": summary["images"]["ssim"]["mean"]}
+    return {column: summary["images"][metric]["mean"] for metric, column in REPORT_QUALITY.items()}
 
 
 def score(study):
@@ -245,7 +247,7 @@ def score(study):
 
     Returns (rows {row: {set: cell}}, inputs {(remedy, set): image folder its detector read}).
     """
-    remedies, test_sets = study.remedies, study.sets
+    remedies, test_sets = study.remedies, study.test_sets
     jobs, results, inputs = {}, {r.name: {} for r in remedies}, {}
     for remedy in remedies:
         for test_set in test_sets:
@@ -291,13 +293,13 @@ def example_lines(study, inputs):
     """The same low-light images through every remedy, each with its detector's detections
     drawn: [(test set, file name, [(title, RGB image)])], the normal-light pair first where
     there is one, then each remedy's column, then the images remedies draw themselves."""
-    a = study.args
-    device = torch.device(a.device)
+    args = study.args
+    device = torch.device(args.device)
     models, lines = {}, []
-    drawn = [t for t in study.sets if t.kind == RGB and t.low_light and t.role == COLUMN
+    drawn = [t for t in study.test_sets if t.kind == RGB and t.low_light and t.role == COLUMN
              and t.method in (None, study.target)]
     for test_set in drawn:
-        count = a.count if test_set.method else min(a.count, 2)
+        count = args.count if test_set.method else min(args.count, 2)
         own = {r.name: r.examples(study, test_set) for r in study.remedies if r.examples}
         for name in annotation_file_names(test_set.annotation)[:count]:
             columns = [("normal-light pair", normal_detector(study), test_set.normal_dir)] \
@@ -329,10 +331,9 @@ def run_study(args):
         if remedy.train is not None:
             remedy.train(study)
     rows, inputs = score(study)
-    a = study.args
-    draws = study.timed("bootstrap", add_intervals, study.sets, rows, a.bootstrap, a.seed,
+    draws = study.timed("bootstrap", add_intervals, study.test_sets, rows, args.bootstrap, args.seed,
                         study.remedies)
-    curves = darkness_curves(study.sets, rows, draws)
+    curves = darkness_curves(study.test_sets, rows, draws)
     examples = study.timed("examples", example_lines, study, inputs)
     figures = make_figures(study, rows, curves, examples)
     return write_report(study, rows, figures, curves, examples)

@@ -18,10 +18,15 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
+from enhancer.sizes import ZERO_DCE_MIN_TRAINING_SIZE
 from study.sets import RAW
+from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.toolkit.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
 from torch_utils_lib.toolkit.cli import non_negative_int, positive_float, positive_int, probability
-from torch_utils_lib.data.image_io import annotation_file_names
+from torch_utils_lib.data.coco_json import degenerate_box, load_coco_json
+from torch_utils_lib.data.image_io import annotation_file_names, read_size
+from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import safe_join
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,9 @@ class Remedy:
     settings: Callable | None = None  # settings(study) -> text for the report
     logs: tuple = ()  # (title, path parts under the study folder) of train_log.jsonl files
     examples: Callable | None = None  # examples(study, test_set) -> {file name: drawn image}
+    # needs(train_set: TrainSet) -> why its steps are certain to fail on the study's train set
+    # (one line), or None; checked before the first step
+    needs: Callable | None = None
 
     def applies(self, test_set):
         """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""
@@ -79,6 +87,55 @@ class Remedy:
 
 BASELINE = "none"
 REMEDIES = {}
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    """What the study's train annotation holds, read before the first step (Remedy.needs)."""
+    annotation: str
+    smallest: tuple  # (path, width, height) of the image with the shortest side
+    boxes: int  # usable boxes (not crowd, not degenerate): what the detector objectives learn
+
+
+def check_needs(study):
+    """Refuse, before the first step, a selected remedy whose steps are certain to fail on the
+    train set (each remedy's `needs`). The bundled sample set, made by a step, always serves."""
+    data = study.data
+    needing = [r for r in study.remedies if r.needs is not None]
+    if data.sample or not needing:
+        return
+    coco = load_coco_json(data.train_annotation)
+    sizes = []
+    for image in coco["images"]:
+        path = safe_join(data.train_image_dir, image["file_name"], data.train_annotation)
+        h, w = ((image["height"], image["width"]) if image.get("width") and image.get("height")
+                else read_size(path))
+        sizes.append((min(w, h), path, w, h))
+    boxes = sum(1 for a in coco["annotations"]
+                if not a.get("iscrowd") and not degenerate_box(a["bbox"]))
+    train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, boxes)
+    for remedy in needing:
+        problem = remedy.needs(train_set)
+        if problem:
+            raise UserError(f"--remedies {remedy.name}: {problem}")
+
+
+def needs_boxes(train_set):
+    if not train_set.boxes:
+        return (f"{train_set.annotation}: no usable box (all crowd or degenerate); its detector "
+                f"steps learn from boxes")
+    return None
+
+
+def needs_min_size(side, model):
+    """needs(): every train image at least `side` pixels a side (the model trains on whole images)."""
+    def needs(train_set):
+        if train_set.smallest and min(train_set.smallest[1:]) < side:
+            path, w, h = train_set.smallest
+            return (f"{path}: {w}x{h}, smaller than the {side}x{side} {model} trains on; remove "
+                    f"the images under {side} px a side from the train annotation")
+        return None
+    return needs
 
 
 def register(remedy):
@@ -103,30 +160,30 @@ def add_remedy_flags(parser):
 
 def detector_flags(study):
     """mask_rcnn flags every detector step shares."""
-    a = study.args
-    return ("--model", a.model, "--batch_size", a.batch_size, "--device", a.device,
-            *(["--category_map", a.category_map] if a.category_map else []))
+    args = study.args
+    return ("--model", args.model, "--batch_size", args.batch_size, "--device", args.device,
+            *(["--category_map", study.category_map] if study.category_map else []))
 
 
 def train_detector(study, name, image_dir, annotation, epochs, *extra):
     """Train (or continue) a Mask R-CNN with mask_rcnn/train.py; returns its checkpoint."""
-    a = study.args
+    args = study.args
     out = study.path("mask_rcnn", name)
     study.run(f"train {name}", "mask_rcnn/train.py", "--image_dir", image_dir, "--annotation",
               annotation, "--checkpoint_dir", out, "--epochs", epochs, *detector_flags(study),
-              "--weights", a.weights, "--eval_every", 0, "--lr_step_size", max(1, int(epochs * 0.75)),
-              "--seed", a.seed, "--augment", a.augment, "--resume",
-              *(["--min_size", a.min_size] if a.min_size else []), *extra, distributed=True)
+              "--weights", args.weights, "--eval_every", 0, "--lr_step_size", max(1, int(epochs * 0.75)),
+              "--seed", args.seed, "--augment", study.augment, "--resume",
+              *(["--min_size", args.min_size] if args.min_size else []), *extra, distributed=True)
     return os.path.join(out, "last.pth")
 
 
 def train_normal(study):
-    d = study.data
-    train_detector(study, "normal", d.train_image_dir, d.train_annotation, study.args.epochs)
+    data = study.data
+    train_detector(study, "normal", data.train_image_dir, data.train_annotation, study.args.epochs)
 
 
 register(Remedy("none", "the normal-light detector as it is", train=train_normal,
-                raw_pipeline="minimal", logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
+                raw_pipeline="minimal", needs=needs_boxes, logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
 
 
 # ---------------------------------------------------------------- fine-tuning
@@ -136,14 +193,14 @@ def finetuned_detector(folder):
 
 
 def finetune(study, folder, image_dir):
-    a = study.args
-    train_detector(study, folder, image_dir, study.data.train_annotation, a.finetune_epochs,
-                   "--weight_path", normal_detector(study), "--lr", a.finetune_lr, "--warmup_iters", 0)
+    args = study.args
+    train_detector(study, folder, image_dir, study.data.train_annotation, args.finetune_epochs,
+                   "--weight_path", normal_detector(study), "--lr", args.finetune_lr, "--warmup_iters", 0)
 
 
 def finetune_settings(study):
-    a = study.args
-    return f"{a.finetune_epochs} epochs at lr {a.finetune_lr:g} on {study.target} low light"
+    args = study.args
+    return f"{args.finetune_epochs} epochs at lr {args.finetune_lr:g} on {study.target} low light"
 
 
 register(Remedy("finetune", "the detector fine-tuned on synthetic low light",
@@ -159,16 +216,16 @@ def mixed_folder(study):
     """The train images, each the normal or the synthetic low-light copy (a
     `--finetune_mixed_ratio` share of low light, chosen with --seed), hard-linked (copied across
     file systems)."""
-    d, a = study.data, study.args
-    ratio = a.finetune_mixed_ratio
+    data, args = study.data, study.args
+    ratio = args.finetune_mixed_ratio
     out = study.path("data", "mixed", study.target, f"ratio_{ratio:g}")
-    names = annotation_file_names(d.train_annotation)
-    chosen = set(random.Random(a.seed).sample(names, round(ratio * len(names))))
+    names = annotation_file_names(data.train_annotation)
+    chosen = set(random.Random(args.seed).sample(names, round(ratio * len(names))))
     for folder in {os.path.dirname(os.path.join(out, name)) for name in names}:
         remove_stale_temporaries(folder)  # links of a study killed mid-way
     for name in names:
-        source = os.path.join(d.low_light[study.target]["train"] if name in chosen
-                              else d.train_image_dir, name)
+        source = os.path.join(data.low_light[study.target]["train"] if name in chosen
+                              else data.train_image_dir, name)
         target = os.path.join(out, name)
         if not os.path.exists(target):
             atomic_link_or_copy(source, target)
@@ -200,23 +257,23 @@ def every_image_written(out, test_set):
 
 
 def train_diffusion(study):
-    a, d = study.args, study.data
-    study.run("train diffusion", "diffusion_model/train.py", "--input_image_dir", d.train_image_dir,
-              "--conditional_image_dir", d.low_light[study.target]["train"], "--checkpoint_dir",
-              study.path("diffusion"), "--epochs", a.diffusion_epochs, "--image_size",
-              a.diffusion_image_size, "--batch_size", a.diffusion_batch_size, "--dim", a.diffusion_dim,
-              "--dim_mults", a.diffusion_dim_mults, "--lr", a.diffusion_lr, "--sample_every", 0,
-              "--device", a.device, "--seed", a.seed, "--resume", distributed=True)
+    args, data = study.args, study.data
+    study.run("train diffusion", "diffusion_model/train.py", "--input_image_dir", data.train_image_dir,
+              "--conditional_image_dir", data.low_light[study.target]["train"], "--checkpoint_dir",
+              study.path("diffusion"), "--epochs", args.diffusion_epochs, "--image_size",
+              args.diffusion_image_size, "--batch_size", args.diffusion_batch_size, "--dim", args.diffusion_dim,
+              "--dim_mults", args.diffusion_dim_mults, "--lr", args.diffusion_lr, "--sample_every", 0,
+              "--device", args.device, "--seed", args.seed, "--resume", distributed=True)
 
 
 def restored_images(study, test_set):
-    a = study.args
+    args = study.args
     out = study.output(f"restore {test_set.name}", "diffusion", "restored", test_set.name)
     study.run(f"restore {test_set.name}", "diffusion_model/inference.py", "--conditional_image_dir",
               test_set.image_dir, "--input_image_dir", test_set.normal_dir or "", "--annotation",
               test_set.annotation, "--output_dir", out, "--weight_path",
-              study.path("diffusion", "last.pth"), "--steps", a.diffusion_steps, "--device", a.device,
-              "--seed", a.seed, "--count", 0, done=every_image_written(out, test_set))
+              study.path("diffusion", "last.pth"), "--steps", args.diffusion_steps, "--device", args.device,
+              "--seed", args.seed, "--count", 0, done=every_image_written(out, test_set))
     return out
 
 
@@ -245,12 +302,12 @@ register(Remedy(
 def enhanced_images(method):
     """images() of a classical enhancement: dataset/enhance.py on the test set."""
     def images(study, test_set):
-        d = study.data
+        data = study.data
         out = study.output(f"{method} {test_set.name}", "enhanced", method, test_set.name)
         study.run(f"{method} {test_set.name}", "dataset/enhance.py", "--method", method, "--input_dir",
                   test_set.image_dir, "--annotation", test_set.annotation, "--output_dir", out,
-                  "--reference_dir", d.train_image_dir, "--reference_annotation",
-                  d.train_annotation, done=os.path.join(out, "enhancement.json"))
+                  "--reference_dir", data.train_image_dir, "--reference_annotation",
+                  data.train_annotation, done=os.path.join(out, "enhancement.json"))
         return out
     return images
 
@@ -269,20 +326,20 @@ def enhancer_checkpoint(name):
     return lambda study: study.path("enhancer", name, "last.pth")
 
 
-def train_enhancer(name, model, objective, options=lambda a: []):
+def train_enhancer(name, model, objective, options=lambda args: []):
     """train(study): enhancer/train.py on the synthetic low-light train images (zero-reference
     reads the images alone; the detector objectives their boxes and the normal-light detector).
     `options(args)`: the remedy's own enhancer/train.py flags."""
     def train(study):
-        a, d = study.args, study.data
+        args, data = study.args, study.data
         detector = [] if objective == "zero_reference" else [
             "--detector", normal_detector(study),
-            *(["--category_map", a.category_map] if a.category_map else [])]
+            *(["--category_map", study.category_map] if study.category_map else [])]
         study.run(f"train {name}", "enhancer/train.py", "--model", model, "--objective", objective,
-                  "--image_dir", d.low_light[study.target]["train"], "--annotation",
-                  d.train_annotation, "--checkpoint_dir", study.path("enhancer", name),
-                  "--epochs", getattr(a, f"{name}_epochs"), *detector, *options(a),
-                  "--device", a.device, "--seed", a.seed, "--resume", distributed=True)
+                  "--image_dir", data.low_light[study.target]["train"], "--annotation",
+                  data.train_annotation, "--checkpoint_dir", study.path("enhancer", name),
+                  "--epochs", getattr(args, f"{name}_epochs"), *detector, *options(args),
+                  "--device", args.device, "--seed", args.seed, "--resume", distributed=True)
     return train
 
 
@@ -306,11 +363,12 @@ def parameter_size_flag(name):
 register(Remedy(
     "zero_dce", "Zero-DCE++ (zero-reference curve estimation), then the normal-light detector",
     train=train_enhancer("zero_dce", "zero_dce", "zero_reference",
-                         lambda a: ["--exposure", a.zero_dce_exposure]),
+                         lambda args: ["--exposure", args.zero_dce_exposure]),
     images=enhancer_images("zero_dce"), low_light_only=True,
     weights=enhancer_checkpoint("zero_dce"),
     settings=lambda study: (f"{study.args.zero_dce_epochs} epochs on {study.target} low light "
                             f"(no pairs, no labels), E = {study.args.zero_dce_exposure:g}"),
+    needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++"),
     flags=(Flag("epochs", positive_int, 60, "Zero-DCE++ training epochs"),
            Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)")),
     logs=(("Zero-DCE++", ("enhancer", "zero_dce")),)))
@@ -319,7 +377,7 @@ register(Remedy(
     "enhancer", "a differentiable filter enhancer (IA-YOLO style) trained through the frozen "
     "normal-light detector's loss, then that detector",
     train=train_enhancer("enhancer", "dip", "frozen_detector",
-                         lambda a: ["--parameter_size", a.enhancer_parameter_size]),
+                         lambda args: ["--parameter_size", args.enhancer_parameter_size]),
     images=enhancer_images("enhancer"), low_light_only=True,
     weights=enhancer_checkpoint("enhancer"),
     settings=lambda study: (f"{study.args.enhancer_epochs} epochs on {study.target} low light, "
@@ -331,9 +389,9 @@ register(Remedy(
 register(Remedy(
     "enhancer_joint", "the same enhancer and the detector trained together end to end from the "
     "normal-light detector (scored on normal light too: its forgetting shows)",
-    train=train_enhancer("enhancer_joint", "dip", "joint", lambda a: [
-        "--parameter_size", a.enhancer_joint_parameter_size,
-        "--detector_lr", a.enhancer_joint_detector_lr]),
+    train=train_enhancer("enhancer_joint", "dip", "joint", lambda args: [
+        "--parameter_size", args.enhancer_joint_parameter_size,
+        "--detector_lr", args.enhancer_joint_detector_lr]),
     images=enhancer_images("enhancer_joint"),
     detector=lambda study: study.path("enhancer", "enhancer_joint", "detector.pth"),
     weights=enhancer_checkpoint("enhancer_joint"),
@@ -354,34 +412,34 @@ def genisp_weights(study):
 
 
 def train_genisp(study):
-    a, d = study.args, study.data
-    study.run("train GenISP", "genisp/train.py", "--raw_dir", d.raw_train_dir,
-              *(["--annotation", d.raw_train_annotation] if d.raw_train_annotation else []),
+    args, data = study.args, study.data
+    study.run("train GenISP", "genisp/train.py", "--raw_dir", data.raw_train_dir,
+              *(["--annotation", data.raw_train_annotation] if data.raw_train_annotation else []),
               "--checkpoint_dir", study.path("genisp"), "--detector", normal_detector(study),
-              "--epochs", a.genisp_epochs, "--lr_milestones", max(1, int(a.genisp_epochs * 0.7)),
-              "--parameter_size", a.genisp_parameter_size, "--batch_size", a.genisp_batch_size,
-              "--resize", *a.genisp_resize, "--device", a.device, "--seed", a.seed, "--resume",
-              *(["--category_map", a.category_map] if a.category_map else []), distributed=True)
+              "--epochs", args.genisp_epochs, "--lr_milestones", max(1, int(args.genisp_epochs * 0.7)),
+              "--parameter_size", args.genisp_parameter_size, "--batch_size", args.genisp_batch_size,
+              "--resize", *args.genisp_resize, "--device", args.device, "--seed", args.seed, "--resume",
+              *(["--category_map", study.category_map] if study.category_map else []), distributed=True)
 
 
 def score_raw_sets(study, test_set, pipelines):
     """genisp/evaluate.py on a RAW set: {pipeline: {"bbox": stats}}, {pipeline: {"bbox": json}}."""
-    a = study.args
+    args = study.args
     out = study.output(f"evaluate RAW {test_set.name}", "eval", "raw", test_set.name)
     study.run(f"evaluate RAW {test_set.name}", "genisp/evaluate.py", "--raw_dir", test_set.image_dir,
               *(["--annotation", test_set.annotation] if test_set.annotation else []),
               "--weight_path", genisp_weights(study), "--output_dir", out,
-              "--pipelines", *pipelines, "--device", a.device,
-              *(["--category_map", a.category_map] if a.category_map else []),
+              "--pipelines", *pipelines, "--device", args.device,
+              *(["--category_map", study.category_map] if study.category_map else []),
               done=os.path.join(out, "results.json"))
     results = read_json(os.path.join(out, "results.json"))
     return ({p: {"bbox": results[p]} for p in pipelines},
-            {p: {"bbox": os.path.join(out, f"detections_{p}.json")} for p in pipelines})
+            {p: {"bbox": detections_file(out, p, "bbox")} for p in pipelines})
 
 
 def genisp_examples(study, test_set):
     """GenISP's detections on the RAW twins of a synthetic set's images (same file stems)."""
-    raw = next((t for t in study.sets if t.kind == RAW and t.name == "raw"), None)
+    raw = next((t for t in study.test_sets if t.kind == RAW and t.name == "raw"), None)
     if raw is None or test_set.method is None:
         return {}
     out = study.output("GenISP examples", "genisp", "examples")

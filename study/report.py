@@ -9,6 +9,7 @@ import cv2
 from study.remedies import BASELINE
 from study.statistics import BEST_CLASSICAL
 from study.sets import COLUMN
+from torch_utils_lib.evaluation.metrics import IOU_TYPES, REPORT_QUALITY, SUMMARY_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
 from torch_utils_lib.evaluation.coco_bootstrap import (NOT_SIGNIFICANT, fold_intervals, format_interval)
 from torch_utils_lib.data.image_io import write_image
@@ -16,8 +17,8 @@ from torch_utils_lib.plots.charts import plot_bars, plot_darkness_curves, plot_l
 from torch_utils_lib.toolkit.tables import markdown_table
 from torch_utils_lib.plots.drawing import side_by_side
 
-DETAIL_METRICS = {"bbox": ("AP", "AP50"), "segm": ("AP", "AP50")}
-QUALITY_METRICS = ("PSNR", "SSIM")
+DETAIL_METRICS = {iou_type: SUMMARY_STATS for iou_type in IOU_TYPES}
+QUALITY_METRICS = tuple(REPORT_QUALITY.values())
 DELTA = "ΔAP"
 DELTA_CLASSICAL = "ΔAP vs classical"
 HIGHER, LOWER, WITHIN = "▲", "▼", "·"
@@ -56,7 +57,7 @@ def cell_values(cell, iou_type):
 def set_rows(rows, test_set):
     """{row: {"<set> <metric>": value, "<set> <metric>_ci": [low, high]}} of one test set: bbox,
     segm and image quality."""
-    return {name: {f"{test_set.name} {k}": v for iou_type in ("bbox", "segm", None)
+    return {name: {f"{test_set.name} {k}": v for iou_type in (*IOU_TYPES, None)
                    for k, v in cell_values(cells.get(test_set.name, {}), iou_type).items()}
             for name, cells in rows.items()}
 
@@ -151,7 +152,7 @@ def remedy_record(study, remedy):
 
 def write_report(study, rows, figures, curves, examples):
     """report.md and report.json in the study folder; returns the main Markdown table."""
-    a, test_sets = study.args, study.sets
+    args, test_sets = study.args, study.test_sets
     headline = markdown_table(headline_rows(rows, test_sets), first_column="remedy")
     text = ["# Low-light benchmark", "",
             "What low light costs the detector, and which remedy wins it back. Rows are remedies, "
@@ -160,9 +161,9 @@ def write_report(study, rows, figures, curves, examples):
             "upper bound. A learned remedy that does not beat the classical enhancements "
             f"({', '.join(r.name for r in study.remedies if r.classical) or 'none selected'}) "
             "is not a result.", ""]
-    if a.bootstrap:
-        text += [f"bbox AP with its 95% bootstrap interval over the images ({a.bootstrap} resamples, "
-                 f"seed {a.seed}). The first mark compares the row with `{BASELINE}` on the same "
+    if args.bootstrap:
+        text += [f"bbox AP with its 95% bootstrap interval over the images ({args.bootstrap} resamples, "
+                 f"seed {args.seed}). The first mark compares the row with `{BASELINE}` on the same "
                  f"resampled images (paired), the second (learned remedies) with the best classical "
                  f"enhancement on that set: {HIGHER} higher, {LOWER} lower beyond the noise (the "
                  f"difference's interval excludes 0), {WITHIN} within the noise.", ""]
@@ -171,7 +172,7 @@ def write_report(study, rows, figures, curves, examples):
              "AP and AP50 per IoU type (segm where the set has masks; RAW sets bbox only)"
              + (f"; `{DELTA}`: the row's AP minus `{BASELINE}`'s on the same resampled images; "
                 f"`{DELTA_CLASSICAL}`: minus the best classical enhancement's (report.json names it "
-                f"per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if a.bootstrap else "")
+                f"per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if args.bootstrap else "")
              + "; PSNR (dB) and SSIM of the image a remedy produces against the set's normal-light "
              "pair.", ""]
     for t in columns(test_sets):
@@ -196,7 +197,7 @@ def write_report(study, rows, figures, curves, examples):
     text += ["", "## Test sets", ""]
     text += [f"- `{t.name}`: {t.kind}, {t.image_dir}" + (f" (normal-light pair {t.normal_dir})"
                                                          if t.normal_dir else "") for t in test_sets]
-    text += ["", f"Detector: {a.model} ({a.weights} init, {a.augment} augmentation), {a.epochs} epochs "
+    text += ["", f"Detector: {args.model} ({args.weights} init, {study.augment} augmentation), {args.epochs} epochs "
              f"on normal light. Detections of every (remedy, test set) are in eval/ (COCO results "
              f"format; paths in report.json).", ""]
     text += ["## Figures", ""] + [f"![{name}]({os.path.relpath(p, study.out)})"
@@ -208,7 +209,7 @@ def write_report(study, rows, figures, curves, examples):
     atomic_write_json(study.path("report.json"), {
         "rows": rows, "headline": headline_rows(rows, test_sets),
         "table": table_rows(rows, test_sets),
-        "darkness": curves, "bootstrap": {"resamples": a.bootstrap, "seed": a.seed, "level": 0.95},
+        "darkness": curves, "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95},
         "remedies": records, "test_sets": [t.as_dict() for t in test_sets], "figures": figures,
         "examples": [{"test_set": s, "file_name": n, "columns": [title for title, _ in panels]}
                      for s, n, panels in examples],
@@ -223,7 +224,7 @@ def make_figures(study, rows, curves, examples):
     logs = {title: study.path(*parts, "train_log.jsonl") for r in study.remedies for title, parts in r.logs}
     figures["loss curves"] = plot_loss_grid({k: v for k, v in logs.items() if os.path.isfile(v)},
                                             study.path("loss_curves.png"))
-    sets = columns(study.sets)
+    sets = columns(study.test_sets)
     bars = {t.name: {r: cells[t.name]["bbox"]["AP"] for r, cells in rows.items()
                      if "bbox" in cells.get(t.name, {})} for t in sets}
     spans = {t.name: {r: cells[t.name]["bbox"]["AP_ci"] for r, cells in rows.items()

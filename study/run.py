@@ -23,13 +23,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from dataset.synthesis_methods import SYNTHESIS_METHODS
 from study.remedies import REMEDIES, add_remedy_flags
 from study.sets import parse_real_test, resolve_levels
 from torch_utils_lib.data.categories import load_category_map
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
-                                 non_negative_float, non_negative_int, positive_int)
+                                 int_in_range, non_negative_float, non_negative_int, positive_int)
 from torch_utils_lib.toolkit.errors import UserError, run_main
-from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS
+from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS, DETECTOR_SIZE_RANGE
 from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
@@ -44,8 +45,8 @@ def build_parser():
     data.add_argument("--train_annotation")
     data.add_argument("--val_image_dir")
     data.add_argument("--val_annotation")
-    data.add_argument("--methods", nargs="+", default=["gamma_noise", "physics"],
-                      choices=("gamma_noise", "physics"),
+    data.add_argument("--methods", nargs="+", default=list(SYNTHESIS_METHODS),
+                      choices=list(SYNTHESIS_METHODS),
                       help="low-light syntheses of the val set (test sets); the first is what "
                            "learned remedies train on")
     data.add_argument("--real_test", action="append", default=[],
@@ -69,7 +70,7 @@ def build_parser():
                                "rPC, EV50 and darkness.png (default: 2 4 6 8; 2 5 8 on the sample "
                                "set, to keep the demo within 20 minutes; none given: no levels)")
     darkness.add_argument("--severity_methods", nargs="+", default=None,
-                          choices=("gamma_noise", "physics"),
+                          choices=list(SYNTHESIS_METHODS),
                           help="syntheses made at each level (default: every --methods on user "
                                "data; physics only on the sample set, to keep the demo short)")
     darkness.add_argument("--bootstrap", type=bootstrap_resamples, default=1000, metavar="N",
@@ -78,7 +79,8 @@ def build_parser():
     scale = p.add_argument_group("scale")
     scale.add_argument("--model", default="maskrcnn_resnet18_fpn")
     scale.add_argument("--weights", default="none", help="Mask R-CNN init: none, imagenet, coco or a file")
-    scale.add_argument("--min_size", type=positive_int, default=None, help="Mask R-CNN input short side")
+    scale.add_argument("--min_size", type=int_in_range(*DETECTOR_SIZE_RANGE), default=None,
+                       help="Mask R-CNN input short side (%d-%d)" % DETECTOR_SIZE_RANGE)
     scale.add_argument("--augment", default=None, choices=tuple(AUGMENTATIONS),
                        help="Mask R-CNN training augmentation (default: dihedral on the sample set, "
                             "whose shapes have no up; hflip on user data)")
@@ -110,7 +112,6 @@ def check_args(args):
         parse_real_test(spec)
     if args.category_map:
         load_category_map(args.category_map)
-        args.category_map = os.path.abspath(args.category_map)
 
 
 def main():

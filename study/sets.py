@@ -7,6 +7,7 @@ AP-against-darkness curves. A new kind of test set is one more builder in TEST_S
 import os
 from dataclasses import asdict, dataclass
 
+from torch_utils_lib.toolkit.guards import require_dir, require_file
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.names import check_name, name_key, printable
 
@@ -42,27 +43,27 @@ class TestSet:
 
 def normal_sets(study):
     """The normal-light val set: every detector remedy is scored there too."""
-    d = study.data
-    return [TestSet("normal", d.val_image_dir, d.val_annotation, low_light=False)]
+    data = study.data
+    return [TestSet("normal", data.val_image_dir, data.val_annotation, low_light=False)]
 
 
 def synthetic_sets(study):
     """Each --methods synthesis of the val set, paired with the normal-light val images."""
-    d = study.data
-    return [TestSet(method, d.low_light[method]["val"], d.val_annotation, normal_dir=d.val_image_dir,
+    data = study.data
+    return [TestSet(method, data.low_light[method]["val"], data.val_annotation, normal_dir=data.val_image_dir,
                     method=method) for method in study.args.methods]
 
 
 def level_sets(study):
     """The val set synthesized at each fixed --severities level (EV) by each severity method:
     the points of the AP-against-darkness curves (their RAW too where a remedy reads RAW)."""
-    d = study.data
+    data = study.data
     sets = []
-    for method, levels in d.levels.items():
+    for method, levels in data.levels.items():
         for ev, folder in levels.items():
-            sets.append(TestSet(level_name(method, ev), folder, d.val_annotation,
-                                normal_dir=d.val_image_dir, method=method, role=LEVEL, severity=ev))
-            if method in d.raw_level_methods:
+            sets.append(TestSet(level_name(method, ev), folder, data.val_annotation,
+                                normal_dir=data.val_image_dir, method=method, role=LEVEL, severity=ev))
+            if method in data.raw_level_methods:
                 sets.append(TestSet(level_name(method, ev) + "_raw", os.path.join(folder, "raw"),
                                     None, kind=RAW, method=method, role=LEVEL, severity=ev))
     return sets
@@ -81,8 +82,8 @@ def real_sets(study):
 
 def raw_sets(study):
     """RAW val set (--raw_val_dir, or the physics synthesis' RAW), where a remedy reads RAW."""
-    d = study.data
-    return [TestSet("raw", d.raw_val_dir, d.raw_val_annotation, kind=RAW)] if d.raw_val_dir else []
+    data = study.data
+    return [TestSet("raw", data.raw_val_dir, data.raw_val_annotation, kind=RAW)] if data.raw_val_dir else []
 
 
 TEST_SETS = {"normal": normal_sets, "synthetic": synthetic_sets, "severity": level_sets,
@@ -95,13 +96,16 @@ SAMPLE_LEVELS, USER_LEVELS = [2.0, 5.0, 8.0], [2.0, 4.0, 6.0, 8.0]
 
 
 def resolve_levels(args, sample):
-    """Fill in --severities and --severity_methods (each level costs a synthesis, restorations
-    and evaluations: the bundled sample set gets fewer, to keep the demo within 20 minutes)."""
-    if args.severities is None:
-        args.severities = list(SAMPLE_LEVELS if sample else USER_LEVELS)
-    if args.severity_methods is None:
-        args.severity_methods = ["physics"] if sample else list(args.methods)
-    levels = sorted(set(args.severities))
+    """(severities, severity methods): --severities and --severity_methods or their defaults
+    (each level costs a synthesis, restorations and evaluations: the bundled sample set gets
+    fewer, to keep the demo within 20 minutes), checked against each method's level range."""
+    severities = args.severities
+    if severities is None:
+        severities = SAMPLE_LEVELS if sample else USER_LEVELS
+    methods = args.severity_methods
+    if methods is None:
+        methods = ["physics"] if sample else list(args.methods)
+    levels = sorted(set(severities))
     if levels and levels[0] == 0:
         raise UserError("--severities 0: normal light is every curve's first point already (P)")
     names = {}
@@ -111,10 +115,10 @@ def resolve_levels(args, sample):
             raise UserError(f"--severities {other!r} {ev!r}: both levels are named {ev:g}; give "
                             f"levels that differ in their first 6 significant digits")
     from dataset.synthesis import check_level  # OpenCV and numpy: not needed by --help
-    for method in args.severity_methods:  # each method's own range (past it only noise is left)
+    for method in methods:  # each method's own range (past it only noise is left)
         for ev in levels:
             check_level(method, ev, "--severities")
-    args.severities = levels
+    return tuple(levels), tuple(methods)
 
 
 def parse_real_test(spec):
@@ -127,8 +131,8 @@ def parse_real_test(spec):
                         f"NAME=IMAGE_DIR,ANNOTATION[,NORMAL_IMAGE_DIR]")
     check_name(name, f"--real_test {spec}")
     for path, what in zip(parts, ("image directory", "annotation", "normal-light image directory")):
-        if not (os.path.isfile(path) if what == "annotation" else os.path.isdir(path)):
-            raise UserError(f"{path}: {what} of --real_test {name} not found")
+        require = require_file if what == "annotation" else require_dir
+        require(path, f"{what} of --real_test {name}")
     return name, parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 

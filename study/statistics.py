@@ -10,13 +10,12 @@ are paired across levels (robustness.robustness_summary).
 """
 import numpy as np
 
-from torch_utils_lib.evaluation.metrics import STAT_NAMES
+from torch_utils_lib.evaluation.metrics import BOX_TYPES, IOU_TYPES, STAT_NAMES
 from torch_utils_lib.evaluation.scoring import matches_of_files, paired_intervals
 from study.remedies import BASELINE
 from study.sets import COLUMN, LEVEL, RAW, RGB
 from torch_utils_lib.evaluation.robustness import robustness_summary
 
-IOU_TYPES = ("bbox", "segm")
 BEST_CLASSICAL = "best_classical"
 
 
@@ -39,7 +38,7 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
     for test_set in test_sets:
         cells = {row: cells[test_set.name] for row, cells in rows.items() if test_set.name in cells}
         full_cell = test_set.kind == RGB and test_set.role == COLUMN
-        for iou_type in IOU_TYPES if full_cell else ("bbox",):
+        for iou_type in IOU_TYPES if full_cell else BOX_TYPES:
             files = {row: cell["detections"][iou_type] for row, cell in cells.items()
                      if iou_type in cell.get("detections", {})}
             if not files:

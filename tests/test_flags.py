@@ -14,17 +14,11 @@ from torch_utils_lib.runtime.checkpoint import checkpoint_to_resume
 from torch_utils_lib.toolkit.cli import RESUME_LAST, ArgumentParser
 from torch_utils_lib.toolkit.errors import UserError, run_main
 
-# mask_rcnn/study.py builds a plain argparse parser of its own and is not part of this vocabulary
-OUTSIDE_VOCABULARY = {os.path.join("mask_rcnn", "study.py")}
 TABLE_FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "enhancer", "study")
 BAD_VALUES = [("--batch_size", "0"), ("--workers", "-1"), ("--lr", "nan"), ("--epochs", "0"),
               ("--count", "-1"), ("--steps", "0"), ("--parameter_size", "0"),
               ("--num_images", "0"), ("--score_threshold", "2"), ("--max_grad_norm", "inf"),
               ("--eta", "1.5"), ("--resize", "-1")]
-
-
-def vocabulary_scripts():
-    return [p for p in scripts() if os.path.relpath(p, REPO) not in OUTSIDE_VOCABULARY]
 
 
 def build_parser(path):
@@ -59,7 +53,7 @@ def assert_one_error_line(where, code, stdout, stderr, start):
 
 def test_every_script_reports_every_bad_flag_in_one_line(monkeypatch, capsys):
     """Each script as a process (one bad flag), then every bad flag through its main()."""
-    cases = {path: bad_flag_cases(path) for path in vocabulary_scripts()}
+    cases = {path: bad_flag_cases(path) for path in scripts()}
     assert sum(map(len, cases.values())) > 40
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda path: run_script(path, *cases[path][-1][0], timeout=120),
@@ -197,7 +191,7 @@ def readme_flag_table():
 
 def test_readme_flag_table_lists_every_flag_of_every_script():
     actual = {}
-    for path in vocabulary_scripts():
+    for path in scripts():
         folder, name = os.path.split(os.path.relpath(path, REPO))
         if folder not in TABLE_FOLDERS:
             continue

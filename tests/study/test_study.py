@@ -318,7 +318,7 @@ def test_study_plan_reads_raw_only_for_a_remedy_that_scores_it(tiny_set, tmp_pat
         args = build_parser().parse_args(list(map(str, user + ["--remedies", *remedies])))
         check_args(args)
         study = Study(args).plan()
-        assert [t.name for t in study.sets if t.kind == "raw"] == raw_sets
+        assert [t.name for t in study.test_sets if t.kind == "raw"] == raw_sets
         assert (study.data.raw_val_dir is None) == (not raw_sets)
     assert not (tmp_path / "s").exists()
 
@@ -347,3 +347,27 @@ def test_mixed_folder_survives_a_study_killed_while_linking(tiny_set, tmp_path):
     os.unlink(victim)
     assert mixed_folder(study) == first
     assert sorted(os.listdir(first)) == names
+
+
+def test_planning_leaves_the_arguments_as_typed(tiny_set, tmp_path):
+    """The plan (augmentation, darkness levels, the category map's absolute path) lives on the
+    study; the arguments stay what the user typed, as run.json records them."""
+    import copy
+
+    from study.pipeline import Study
+    from study.run import build_parser, check_args
+    data, train, val = tiny_set
+    category_map = tmp_path / "map.json"
+    category_map.write_text('{"person": "person"}')
+    args = build_parser().parse_args(list(map(str, [
+        "--train_image_dir", data / "train", "--train_annotation", train, "--val_image_dir",
+        data / "val", "--val_annotation", val, "--output_dir", tmp_path / "s", "--remedies", "none",
+        "--severities", "4", "2", "--category_map", os.path.relpath(category_map)])))
+    typed = copy.deepcopy(vars(args))
+    check_args(args)
+    study = Study(args).plan()
+    assert vars(args) == typed
+    assert study.augment == "hflip"
+    assert study.severities == (2.0, 4.0) and study.severity_methods == ("gamma_noise", "physics")
+    assert study.category_map == str(category_map.resolve())
+    assert sorted(study.data.levels) == ["gamma_noise", "physics"]

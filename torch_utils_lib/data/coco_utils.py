@@ -4,14 +4,13 @@ Image ids may be strings (RAW-NOD): they are mapped to integers 1..N for torch a
 every output. Category ids map to contiguous labels 1..K (0 is the background), so a dataset whose
 category ids start at 0 never collides with the background label.
 """
-import os
 
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.toolkit.errors import UserError
-from torch_utils_lib.toolkit.guards import require_dir, safe_join
+from torch_utils_lib.toolkit.guards import require_dir, require_file, safe_join
 from torch_utils_lib.data.coco_json import (degenerate_box, has_segmentation, index_coco, load_coco_json,
                                        normalize_coco, sorted_categories)
 from torch_utils_lib.data.image_io import read_rgb
@@ -122,8 +121,7 @@ class CocoDetection(torch.utils.data.Dataset):
         image_id = self.image_ids[index]
         info = self.images_by_id[image_id]
         path = self.image_path(index)
-        if not os.path.isfile(path):
-            raise UserError(f"{path}: image listed in {self.annotation_file} not found")
+        require_file(path, f"image listed in {self.annotation_file}")
         image = self.loader(path)
         height, width = image.shape[:2]
         if (info.get("height"), info.get("width")) not in ((None, None), (height, width)):

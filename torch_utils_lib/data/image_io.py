@@ -196,6 +196,19 @@ def read_rgb(path):
     return np.ascontiguousarray(rgb)
 
 
+def read_size(path):
+    """(height, width) of `path` as read_rgb returns it (stored pixels), from the file's header
+    alone (no decoding); UserError if unreadable."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise UserError(f"{path}: not a regular file")
+        with Image.open(path) as img:
+            width, height = img.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise UserError(f"{path}: cannot read image ({getattr(e, 'strerror', None) or e})") from None
+    return height, width
+
+
 def require_finite(values, what):
     """Raise a UserError unless every value of the array (or CPU tensor) is finite.
 

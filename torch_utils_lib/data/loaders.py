@@ -46,14 +46,20 @@ def aspect_ratio_groups(dataset):
 
 
 def detection_loader(dataset, batch_size, train, workers=0, group_by_aspect_ratio=True,
-                     seed=0, collate=collate_fn):
-    """A DataLoader over `dataset`, sharded across torchrun processes when there are several."""
+                     seed=0, collate=collate_fn, group_ids=None):
+    """A DataLoader over `dataset`, sharded across torchrun processes when there are several.
+
+    `group_ids` (one per item): training batches hold items of one group only (e.g. one image
+    size); default: a COCO dataset's aspect-ratio groups."""
     if get_world_size() > 1:
         sampler = DistributedSampler(dataset, shuffle=train, seed=seed)
     else:
         sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
     common = dict(num_workers=workers, collate_fn=collate, worker_init_fn=seed_worker,
                   persistent_workers=workers > 0)
+    if train and group_ids is not None:
+        return DataLoader(dataset, batch_sampler=GroupedBatchSampler(sampler, group_ids, batch_size),
+                          **common)
     if train and group_by_aspect_ratio and hasattr(dataset, "images_by_id"):
         batches = GroupedBatchSampler(sampler, aspect_ratio_groups(dataset), batch_size)
         return DataLoader(dataset, batch_sampler=batches, **common)

@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from torch_utils_lib.evaluation.metrics import IOU_TYPES
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, read_json
 from torch_utils_lib.runtime.checkpoint import prepare_checkpoint_dir, save_checkpoint
 from torch_utils_lib.toolkit.errors import UserError
@@ -21,6 +22,19 @@ class NonFiniteLossError(UserError):
     """Training diverged: reported as one line, and no checkpoint of the broken model is written."""
 
 
+class NonFiniteGradient(Exception):
+    """optimizer_step met a NaN/inf gradient (train_one_epoch names the step and the images)."""
+
+
+def _which_images(batch_names, batch):
+    names = batch_names(batch) if batch_names is not None else None
+    if not names:
+        return ""
+    shown = ", ".join(str(n) for n in names[:4]) + (f" and {len(names) - 4} more"
+                                                   if len(names) > 4 else "")
+    return f" on {'image' if len(names) == 1 else 'images'} {shown}"
+
+
 def detection_losses(model, batch, device):
     """Loss dict of a torchvision detector on a (images, targets) batch."""
     images, targets = batch
@@ -34,10 +48,24 @@ def optimizer_params(optimizer):
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
-def optimizer_step(loss, optimizer, scaler=None, max_grad_norm=None, params=None):
-    """Backward and step: loss scaling when `scaler` is enabled (AMP), optional norm clipping."""
+def optimizer_step(loss, optimizer, scaler=None, max_grad_norm=None, params=None,
+                   check_finite=False):
+    """Backward and step: loss scaling when `scaler` is enabled (AMP), optional norm clipping.
+
+    `check_finite` (without AMP, whose scaler skips such steps itself): a NaN/inf gradient
+    raises NonFiniteGradient before the step, so the weights stay finite."""
     optimizer.zero_grad(set_to_none=True)
-    if scaler is not None and scaler.is_enabled():
+    if check_finite and not (scaler is not None and scaler.is_enabled()):
+        loss.backward()
+        try:  # the norm is needed for clipping anyway; unclipped: a scale by 1, values unchanged
+            torch.nn.utils.clip_grad_norm_(params or optimizer_params(optimizer),
+                                           max_grad_norm or math.inf, error_if_nonfinite=True)
+        except RuntimeError as e:
+            if "non-finite" not in str(e):
+                raise
+            raise NonFiniteGradient() from None
+        optimizer.step()
+    elif scaler is not None and scaler.is_enabled():
         scaler.scale(loss).backward()
         if max_grad_norm:
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
@@ -53,13 +81,14 @@ def optimizer_step(loss, optimizer, scaler=None, max_grad_norm=None, params=None
 
 def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=detection_losses,
                     scaler=None, amp=False, warmup_iters=0, max_grad_norm=None, log_path=None,
-                    after_step=None, desc=None):
+                    after_step=None, desc=None, batch_names=None):
     """One pass over `data_loader`; returns the mean of each loss.
 
     The learning rate ramps linearly from 1/1000 to its value over the first `warmup_iters`
     iterations of epoch 0. A non-finite loss stops training with NonFiniteLossError before the
-    optimizer step, so the weights stay finite. `after_step()` runs after every optimizer step
-    (the hooks' EMA updates).
+    optimizer step, so the weights stay finite; so does a NaN/inf gradient of a finite loss.
+    Both name the step and, where `batch_names(batch)` knows them, the batch's images.
+    `after_step()` runs after every optimizer step (the hooks' EMA updates).
     """
     model.train()
     warmup = None
@@ -77,9 +106,17 @@ def train_one_epoch(model, optimizer, data_loader, device, epoch, *, loss_fn=det
             logger.close()
             detail = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
             raise NonFiniteLossError(
-                f"loss became {loss.item()} at epoch {epoch}, iteration {iteration} ({detail}): "
-                f"lower --lr or set gradient clipping; no checkpoint was written from this state")
-        optimizer_step(loss, optimizer, scaler, max_grad_norm, params)
+                f"loss became {loss.item()} at epoch {epoch}, iteration {iteration}"
+                f"{_which_images(batch_names, batch)} ({detail}): lower --lr or set gradient "
+                f"clipping; no checkpoint was written from this state")
+        try:
+            optimizer_step(loss, optimizer, scaler, max_grad_norm, params, check_finite=True)
+        except NonFiniteGradient:
+            logger.close()
+            raise NonFiniteLossError(
+                f"the gradient became NaN or inf at epoch {epoch}, iteration {iteration}"
+                f"{_which_images(batch_names, batch)} (loss {loss.item():.4g}): an input the "
+                f"loss cannot differentiate; no checkpoint was written from this state") from None
         if after_step is not None:
             after_step()
         if warmup is not None:
@@ -105,14 +142,14 @@ def predict(model, data_loader, device, amp=False, desc="evaluating"):
     logger.close()
 
 
-def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="pycocotools",
-             results_path=None, amp=False, matches=None, per_category=None):
+def evaluate(model, data_loader, device, iou_types=IOU_TYPES, backend="pycocotools",
+             dump_to=None, amp=False, matches=None, per_category=None):
     """COCO stats of `model` on a CocoDetection loader: {iou_type: {AP, AP50, ... ARl}}.
 
     Only detections of labels the dataset's label map knows are scored (and dumped, with the
     dataset's own category ids). Under torchrun each process predicts its shard; results are
-    gathered before scoring. `results_path` (a prefix) dumps the detections in COCO results
-    format per IoU type. `matches` (a dict) receives the matching's ImageMatches per IoU type
+    gathered before scoring. `dump_to` = (folder, set name) dumps the detections in COCO results
+    format per IoU type (coco_eval.detections_file). `matches` (a dict) receives the matching's ImageMatches per IoU type
     (CocoEvaluator.summarize) for a bootstrap, `per_category` (a dict) {iou_type: {class name:
     {AP, AP50, AP75}}}.
     """
@@ -124,8 +161,8 @@ def evaluate(model, data_loader, device, iou_types=("bbox", "segm"), backend="py
     for targets, outputs in predict(model, data_loader, device, amp):
         evaluator.update(targets, keep_labels(outputs, labels))
     stats = evaluator.summarize(matches, per_category)
-    if results_path:
-        evaluator.dump(results_path)
+    if dump_to:
+        evaluator.dump(*dump_to)
     return stats
 
 
@@ -143,7 +180,7 @@ PLOT_INTERVAL_S = 60
 
 def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint_dir, config,
         start_epoch=0, loss_fn=detection_losses, scaler=None, amp=False, warmup_iters=0,
-        max_grad_norm=None, saved_model=None, hooks=()):
+        max_grad_norm=None, saved_model=None, hooks=(), batch_names=None):
     """Train from `start_epoch` to `epochs`, checkpointing after every epoch.
 
     `checkpoint_dir/last.pth` is rewritten atomically after each epoch (what --resume reads). It
@@ -183,7 +220,7 @@ def fit(model, optimizer, scheduler, train_loader, device, *, epochs, checkpoint
                                  scaler=scaler, amp=amp, warmup_iters=warmup_iters,
                                  max_grad_norm=max_grad_norm, log_path=log_path,
                                  after_step=after_step if hooks else None,
-                                 desc=f"epoch {epoch + 1}/{epochs}")
+                                 desc=f"epoch {epoch + 1}/{epochs}", batch_names=batch_names)
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()

@@ -58,6 +58,16 @@ class Trainer:
         """{name: loss tensor} of a batch; their sum is minimised."""
         return detection_losses(model, batch, device)
 
+    def batch_names(self, batch):
+        """The file names of a batch's images, for the line that stops a diverged run (default:
+        a COCO batch's, by image id; None where unknown)."""
+        dataset = getattr(self.loader, "dataset", None)
+        images = getattr(dataset, "images_by_id", None)
+        try:
+            return [images[int(t["image_id"])]["file_name"] for t in batch[1]] if images else None
+        except (KeyError, TypeError, IndexError, ValueError):
+            return None
+
     def hooks(self):
         """torch_utils_lib.engine.hooks.Hook objects fit runs (validation, previews, EMA, ...)."""
         return []
@@ -110,4 +120,5 @@ class Trainer:
                    epochs=args.epochs, checkpoint_dir=args.checkpoint_dir, config=self.config,
                    start_epoch=start_epoch, loss_fn=self.loss, scaler=scaler, amp=self.amp,
                    warmup_iters=getattr(args, "warmup_iters", 0),
-                   max_grad_norm=args.max_grad_norm or None, saved_model=saved_model, hooks=hooks)
+                   max_grad_norm=args.max_grad_norm or None, saved_model=saved_model, hooks=hooks,
+                   batch_names=self.batch_names)

@@ -4,6 +4,7 @@ pycocotools is the reference backend; `faster_coco_eval` computes the same 12 st
 """
 import contextlib
 import io
+import os
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -12,6 +13,12 @@ from torch_utils_lib.evaluation import coco_match
 from torch_utils_lib.evaluation.matching import ImageMatches, backend_modules, evaluate_images
 from torch_utils_lib.evaluation.metrics import IOU_TYPES, STAT_NAMES
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+
+
+def detections_file(folder, set_name, iou_type):
+    """The one name of a set's dumped detections for one IoU type (a COCO results list, or
+    GenISP's {"settings", "results"}): `<folder>/detections_<set>_<iou type>.json`."""
+    return os.path.join(folder, f"detections_{set_name}_{iou_type}.json")
 
 
 def detections_to_coco(image_id, output, category_of_label, iou_type, mask_threshold=0.5):
@@ -132,14 +139,15 @@ class CocoEvaluator:
             per_category.update(categories)
         return stats
 
-    def dump(self, prefix):
-        """Write `<prefix>_<iou_type>.json` in COCO results format with the original image ids."""
+    def dump(self, folder, set_name):
+        """Write each IoU type's detections to its detections_file in COCO results format, with
+        the original image ids."""
         from torch_utils_lib.runtime.distributed import is_main_process  # as gathered()
         paths = {}
         for iou_type in self.iou_types:
             results = [{**r, "image_id": self.dataset.original_id(r["image_id"])}
                        for r in self.gathered(iou_type)]
             if is_main_process():
-                paths[iou_type] = f"{prefix}_{iou_type}.json"
+                paths[iou_type] = detections_file(folder, set_name, iou_type)
                 atomic_write_json(paths[iou_type], results)
         return paths

@@ -2,6 +2,7 @@
 SSIM and their GT-mean variants), and the two-stage AP table of a detector on such images."""
 import os
 
+from torch_utils_lib.evaluation.metrics import IMAGE_QUALITY_LABELS, IOU_TYPES, SHOWN_STATS
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.data.image_io import read_rgb
 from torch_utils_lib.evaluation.image_metrics import psnr, psnr_gt_mean, ssim, ssim_gt_mean, summarize
@@ -9,8 +10,6 @@ from torch_utils_lib.toolkit.progress import progress as progress_bar
 from torch_utils_lib.toolkit.tables import markdown_table
 
 METRICS = {"psnr": psnr, "ssim": ssim, "psnr_gt_mean": psnr_gt_mean, "ssim_gt_mean": ssim_gt_mean}
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "psnr_gt_mean": "PSNR GT-mean (dB)",
-          "ssim_gt_mean": "SSIM GT-mean"}
 
 
 def score_sets(names, reference_dir, image_dirs, progress=True):
@@ -42,16 +41,16 @@ def score_sets(names, reference_dir, image_dirs, progress=True):
 
 def quality_table(summary):
     """Markdown table: one row per image set, the mean of each metric."""
-    rows = {set_name: {LABELS[m]: metrics[m]["mean"] for m in METRICS}
+    rows = {set_name: {IMAGE_QUALITY_LABELS[m]: metrics[m]["mean"] for m in METRICS}
             for set_name, metrics in summary.items()}
-    return markdown_table(rows, first_column="images", formats=dict.fromkeys(LABELS.values(), ".4f"))
+    return markdown_table(rows, first_column="images", formats=dict.fromkeys(IMAGE_QUALITY_LABELS.values(), ".4f"))
 
 
 def two_stage_table(ap):
     """Markdown table of Mask R-CNN AP on each image set ({set: {iou: stats}})."""
-    columns = [f"{iou} {stat}" for iou in ("bbox", "segm") for stat in ("AP", "AP50", "AP75")
+    columns = [f"{iou} {stat}" for iou in IOU_TYPES for stat in SHOWN_STATS
                if any(iou in sets for sets in ap.values())]
     rows = {set_name: {f"{iou} {stat}": stats[stat] for iou, stats in sets.items()
-                       for stat in ("AP", "AP50", "AP75")} for set_name, sets in ap.items()}
+                       for stat in SHOWN_STATS} for set_name, sets in ap.items()}
     return markdown_table(rows, first_column="images", columns=columns,
                           formats=dict.fromkeys(columns, ".4f"))

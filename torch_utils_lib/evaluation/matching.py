@@ -82,7 +82,7 @@ class ImageMatches:
         p = evaluator.params
         if list(p.maxDets) != [1, 10, 100] or len(p.areaRng) != 4 or not p.useCats:
             raise ValueError("ImageMatches needs COCOeval's default params (maxDets 1/10/100, 4 areas)")
-        K, A, I, T = len(p.catIds), len(p.areaRng), len(p.imgIds), len(p.iouThrs)
+        K, A, I = len(p.catIds), len(p.areaRng), len(p.imgIds)
         # ground truth that counts (not crowd, inside the area range) per (category, area, image)
         gt_counts = np.zeros((K, A, I), dtype=np.int32)
         # true positives per image among its top 1, 10, 100 detections, summed over IoU thresholds

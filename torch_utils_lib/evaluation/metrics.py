@@ -11,7 +11,7 @@ BOX_TYPES = ("bbox",)  # a box-only detector's or dataset's IoU types
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 INTERVAL_STATS = ("AP", "AP50", "AP75")  # bootstrapped: intervals and paired differences
 SHOWN_STATS = ("AP", "AP50", "AP75")  # the evaluate scripts' tables and per-category AP
-REPORT_STATS = ("AP", "AP50")  # the study's detail tables, per IoU type
+SUMMARY_STATS = ("AP", "AP50")  # compact tables and bar charts (the study's details, training logs)
 COCO_SCORED = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # study/score.py: intervals and deltas
 
 # mmdetection's VOCMetric (eval_map at IoU 0.5): area under the curve, and VOC2007's 11 points

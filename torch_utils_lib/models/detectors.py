@@ -6,6 +6,8 @@ Weights: 'none' (from scratch), 'imagenet' (backbone only), 'coco', or a file pa
 """
 import functools
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torchvision
@@ -15,32 +17,89 @@ from torchvision.models.detection import (MaskRCNN, RetinaNet, faster_rcnn, mask
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from torch_utils_lib.toolkit.guards import require_file
 from torch_utils_lib.runtime.checkpoint import check_finite_weights, is_plain_state_dict, read_state
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.runtime.devices import autocast
-from torch_utils_lib.toolkit.flag_choices import DETECTOR_NAMES, LIGHT_DETECTORS, TORCHVISION_DETECTOR_NAMES
 from torch_utils_lib.data.transforms import to_tensor
+from torch_utils_lib.evaluation.metrics import iou_types_of
+from torch_utils_lib.toolkit.flag_choices import DETECTOR_NAMES
 
 _D = torchvision.models.detection
-# name -> (builder, COCO weights enum, ImageNet backbone weights enum)
-TORCHVISION_DETECTORS = {
-    "maskrcnn_resnet50_fpn": (_D.maskrcnn_resnet50_fpn, _D.MaskRCNN_ResNet50_FPN_Weights.COCO_V1,
-                              torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
-    "maskrcnn_resnet50_fpn_v2": (_D.maskrcnn_resnet50_fpn_v2, _D.MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
-                                 torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
-    "fasterrcnn_resnet50_fpn": (_D.fasterrcnn_resnet50_fpn, _D.FasterRCNN_ResNet50_FPN_Weights.COCO_V1,
-                                torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
-    "fasterrcnn_resnet50_fpn_v2": (_D.fasterrcnn_resnet50_fpn_v2,
-                                   _D.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
-                                   torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
-    "retinanet_resnet50_fpn": (_D.retinanet_resnet50_fpn, _D.RetinaNet_ResNet50_FPN_Weights.COCO_V1,
-                               torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
-    "retinanet_resnet50_fpn_v2": (_D.retinanet_resnet50_fpn_v2, _D.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1,
-                                  torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
+_MASK_HEAD = "roi_heads.mask_predictor.mask_fcn_logits.weight"
+_BOX_HEAD = "roi_heads.box_predictor.cls_score.weight"
+_RETINA_HEAD = "head.classification_head.cls_logits.weight"
+_RETINA_ANCHORS = 9  # 3 sizes x 3 aspect ratios per location
+
+
+@dataclass(frozen=True)
+class DetectorFamily:
+    """What the toolkit needs of one kind of detector, whatever its backbone.
+
+    recognizes(state): whether a plain state dict is of this family (its heads' keys);
+    class_count(state): its number of classes, background included, read from the
+    class-dependent head. A new family is one entry in FAMILIES plus its detectors in DETECTORS.
+    """
+    name: str
+    has_masks: bool
+    recognizes: Callable
+    class_count: Callable
+
+    @property
+    def iou_types(self):
+        return iou_types_of(self.has_masks)
+
+
+FAMILIES = {family.name: family for family in (
+    DetectorFamily("maskrcnn", True, lambda state: _MASK_HEAD in state,
+                   lambda state: state[_BOX_HEAD].shape[0]),
+    DetectorFamily("fasterrcnn", False, lambda state: _BOX_HEAD in state and _MASK_HEAD not in state,
+                   lambda state: state[_BOX_HEAD].shape[0]),
+    DetectorFamily("retinanet", False, lambda state: _RETINA_HEAD in state,
+                   lambda state: state[_RETINA_HEAD].shape[0] // _RETINA_ANCHORS),
+)}
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One detector name: its family, its torchvision builder with the COCO and ImageNet weights
+    enums (None for our light model, built by light_maskrcnn) and its default image sizes."""
+    family: DetectorFamily
+    builder: Callable | None = None
+    coco_weights: object = None
+    backbone_weights: object = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+    sizes: tuple = (800, 1333)  # torchvision's min_size / max_size
+
+
+_FAMILY = FAMILIES
+DETECTORS = {
+    "maskrcnn_resnet18_fpn": Detector(_FAMILY["maskrcnn"], None, None,
+                                      torchvision.models.ResNet18_Weights.IMAGENET1K_V1, (128, 512)),
+    "maskrcnn_resnet50_fpn": Detector(_FAMILY["maskrcnn"], _D.maskrcnn_resnet50_fpn,
+                                      _D.MaskRCNN_ResNet50_FPN_Weights.COCO_V1),
+    "maskrcnn_resnet50_fpn_v2": Detector(_FAMILY["maskrcnn"], _D.maskrcnn_resnet50_fpn_v2,
+                                         _D.MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
+    "fasterrcnn_resnet50_fpn": Detector(_FAMILY["fasterrcnn"], _D.fasterrcnn_resnet50_fpn,
+                                        _D.FasterRCNN_ResNet50_FPN_Weights.COCO_V1),
+    "fasterrcnn_resnet50_fpn_v2": Detector(_FAMILY["fasterrcnn"], _D.fasterrcnn_resnet50_fpn_v2,
+                                           _D.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
+    "retinanet_resnet50_fpn": Detector(_FAMILY["retinanet"], _D.retinanet_resnet50_fpn,
+                                       _D.RetinaNet_ResNet50_FPN_Weights.COCO_V1),
+    "retinanet_resnet50_fpn_v2": Detector(_FAMILY["retinanet"], _D.retinanet_resnet50_fpn_v2,
+                                          _D.RetinaNet_ResNet50_FPN_V2_Weights.COCO_V1),
 }
-assert tuple(TORCHVISION_DETECTORS) == TORCHVISION_DETECTOR_NAMES  # the --help's names
+assert tuple(DETECTORS) == DETECTOR_NAMES  # the --help's names (toolkit.flag_choices, torch-free)
+TORCHVISION_DETECTORS = {name: d for name, d in DETECTORS.items() if d.builder is not None}
+
+
+def family_of(name):
+    """The DetectorFamily of detector `name` (a DETECTORS key, e.g. a checkpoint's config["model"])."""
+    if name not in DETECTORS:
+        raise UserError(f"--model {name}: unknown detector; choose one of {', '.join(DETECTOR_NAMES)}")
+    return DETECTORS[name].family
+
+
 COCO_CATEGORY_NAMES = list(_D.MaskRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"])
-DEFAULT_SIZES = {"maskrcnn_resnet18_fpn": (128, 512)}  # torchvision's 800/1333 otherwise
 
 
 def cached_weights_path(weights):
@@ -61,8 +120,7 @@ def load_pretrained_state(weights, name, flag="--weights"):
 
 def load_state_file(path):
     """A state dict from a file: an llvision checkpoint or a plain torchvision state dict."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: weights file not found")
+    require_file(path, "weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -111,21 +169,21 @@ def replace_heads(model, num_classes):
 def build_detector(name, num_classes, weights="none", trainable_backbone_layers=None,
                    min_size=None, max_size=None, flag="--weights"):
     """A detector `name` for `num_classes` (background included), initialised from `weights`."""
-    if name not in DETECTOR_NAMES:
-        raise UserError(f"--model {name}: unknown detector; choose one of {', '.join(DETECTOR_NAMES)}")
-    default_min, default_max = DEFAULT_SIZES.get(name, (800, 1333))
-    sizes = {"min_size": min_size or default_min, "max_size": max_size or default_max}
+    family_of(name)  # an unknown name is refused
+    detector = DETECTORS[name]
+    sizes = {"min_size": min_size or detector.sizes[0], "max_size": max_size or detector.sizes[1]}
     file_state = load_state_file(weights) if weights not in ("none", "coco", "imagenet") else None
-    if name in LIGHT_DETECTORS:
+    if detector.builder is None:
         if weights == "coco":
             raise UserError(f"{flag} coco: no COCO weights exist for {name}; use none, "
                             f"imagenet or a file")
-        backbone = (load_pretrained_state(torchvision.models.ResNet18_Weights.IMAGENET1K_V1, name, flag)
+        backbone = (load_pretrained_state(detector.backbone_weights, name, flag)
                     if weights == "imagenet" else None)
         model = light_maskrcnn(num_classes, sizes["min_size"], sizes["max_size"],
                                pretrained_backbone=backbone)
     else:
-        builder, coco_weights, backbone_weights = TORCHVISION_DETECTORS[name]
+        builder, coco_weights, backbone_weights = (detector.builder, detector.coco_weights,
+                                                   detector.backbone_weights)
         kwargs = dict(weights=None, weights_backbone=None, **sizes)
         if trainable_backbone_layers is not None:
             kwargs["trainable_backbone_layers"] = trainable_backbone_layers
@@ -186,7 +244,7 @@ def detector_config(name, categories, min_size=None, max_size=None, category_ids
 
     `categories[label]` is the class name of each label, index 0 being the background.
     """
-    default_min, default_max = DEFAULT_SIZES.get(name, (800, 1333))
+    default_min, default_max = DETECTORS[name].sizes
     return {"model": name, "num_classes": len(categories), "categories": list(categories),
             "category_ids": list(category_ids) if category_ids is not None else None,
             "min_size": min_size or default_min, "max_size": max_size or default_max}
@@ -216,18 +274,13 @@ def load_detector(spec, device="cpu", weights="coco", flag="--weights"):
 
 def _class_count(state):
     """Number of classes (background included) from a detector state dict's class-dependent head."""
-    if "roi_heads.box_predictor.cls_score.weight" in state:
-        return state["roi_heads.box_predictor.cls_score.weight"].shape[0]
-    logits = state.get("head.classification_head.cls_logits.weight")
-    return logits.shape[0] // 9 if logits is not None else None  # RetinaNet: 3 sizes x 3 ratios
+    family = next((f for f in FAMILIES.values() if f.recognizes(state)), None)
+    return family.class_count(state) if family else None
 
 
 def _candidates(state):
-    if "roi_heads.mask_predictor.mask_fcn_logits.weight" in state:
-        return [n for n in DETECTOR_NAMES if n.startswith("maskrcnn")]
-    if "head.classification_head.cls_logits.weight" in state:
-        return [n for n in DETECTOR_NAMES if n.startswith("retinanet")]
-    return [n for n in DETECTOR_NAMES if n.startswith("fasterrcnn")]
+    """The detector names whose family recognizes the state dict's heads."""
+    return [name for name, d in DETECTORS.items() if d.family.recognizes(state)]
 
 
 def _shapes(state):

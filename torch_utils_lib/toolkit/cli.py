@@ -86,6 +86,14 @@ def int_at_least(low):
                     f"an integer >= {low}")
 
 
+def int_in_range(low, high, *, off=None):
+    """argparse type: an integer in [low, high] (a size that can run), or `off` (e.g. 0: none)."""
+    also = f"{off} or " if off is not None else ""
+    return _checked(f"int_in_range_{low}_{high}", int,
+                    lambda v: v == off or low <= v <= high,
+                    f"must be {also}between {low} and {high}", f"an integer, {also}in [{low}, {high}]")
+
+
 def add_common_args(parser, *, seed=True, workers=True, amp=True, default_seed=0):
     """--device, and where the script uses them --seed, --workers (DataLoader processes), --amp.
 

@@ -16,3 +16,8 @@ COCO_BACKENDS = ("pycocotools", "faster_coco_eval")  # coco_eval.CocoEvaluator's
 AUGMENTATIONS = {"hflip": "random horizontal flip (torchvision's detection recipe)",
                  "dihedral": "random flip and quarter turn (data with no up, e.g. the sample shapes)",
                  "none": "no augmentation"}  # transforms.training_augmentation's
+
+
+# --min_size / --max_size of a detector's input: 32 px is one cell of the FPN's coarsest (stride
+# 32) level; a 4096 px short side is 5x torchvision's 800 and about what one 80 GB GPU trains
+DETECTOR_SIZE_RANGE = (32, 4096)

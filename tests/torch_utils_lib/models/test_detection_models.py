@@ -27,7 +27,7 @@ def test_coco_weights_load_from_the_cache_and_heads_are_replaced(hub_dir):
     torch.manual_seed(0)
     reference = build_detector("maskrcnn_resnet50_fpn", 91)
     freeze_batchnorm(reference.backbone.body)  # the layout of torchvision's published file
-    path = cached_weights_path(TORCHVISION_DETECTORS["maskrcnn_resnet50_fpn"][1])
+    path = cached_weights_path(TORCHVISION_DETECTORS["maskrcnn_resnet50_fpn"].coco_weights)
     os.makedirs(os.path.dirname(path))
     torch.save(reference.state_dict(), path)
     coco_model = build_detector("maskrcnn_resnet50_fpn", 91, "coco")

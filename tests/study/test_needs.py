@@ -1,0 +1,57 @@
+"""The study checks what each selected row's steps need of the train set before its first step
+(Remedy.needs): certain failures are one line, legitimate sets (mixed sizes) are accepted."""
+import json
+
+import numpy as np
+import pytest
+
+from tests.helpers import make_sample_set
+from tests.test_user_errors import tree_digest
+from torch_utils_lib.data.image_io import write_image
+from torch_utils_lib.toolkit.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    data = make_sample_set(tmp_path_factory.mktemp("needs"), train=3, val=2, size=32)
+    return data, data / "annotations" / "instances_train.json", data / "annotations" / "instances_val.json"
+
+
+def plan(data, train, val, out, *remedies):
+    from study.pipeline import Study
+    from study.run import build_parser, check_args
+    args = build_parser().parse_args(list(map(str, [
+        "--train_image_dir", data / "train", "--train_annotation", train, "--val_image_dir",
+        data / "val", "--val_annotation", val, "--output_dir", out, "--device", "cpu",
+        "--remedies", *remedies])))
+    check_args(args)
+    return Study(args).plan()
+
+
+def with_image(train, data, out, side, boxes=True):
+    """The train annotation plus one side x side image (mixed sizes); without boxes: none left."""
+    coco = json.loads(train.read_text())
+    name = f"side_{side}.png"
+    write_image(str(data / "train" / name), np.full((side, side, 3), 20, np.uint8))
+    coco["images"].append({"id": 999, "file_name": name, "width": side, "height": side})
+    if not boxes:
+        coco["annotations"] = [{**a, "iscrowd": 1} for a in coco["annotations"]]
+    out.write_text(json.dumps(coco))
+    return out
+
+
+def test_rows_needs_are_checked_before_the_first_step(small_set, tmp_path):
+    data, train, val = small_set
+    tiny = with_image(train, data, tmp_path / "tiny.json", 8)
+    mixed = with_image(train, data, tmp_path / "mixed.json", 20)
+    crowd = with_image(train, data, tmp_path / "crowd.json", 20, boxes=False)
+    before = tree_digest(data)
+    with pytest.raises(UserError, match=r"--remedies zero_dce: .*side_8.png: 8x8, smaller than the "
+                                        r"16x16 Zero-DCE\+\+ trains on"):
+        plan(data, tiny, val, tmp_path / "s1", "none", "zero_dce")
+    plan(data, tiny, val, tmp_path / "s2", "none", "gamma")  # only zero_dce needs 16 px
+    plan(data, mixed, val, tmp_path / "s3", "none", "zero_dce")  # mixed sizes: accepted
+    with pytest.raises(UserError, match="--remedies none: .*crowd.json: no usable box"):
+        plan(data, crowd, val, tmp_path / "s4", "none")
+    assert not any((tmp_path / f"s{n}").exists() for n in range(1, 5))  # nothing written
+    assert tree_digest(data) == before
