@@ -53,10 +53,12 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
                          for row in files}
             summaries, full, draws = paired_intervals({row: cells[row][iou_type] for row in files},
                                                       matches, n, seed, baselines)
-            for row, stats in summaries.items():  # new dicts: one evaluation's cells may share stats
+            for row, stats in summaries.items():
                 if BEST_CLASSICAL in baselines[row]:
                     stats[f"vs_{BEST_CLASSICAL}"] = {"remedy": best, **stats[f"vs_{BEST_CLASSICAL}"]}
-                cells[row][iou_type] = stats
+                # a new cell: one evaluation's cells may be one dict shared by several sets (the
+                # reference row's on every synthesis), whose paired differences differ per set
+                cells[row] = rows[row][test_set.name] = {**cells[row], iou_type: stats}
             draws_by_set[test_set.name, iou_type] = draws
     return draws_by_set
 

@@ -182,7 +182,8 @@ def assert_intervals_and_darkness_curves(report, rows, out):
                     assert low <= cell[iou_type]["AP"] <= high, (remedy, name, iou_type)
                     if name in rows["none"]:
                         assert cell[iou_type]["vs_none"]["AP"]["delta"] == pytest.approx(
-                            cell[iou_type]["AP"] - rows["none"][name][iou_type]["AP"], abs=1e-9)
+                            cell[iou_type]["AP"] - rows["none"][name][iou_type]["AP"], abs=1e-9), (
+                            remedy, name, iou_type)
     for name, cell in rows["none"].items():
         assert cell["bbox"]["vs_none"]["AP"] == {"delta": 0.0, "ci": [0.0, 0.0], "share_le_0": 1.0}
     curves = report["darkness"]["physics"]
