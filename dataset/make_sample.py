@@ -14,7 +14,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
-from torch_utils_lib.toolkit.cli import ArgumentParser, int_at_least, positive_int
+from torch_utils_lib.toolkit.cli import ArgumentParser, int_in_range
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
 from torch_utils_lib.data.image_io import write_image
@@ -144,13 +144,21 @@ def make_sample(output_dir=SAMPLE_DIR, train=64, val=32, size=128, seed=0, max_o
     return paths
 
 
+# flag ranges: 32 px holds the smallest shapes drawn and one cell of a detector's coarsest FPN
+# level; 4096 px is the largest detector input (flag_choices.DETECTOR_SIZE_RANGE); a split of
+# 100000 images is past COCO train's 118k / 2 and takes hours to draw; 32 shapes fill the image
+IMAGE_SIZE_RANGE = (32, 4096)
+SPLIT_IMAGES_RANGE = (1, 100_000)
+MAX_OBJECTS_RANGE = (1, 32)
+
+
 def build_parser():
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("--output_dir", default=SAMPLE_DIR, help="where to write the set")
-    parser.add_argument("--train", type=positive_int, default=64, help="number of training images")
-    parser.add_argument("--val", type=positive_int, default=32, help="number of validation images")
-    parser.add_argument("--size", type=int_at_least(32), default=128, help="image side in pixels")
-    parser.add_argument("--max_objects", type=positive_int, default=4, help="most shapes per image")
+    parser.add_argument("--train", type=int_in_range(*SPLIT_IMAGES_RANGE), default=64, help="number of training images")
+    parser.add_argument("--val", type=int_in_range(*SPLIT_IMAGES_RANGE), default=32, help="number of validation images")
+    parser.add_argument("--size", type=int_in_range(*IMAGE_SIZE_RANGE), default=128, help="image side in pixels")
+    parser.add_argument("--max_objects", type=int_in_range(*MAX_OBJECTS_RANGE), default=4, help="most shapes per image")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     return parser
 

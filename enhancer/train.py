@@ -20,7 +20,8 @@ from enhancer.sizes import (DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO
                             ZERO_DCE_MAX_SCALE_FACTOR, ZERO_DCE_MIN_TRAINING_SIZE)
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
                                          int_in_range, non_negative_float, positive_float,
-                                         positive_int, probability)
+                                         probability)
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
 from torch_utils_lib.toolkit.errors import run_main
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_low_light
 
@@ -47,7 +48,7 @@ def build_parser():
                    help="JSON {dataset class name: detector class name}")
     p.add_argument("--checkpoint_dir", default=os.path.join(RUNS_DIR, "enhancer"),
                    help="where last.pth, the log and figures go")
-    p.add_argument("--batch_size", type=positive_int, default=8)
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=8)
     p.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=None,
                    help="Adam learning rate of the enhancer (zero_dce 1e-4, dip 1e-3)")
     p.add_argument("--detector_lr", type=positive_float, default=5e-4,

@@ -15,10 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from genisp.sizes import RESIZE_RANGE
 from torch_utils_lib.data.categories import load_category_map
-from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE, COCO_BACKENDS
 from torch_utils_lib.toolkit.errors import run_main
-from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS
 from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_raw
 from torch_utils_lib.toolkit.runinfo import write_run_metadata
@@ -41,10 +42,10 @@ def build_parser():
                         help="JSON {dataset class name: detector class name}: overrides the built-in synonyms")
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINE_CHOICES),
                         choices=PIPELINE_CHOICES)
-    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
+    parser.add_argument("--resize", type=int_in_range(*RESIZE_RANGE, off=0), nargs=2, default=None,
                         metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
-    parser.add_argument("--batch_size", type=positive_int, default=8)
+    parser.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=8)
     parser.add_argument("--cache_dir", default=os.path.join(RUNS_DIR, "cache", "genisp_raw"),
                         help="cache of pre-processed RAW arrays ('none' to decode every time)")
     parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_eval"),

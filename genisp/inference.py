@@ -13,9 +13,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from genisp.raw import RawLoader, list_raw_files
+from genisp.sizes import RESIZE_RANGE
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, read_json
-from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
-                                 probability)
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range, probability
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
@@ -37,10 +38,10 @@ def build_parser():
                         help="enhanced PNGs, and with --detect overlays and detections.json")
     parser.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "genisp", "last.pth"),
                         help="GenISP checkpoint from genisp/train.py")
-    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
+    parser.add_argument("--resize", type=int_in_range(*RESIZE_RANGE, off=0), nargs=2, default=None,
                         metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
-    parser.add_argument("--batch_size", type=positive_int, default=4)
+    parser.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
     parser.add_argument("--detect", action="store_true",
                         help="also run the frozen detector: overlays and detections.json")
     parser.add_argument("--detector", default=None,

@@ -18,11 +18,15 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from enhancer.sizes import ZERO_DCE_MIN_TRAINING_SIZE
+from diffusion_model.sizes import CROP_RANGE, DIM_RANGE, SAMPLING_STEPS_RANGE
+from enhancer.sizes import DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO_DCE_MIN_TRAINING_SIZE
+from genisp.sizes import PARAMETER_SIZE_RANGE as GENISP_PARAMETER_SIZE_RANGE
+from genisp.sizes import RESIZE_RANGE
 from study.sets import RAW
 from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.toolkit.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
-from torch_utils_lib.toolkit.cli import non_negative_int, positive_float, positive_int, probability
+from torch_utils_lib.toolkit.cli import int_in_range, positive_float, positive_int, probability
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
 from torch_utils_lib.data.coco_json import degenerate_box, load_coco_json
 from torch_utils_lib.data.image_io import annotation_file_names, read_size
 from torch_utils_lib.toolkit.errors import UserError
@@ -285,12 +289,12 @@ register(Remedy(
                             f"{study.args.diffusion_epochs} epochs on {study.target} pairs, DDIM "
                             f"{study.args.diffusion_steps} steps"),
     flags=(Flag("epochs", positive_int, 200, "diffusion training epochs"),
-           Flag("image_size", non_negative_int, 16, "diffusion training crop (0: full images)"),
-           Flag("batch_size", positive_int, 32, "diffusion training batch size"),
-           Flag("dim", positive_int, 16, "diffusion UNet channels at full resolution"),
+           Flag("image_size", int_in_range(*CROP_RANGE, off=0), 16, "diffusion training crop (0: full images)"),
+           Flag("batch_size", int_in_range(*BATCH_SIZE_RANGE), 32, "diffusion training batch size"),
+           Flag("dim", int_in_range(*DIM_RANGE), 16, "diffusion UNet channels at full resolution"),
            Flag("dim_mults", str, "1,2,4", "diffusion UNet channel multipliers (comma-separated)"),
            Flag("lr", positive_float, 2e-3, "diffusion learning rate"),
-           Flag("steps", positive_int, 2,
+           Flag("steps", int_in_range(*SAMPLING_STEPS_RANGE), 2,
                 "DDIM steps when restoring. A briefly trained restorer does best with few: they "
                 "stay near the conditional mean (smooth), more steps add its colour noise (sample "
                 "study, val bbox AP50: 0.36 at 2 steps, 0.23 at 10)")),
@@ -356,7 +360,7 @@ def enhancer_images(name):
 
 
 def parameter_size_flag(name):
-    return Flag("parameter_size", positive_int, 64, f"{name}: side of the thumbnail its parameter "
+    return Flag("parameter_size", int_in_range(DIP_MIN_PARAMETER_SIZE, DIP_MAX_PARAMETER_SIZE), 64, f"{name}: side of the thumbnail its parameter "
                 "CNN sees (enhancer/train.py's default: 256)")
 
 
@@ -461,8 +465,8 @@ register(Remedy(
                             f"{study.args.genisp_parameter_size}, input "
                             f"{'x'.join(map(str, study.args.genisp_resize))} (0x0: packed RAW size)"),
     flags=(Flag("epochs", positive_int, 4, "GenISP training epochs"),
-           Flag("batch_size", positive_int, 8, "GenISP training batch size"),
-           Flag("parameter_size", positive_int, 64, "GenISP's ConvWB/ConvCC thumbnail side (the paper: 256)"),
-           Flag("resize", non_negative_int, [0, 0], "GenISP input size LONG SHORT (0 0: the packed "
+           Flag("batch_size", int_in_range(*BATCH_SIZE_RANGE), 8, "GenISP training batch size"),
+           Flag("parameter_size", int_in_range(*GENISP_PARAMETER_SIZE_RANGE), 64, "GenISP's ConvWB/ConvCC thumbnail side (the paper: 256)"),
+           Flag("resize", int_in_range(*RESIZE_RANGE, off=0), [0, 0], "GenISP input size LONG SHORT (0 0: the packed "
                 "RAW size; the paper: 1333 800)", nargs=2, metavar=("LONG", "SHORT"))),
     logs=(("GenISP", ("genisp",)),), examples=genisp_examples))

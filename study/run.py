@@ -28,9 +28,11 @@ from study.remedies import REMEDIES, add_remedy_flags
 from study.sets import parse_real_test, resolve_levels
 from torch_utils_lib.data.categories import load_category_map
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
-                                 int_in_range, non_negative_float, non_negative_int, positive_int)
+                                         int_in_range, non_negative_float, positive_int)
+from torch_utils_lib.toolkit.flag_choices import (AUGMENTATIONS, BATCH_SIZE_RANGE,
+                                                  DETECTOR_SIZE_RANGE, FIGURE_COUNT_RANGE,
+                                                  PROCESSES_RANGE, WORKERS_RANGE)
 from torch_utils_lib.toolkit.errors import UserError, run_main
-from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS, DETECTOR_SIZE_RANGE
 from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
@@ -86,14 +88,14 @@ def build_parser():
                             "whose shapes have no up; hflip on user data)")
     scale.add_argument("--epochs", "--epoch", dest="epochs", type=positive_int, default=32,
                        help="Mask R-CNN epochs on normal light")
-    scale.add_argument("--batch_size", type=positive_int, default=4)
+    scale.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
     add_remedy_flags(p)
-    p.add_argument("--nproc_per_node", type=positive_int, default=1,
+    p.add_argument("--nproc_per_node", type=int_in_range(*PROCESSES_RANGE), default=1,
                    help="run training and evaluation steps under torchrun with this many processes")
-    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
+    p.add_argument("--count", "--figure_images", dest="count", type=int_in_range(*FIGURE_COUNT_RANGE), default=4,
                    help="example images per synthetic set in examples.png (2 per real set)")
     add_common_args(p, workers=False, amp=False)
-    p.add_argument("--workers", type=positive_int, default=2, help="synthesis processes")
+    p.add_argument("--workers", type=int_in_range(1, WORKERS_RANGE[1]), default=2, help="synthesis processes")
     p.add_argument("--overwrite", action="store_true", help="redo steps whose outputs exist")
     return p
 

@@ -5,6 +5,7 @@ import math
 import sys
 
 from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.flag_choices import WORKERS_RANGE
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -105,7 +106,7 @@ def add_common_args(parser, *, seed=True, workers=True, amp=True, default_seed=0
     if seed:
         parser.add_argument("--seed", type=int, default=default_seed, help="random seed")
     if workers:
-        parser.add_argument("--workers", type=non_negative_int, default=0,
+        parser.add_argument("--workers", type=int_in_range(*WORKERS_RANGE), default=0,
                             help="data-loading worker processes")
     if amp:
         parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,

@@ -21,3 +21,15 @@ AUGMENTATIONS = {"hflip": "random horizontal flip (torchvision's detection recip
 # --min_size / --max_size of a detector's input: 32 px is one cell of the FPN's coarsest (stride
 # 32) level; a 4096 px short side is 5x torchvision's 800 and about what one 80 GB GPU trains
 DETECTOR_SIZE_RANGE = (32, 4096)
+
+# --batch_size of every script: 1024 images a step is 64x torchvision's detection recipe (16)
+# and past what one GPU holds at the smallest detector input; more runs across processes
+BATCH_SIZE_RANGE = (1, 1024)
+# --count: rows (images) of a comparison figure; 64 rows of 512 px panels make a 32k px tall PNG
+FIGURE_COUNT_RANGE = (0, 64)
+# --workers: DataLoader processes (0: load in the main process); 64 is past one node's useful count
+WORKERS_RANGE = (0, 64)
+# --nproc_per_node: torchrun processes, one GPU each; 64 is past the GPUs of one node
+PROCESSES_RANGE = (1, 64)
+# --trainable_backbone_layers: torchvision's ResNet backbones have 5 stages
+BACKBONE_STAGES = 5
