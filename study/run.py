@@ -31,7 +31,8 @@ from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootst
                                          int_in_range, non_negative_float, positive_int)
 from torch_utils_lib.toolkit.flag_choices import (AUGMENTATIONS, BATCH_SIZE_RANGE,
                                                   DETECTOR_SIZE_RANGE, FIGURE_COUNT_RANGE,
-                                                  PROCESSES_RANGE, WORKERS_RANGE)
+                                                  PROCESSES_RANGE, WORKERS_RANGE,
+                                                  check_detector_training_sizes)
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.paths import RUNS_DIR
 
@@ -114,6 +115,7 @@ def check_args(args):
         parse_real_test(spec)
     if args.category_map:
         load_category_map(args.category_map)
+    check_detector_training_sizes(args.model, args.min_size)
 
 
 def main():
