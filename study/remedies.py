@@ -27,7 +27,8 @@ from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.toolkit.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
 from torch_utils_lib.toolkit.cli import int_in_range, positive_float, positive_int, probability
 from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
-from torch_utils_lib.data.coco_json import degenerate_box, load_coco_json
+from torch_utils_lib.data.categories import load_category_map, match_categories, present_categories
+from torch_utils_lib.data.coco_json import degenerate_box, has_segmentation, load_coco_json
 from torch_utils_lib.data.image_io import annotation_file_names, read_size
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import safe_join
@@ -67,7 +68,8 @@ class Remedy:
     settings: Callable | None = None  # settings(study) -> text for the report
     logs: tuple = ()  # (title, path parts under the study folder) of train_log.jsonl files
     examples: Callable | None = None  # examples(study, test_set) -> {file name: drawn image}
-    # needs(train_set: TrainSet) -> why its steps are certain to fail on the study's train set
+    # needs(study, train_set: TrainSet) -> why its steps are certain to fail on the study's
+    # train set
     # (one line), or None; checked before the first step
     needs: Callable | None = None
 
@@ -99,14 +101,18 @@ class TrainSet:
     annotation: str
     smallest: tuple  # (path, width, height) of the image with the shortest side
     boxes: int  # usable boxes (not crowd, not degenerate): what the detector objectives learn
+    without_masks: int = 0  # of those, how many have no mask (Mask R-CNN trains on masks)
+    elongated: tuple = None  # (path, width, height) of the image with the largest long:short ratio
+    categories: tuple = ()  # the categories its annotations use
 
 
 def check_needs(study):
     """Refuse, before the first step, a selected remedy whose steps are certain to fail on the
-    train set (each remedy's `needs`). The bundled sample set, made by a step, always serves."""
+    train set (each remedy's `needs`), and an RGB test set whose classes the detector (trained
+    on the train set's classes) cannot score. The bundled sample set, made by a step, always
+    serves."""
     data = study.data
-    needing = [r for r in study.remedies if r.needs is not None]
-    if data.sample or not needing:
+    if data.sample:
         return
     coco = load_coco_json(data.train_annotation)
     sizes = []
@@ -115,25 +121,64 @@ def check_needs(study):
         h, w = ((image["height"], image["width"]) if image.get("width") and image.get("height")
                 else read_size(path))
         sizes.append((min(w, h), path, w, h))
-    boxes = sum(1 for a in coco["annotations"]
-                if not a.get("iscrowd") and not degenerate_box(a["bbox"]))
-    train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, boxes)
-    for remedy in needing:
-        problem = remedy.needs(train_set)
+    usable = [a for a in coco["annotations"]
+              if not a.get("iscrowd") and not degenerate_box(a["bbox"])]
+    elongated = max(sizes, key=lambda s: max(s[2:]) / max(1, s[0]), default=None)
+    train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, len(usable),
+                         sum(1 for a in usable if not has_segmentation(a)),
+                         elongated[1:] if elongated else None,
+                         tuple(present_categories(coco)))
+    for remedy in study.remedies:
+        problem = remedy.needs(study, train_set) if remedy.needs else None
         if problem:
             raise UserError(f"--remedies {remedy.name}: {problem}")
+    check_test_classes(study, coco)
 
 
-def needs_boxes(train_set):
+def check_test_classes(study, train_coco):
+    """Every RGB test set's annotated classes map onto the detector's (the train set's, by name,
+    or COCO's with --weights coco), as mask_rcnn/evaluate.py will map them."""
+    # torch: the study's --help reads this module's registry without it
+    from mask_rcnn.training import label_space
+    _, names, _ = label_space(train_coco["categories"], study.args.weights,
+                              category_map=load_category_map(study.category_map),
+                              source=study.data.train_annotation,
+                              present=present_categories(train_coco))
+    checked = set()
+    for test_set in study.test_sets:
+        if test_set.kind == RAW or test_set.annotation in checked:
+            continue
+        checked.add(test_set.annotation)
+        match_categories(present_categories(load_coco_json(test_set.annotation)), names,
+                         load_category_map(study.category_map),
+                         f"{test_set.annotation} (test set {test_set.name})")
+
+
+def needs_detector_training(study, train_set):
+    """needs() of the rows that train the detector on the train set: usable boxes, a mask on
+    each where the detector is a Mask R-CNN, and no image too elongated for its resize."""
     if not train_set.boxes:
         return (f"{train_set.annotation}: no usable box (all crowd or degenerate); its detector "
                 f"steps learn from boxes")
+    # torch: the study's --help reads this module's registry without it
+    from torch_utils_lib.models.detectors import DETECTORS, family_of, resized_short_side
+    model = study.args.model
+    if family_of(model).has_masks and train_set.without_masks:
+        return (f"{train_set.annotation}: {train_set.without_masks} of the {train_set.boxes} "
+                f"boxes trained on have no mask and {model} trains on masks; pass a box "
+                f"detector (--model fasterrcnn_resnet50_fpn)")
+    min_size, max_size = study.args.min_size or DETECTORS[model].sizes[0], DETECTORS[model].sizes[1]
+    if train_set.elongated:
+        path, w, h = train_set.elongated
+        if resized_short_side(h, w, min_size, max_size) < 1:
+            return (f"{path}: {w}x{h}: the detector resizes its long side to {max_size} px, which "
+                    f"leaves the short side under 1 px; it takes images up to {max_size}:1")
     return None
 
 
 def needs_min_size(side, model):
     """needs(): every train image at least `side` pixels a side (the model trains on whole images)."""
-    def needs(train_set):
+    def needs(study, train_set):
         if train_set.smallest and min(train_set.smallest[1:]) < side:
             path, w, h = train_set.smallest
             return (f"{path}: {w}x{h}, smaller than the {side}x{side} {model} trains on; remove "
@@ -187,7 +232,7 @@ def train_normal(study):
 
 
 register(Remedy("none", "the normal-light detector as it is", train=train_normal,
-                raw_pipeline="minimal", needs=needs_boxes, logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
+                raw_pipeline="minimal", needs=needs_detector_training, logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
 
 
 # ---------------------------------------------------------------- fine-tuning
