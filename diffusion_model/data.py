@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from torch_utils_lib.data import transforms as T
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import require_dir, require_file
-from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb
+from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb, read_size
 
 
 def resolve_names(image_dirs, annotation=None):
@@ -49,6 +49,20 @@ def read_pair(target_path, cond_path):
         raise UserError(f"{cond_path}: size {cond.shape[1]}x{cond.shape[0]} differs from "
                         f"{target_path} ({target.shape[1]}x{target.shape[0]})")
     return target, cond
+
+
+def size_groups(input_dir, cond_dir, names):
+    """One number per pair, the same for pairs of one size (from the files' headers); a pair
+    whose two images differ in size is refused before the first step, naming both."""
+    groups, ids = [], {}
+    for name in names:
+        target_path, cond_path = os.path.join(input_dir, name), os.path.join(cond_dir, name)
+        size, cond_size = read_size(target_path), read_size(cond_path)
+        if size != cond_size:
+            raise UserError(f"{cond_path}: size {cond_size[1]}x{cond_size[0]} differs from "
+                            f"{target_path} ({size[1]}x{size[0]})")
+        groups.append(ids.setdefault(size, len(ids)))
+    return groups
 
 
 class PairedImageDataset(Dataset):

@@ -4,7 +4,7 @@ import os
 import torch
 from torch.utils.data import default_collate
 
-from diffusion_model.data import PairedImageDataset, read_pair, resolve_names
+from diffusion_model.data import PairedImageDataset, read_pair, resolve_names, size_groups
 from diffusion_model.ema import EMA, EMAUpdate
 from diffusion_model.model.diffusion import build_diffusion
 from diffusion_model.preview import center_crop, save_training_preview
@@ -92,14 +92,11 @@ class DiffusionTrainer(Trainer):
                                             args.lr_gamma)
         dataset = PairedImageDataset(args.input_image_dir, args.conditional_image_dir, names,
                                      image_size=args.image_size or None)
+        # whole images (--image_size 0) of mixed sizes: each batch holds pairs of one size
+        group_ids = size_groups(args.input_image_dir, args.conditional_image_dir, names) \
+            if args.image_size == 0 else None
         self.loader = detection_loader(dataset, args.batch_size, train=True, workers=args.workers,
-                                       seed=args.seed, collate=default_collate)
-        if args.image_size == 0 and args.batch_size > 1:
-            sizes = {read_pair(os.path.join(args.input_image_dir, n),
-                               os.path.join(args.conditional_image_dir, n))[0].shape for n in names}
-            if len(sizes) > 1:
-                raise UserError(f"{args.input_image_dir}: images differ in size; set --image_size "
-                                f"to crop them or use --batch_size 1")
+                                       seed=args.seed, collate=default_collate, group_ids=group_ids)
 
     def loss(self, model, batch, device):
         return diffusion_loss(model, batch, device)
