@@ -60,7 +60,7 @@ def main(argv=None):
     if args.annotation is None:
         args.annotation = os.path.join(args.raw_dir, "annotations.json")
     # imported after parsing (they load torch): --help and flag errors stay instant
-    from genisp.detection import load_genisp
+    from genisp.detection import check_raw_inputs, load_genisp
     from genisp.evaluation import evaluate_pipelines, format_table, pipeline_settings
     from genisp.model import BoxDetector, GenISPDetector
     from torch_utils_lib.models.frozen_detector import load_frozen_detector
@@ -88,6 +88,7 @@ def main(argv=None):
     else:
         resize = (1333, 800)
     detector, detector_config = load_frozen_detector(detector_spec, weights, device)
+    check_raw_inputs(detector, args.raw_dir, args.annotation)
     cache_dir = None if args.cache_dir.lower() == "none" else args.cache_dir
     os.makedirs(args.output_dir, exist_ok=True)
     write_run_metadata(args.output_dir, args, detector=detector_spec, resize=resize)

@@ -62,7 +62,7 @@ def main(argv=None):
     import torch
 
     from genisp.detection import load_genisp
-    from torch_utils_lib.models.detectors import detections_to_cpu
+    from torch_utils_lib.models.detectors import check_detector_input, detections_to_cpu
     from torch_utils_lib.runtime.devices import resolve_amp
     from torch_utils_lib.runtime.distributed import init_distributed
     from torch_utils_lib.runtime.devices import autocast
@@ -109,6 +109,9 @@ def main(argv=None):
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start:start + args.batch_size]
             loaded = [loader.load(os.path.join(args.raw_dir, n)) for n in batch]
+            if detector is not None:  # before this batch's outputs: one it cannot take stops here
+                for name, (array, _) in zip(batch, loaded):
+                    check_detector_input(detector, os.path.join(args.raw_dir, name), *array.shape[:2])
             images = [to_tensor(a).to(device) for a, _ in loaded]
             with autocast(device, amp):
                 enhanced = genisp(images)

@@ -1,8 +1,12 @@
 """What image sizes GenISP takes, and the ranges of its scripts' size flags.
 
-Torch-free: the flags are checked at parse time, before torch loads. A RAW file is packed 2x2
-(its Bayer cell) into a half-size 4-channel image, so it needs at least 2x2 sensor pixels; the
-detector then resizes the packed image to its input (--resize, or its min/max size).
+Torch-free: the flags are checked at parse time, before torch loads. The smallest RAW file is
+LibRaw's: it declares images under 22 pixels a side "not RAW" (the decode error names the file;
+dataset/dng.py refuses to write them). A RAW file is packed 2x2
+(its Bayer cell) into a half-size image; GenISP's ConvWB and ConvCC see it through a
+--parameter_size thumbnail (any size resizes to it), and the frozen detector resizes it to its
+input, which takes images up to max_size:1 (models.detectors.check_detector_input refuses the
+more elongated ones by name before the first step).
 """
 from torch_utils_lib.toolkit.flag_choices import DETECTOR_SIZE_RANGE
 
@@ -10,5 +14,3 @@ from torch_utils_lib.toolkit.flag_choices import DETECTOR_SIZE_RANGE
 PARAMETER_SIZE_RANGE = (8, 1024)
 # --resize LONG SHORT: a detector's input, or 0 0 for the packed size
 RESIZE_RANGE = DETECTOR_SIZE_RANGE
-# one Bayer cell: the smallest RAW image the packing makes a pixel of
-MIN_RAW_SIZE = 2
