@@ -69,11 +69,13 @@ class PairedImageDataset(Dataset):
     """(x0, cond) pairs in [-1, 1]: normal light is x0, low light the condition.
 
     image_size: random square crop (the same window for both images; smaller images are padded);
-    None keeps full images. flip: the same random horizontal flip for both.
+    None keeps full images. flip: the same random horizontal flip for both. `with_index`: items
+    are (x0, cond, index), so a stopped run can name the pairs of its batch.
     """
 
-    def __init__(self, input_dir, cond_dir, names, image_size=None, flip=True):
+    def __init__(self, input_dir, cond_dir, names, image_size=None, flip=True, with_index=False):
         self.input_dir, self.cond_dir, self.names = input_dir, cond_dir, list(names)
+        self.with_index = with_index
         steps = [T.ToTensor()]
         if image_size:
             steps.append(T.RandomCrop(image_size))
@@ -89,4 +91,4 @@ class PairedImageDataset(Dataset):
         target, cond = read_pair(os.path.join(self.input_dir, name), os.path.join(self.cond_dir, name))
         pair, _ = self.transform(np.concatenate((target, cond), axis=2))
         pair = pair * 2 - 1
-        return pair[:3], pair[3:]
+        return (pair[:3], pair[3:], index) if self.with_index else (pair[:3], pair[3:])

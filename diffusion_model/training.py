@@ -45,8 +45,8 @@ def load_diffusion(path, device="cpu"):
 
 
 def diffusion_loss(model, batch, device):
-    """engine.train_one_epoch's loss_fn: the denoising MSE of a (x0, cond) batch."""
-    x0, cond = batch
+    """engine.train_one_epoch's loss_fn: the denoising MSE of a (x0, cond[, index]) batch."""
+    x0, cond = batch[:2]
     return {"mse": model(x0.to(device, non_blocking=True), cond.to(device, non_blocking=True))}
 
 
@@ -91,7 +91,7 @@ class DiffusionTrainer(Trainer):
         self.scheduler = build_lr_scheduler(self.optimizer, args.lr_step_size, args.lr_milestones,
                                             args.lr_gamma)
         dataset = PairedImageDataset(args.input_image_dir, args.conditional_image_dir, names,
-                                     image_size=args.image_size or None)
+                                     image_size=args.image_size or None, with_index=True)
         # whole images (--image_size 0) of mixed sizes: each batch holds pairs of one size
         group_ids = size_groups(args.input_image_dir, args.conditional_image_dir, names) \
             if args.image_size == 0 else None
@@ -100,6 +100,10 @@ class DiffusionTrainer(Trainer):
 
     def loss(self, model, batch, device):
         return diffusion_loss(model, batch, device)
+
+    def batch_names(self, batch):
+        dataset = self.loader.dataset
+        return [os.path.join(dataset.cond_dir, dataset.names[int(i)]) for i in batch[2]]
 
     def hooks(self):
         return [EMAUpdate(self.ema, self.model), Preview(self)]

@@ -88,3 +88,15 @@ def test_restoring_and_scoring_tiny_images(tmp_path):
                                  "--restored_image_dir", restored, "--output_dir",
                                  tmp_path / "big" / "eval", "--device", "cpu"])))
     assert (tmp_path / "big" / "eval" / "metrics.json").is_file()
+
+
+def test_a_diverging_run_names_its_step_and_image(tmp_path):
+    normal, dark = pairs(tmp_path, [(16, 16)] * 3)
+    with pytest.raises(UserError, match=r"at epoch 0, iteration \d+ on image .*dark/pair_\d.png .*no "
+                                        r"checkpoint was written"):
+        train.main(list(map(str, [
+            "--input_image_dir", normal, "--conditional_image_dir", dark, "--checkpoint_dir",
+            tmp_path / "run", "--dim", 8, "--dim_mults", "1,2", "--timesteps", 20, "--image_size", 0,
+            "--batch_size", 1, "--epochs", 1, "--lr", 1e30, "--max_grad_norm", 0,
+            "--sample_every", 0, "--checkpoint_epoch", 0, "--device", "cpu"])))
+    assert not (tmp_path / "run" / "last.pth").exists()

@@ -115,3 +115,11 @@ def test_what_cannot_train_is_refused_before_the_first_step(tmp_path, extra, fra
     assert_user_error(result, *fragments)
     assert not (tmp_path / "run" / "last.pth").exists()
     assert tree_digest(tmp_path / "set") == before
+
+
+def test_a_diverging_run_names_its_step_and_image(tmp_path):
+    images, annotation = coco_set(tmp_path / "set", [(64, 64), (48, 64)])
+    result = train(images, annotation, tmp_path / "run", "--min_size", 64, "--max_size", 64,
+                   "--batch_size", 1, "--lr", 1e30, "--max_grad_norm", 0, "--optimizer", "sgd")
+    assert_user_error(result, "at epoch 0, iteration", "on image image_", "no checkpoint was written")
+    assert not (tmp_path / "run" / "last.pth").exists()
