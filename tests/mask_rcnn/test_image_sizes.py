@@ -94,7 +94,7 @@ def test_evaluate_scores_tiny_images_with_intervals(tmp_path):
     before = tree_digest(tmp_path / "set")
     result = run_script("mask_rcnn/evaluate.py", "--weight_path", detector, "--annotation", annotation,
                         "--normal_light_image_dir", images, "--low_light_image_dir", "none",
-                        "--pretrained", "none", "--count", 0, "--bootstrap", 20,
+                        "--pretrained", "none", "--count", 3, "--bootstrap", 20,
                         "--output_dir", tmp_path / "eval", "--device", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
     table = json.loads((tmp_path / "eval" / "ap_table.json").read_text())
