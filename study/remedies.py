@@ -21,7 +21,7 @@ from typing import Callable
 from diffusion_model.sizes import CROP_RANGE, DIM_RANGE, SAMPLING_STEPS_RANGE
 from enhancer.sizes import DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO_DCE_MIN_TRAINING_SIZE
 from genisp.sizes import PARAMETER_SIZE_RANGE as GENISP_PARAMETER_SIZE_RANGE
-from genisp.sizes import RESIZE_RANGE
+from genisp.sizes import MIN_RAW_SIZE, RESIZE_RANGE
 from study.sets import RAW
 from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.toolkit.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
@@ -176,12 +176,13 @@ def needs_detector_training(study, train_set):
     return None
 
 
-def needs_min_size(side, model):
-    """needs(): every train image at least `side` pixels a side (the model trains on whole images)."""
+def needs_min_size(side, what):
+    """needs(): every train image at least `side` pixels a side, `what` (e.g. "Zero-DCE++ trains
+    on": the model trains on whole images) saying what needs them."""
     def needs(study, train_set):
         if train_set.smallest and min(train_set.smallest[1:]) < side:
             path, w, h = train_set.smallest
-            return (f"{path}: {w}x{h}, smaller than the {side}x{side} {model} trains on; remove "
+            return (f"{path}: {w}x{h}, smaller than the {side}x{side} {what}; remove "
                     f"the images under {side} px a side from the train annotation")
         return None
     return needs
@@ -417,7 +418,7 @@ register(Remedy(
     weights=enhancer_checkpoint("zero_dce"),
     settings=lambda study: (f"{study.args.zero_dce_epochs} epochs on {study.target} low light "
                             f"(no pairs, no labels), E = {study.args.zero_dce_exposure:g}"),
-    needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++"),
+    needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++ trains on"),
     flags=(Flag("epochs", positive_int, 60, "Zero-DCE++ training epochs"),
            Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)")),
     logs=(("Zero-DCE++", ("enhancer", "zero_dce")),)))
@@ -514,4 +515,7 @@ register(Remedy(
            Flag("parameter_size", int_in_range(*GENISP_PARAMETER_SIZE_RANGE), 64, "GenISP's ConvWB/ConvCC thumbnail side (the paper: 256)"),
            Flag("resize", int_in_range(*RESIZE_RANGE, off=0), [0, 0], "GenISP input size LONG SHORT (0 0: the packed "
                 "RAW size; the paper: 1333 800)", nargs=2, metavar=("LONG", "SHORT"))),
+    needs=lambda study, train_set: None if study.args.raw_train_dir else needs_min_size(
+        MIN_RAW_SIZE, "DNG LibRaw reads (GenISP's RAW is the physics synthesis' here)")(
+        study, train_set),
     logs=(("GenISP", ("genisp",)),), examples=genisp_examples))

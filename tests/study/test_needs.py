@@ -93,3 +93,16 @@ def test_detector_needs_and_test_classes_are_checked_before_the_first_step(small
     plan(data, train, renamed, tmp_path / "s6", "none", extra=["--category_map", tmp_path / "map.json"])
     assert not any((tmp_path / f"s{n}").exists() for n in range(1, 7))
     assert tree_digest(data) == before
+
+
+def test_genisp_needs_raw_sized_train_images_unless_given_raw(small_set, tmp_path):
+    """GenISP's RAW comes from the physics synthesis' DNGs, which LibRaw reads from 22 px a side."""
+    data, train, val = small_set
+    small = with_image(train, data, tmp_path / "small.json", 20)
+    before = tree_digest(data)
+    with pytest.raises(UserError, match=r"--remedies genisp: .*side_20.png: 20x20, smaller than the "
+                                        r"22x22 DNG LibRaw reads"):
+        plan(data, small, val, tmp_path / "s1", "none", "genisp")
+    plan(data, small, val, tmp_path / "s2", "none")  # no RAW: 20 px serves the detector
+    assert not any((tmp_path / f"s{n}").exists() for n in range(1, 3))
+    assert tree_digest(data) == before
