@@ -69,8 +69,7 @@ class Remedy:
     logs: tuple = ()  # (title, path parts under the study folder) of train_log.jsonl files
     examples: Callable | None = None  # examples(study, test_set) -> {file name: drawn image}
     # needs(study, train_set: TrainSet) -> why its steps are certain to fail on the study's
-    # train set
-    # (one line), or None; checked before the first step
+    # train set (one line), or None; checked before the first step
     needs: Callable | None = None
 
     def applies(self, test_set):
@@ -103,7 +102,6 @@ class TrainSet:
     boxes: int  # usable boxes (not crowd, not degenerate): what the detector objectives learn
     without_masks: int = 0  # of those, how many have no mask (Mask R-CNN trains on masks)
     elongated: tuple = None  # (path, width, height) of the image with the largest long:short ratio
-    categories: tuple = ()  # the categories its annotations use
 
 
 def check_needs(study):
@@ -126,8 +124,7 @@ def check_needs(study):
     elongated = max(sizes, key=lambda s: max(s[2:]) / max(1, s[0]), default=None)
     train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, len(usable),
                          sum(1 for a in usable if not has_segmentation(a)),
-                         elongated[1:] if elongated else None,
-                         tuple(present_categories(coco)))
+                         elongated[1:] if elongated else None)
     for remedy in study.remedies:
         problem = remedy.needs(study, train_set) if remedy.needs else None
         if problem:
