@@ -43,24 +43,53 @@ def train(raw_dir, detector, out):
                       "--batch_size", 2, "--resize", 0, 0, "--parameter_size", 8, "--device", "cpu")
 
 
-def test_small_elongated_black_and_mixed_raw_files_train_infer_and_evaluate(tmp_path):
-    raw = raw_set(tmp_path / "raw", [(22, 22), (22, 200), (64, 48), (48, 64)], black={1})
+SIZES = [(22, 22), (22, 200), (64, 48), (48, 64)]  # sensor pixels; the second all black
+
+
+def tiny_genisp(path, detector):
+    """An untrained GenISP checkpoint (8 px thumbnails) over `detector`, as train.py writes it."""
+    from genisp.detection import GENISP_CONFIG_NAME
+    from genisp.model import GenISP
+    from torch_utils_lib.runtime.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    save_checkpoint(str(path), GenISP(8), {
+        "model": GENISP_CONFIG_NAME, "parameter_size": 8, "resize": None, "detector": str(detector),
+        "detector_weights": "coco", "categories": ["__background__", "circle", "square", "triangle"]})
+    return path
+
+
+def test_small_elongated_black_and_mixed_raw_files_train(tmp_path):
+    raw = raw_set(tmp_path / "raw", SIZES, black={1})
     detector = tiny_detector(tmp_path / "detector.pth")  # 64 px input: up to 64:1
     before = tree_digest(raw)
     result = train(raw, detector, tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
-    weights = tmp_path / "run" / "last.pth"
-    for key, value in load_checkpoint(str(weights))["model"].items():
+    for key, value in load_checkpoint(str(tmp_path / "run" / "last.pth"))["model"].items():
         assert torch.isfinite(value).all(), key
+    assert tree_digest(raw) == before
+
+
+def test_small_elongated_black_and_mixed_raw_files_infer(tmp_path):
+    raw = raw_set(tmp_path / "raw", SIZES, black={1})
+    weights = tiny_genisp(tmp_path / "genisp.pth", tiny_detector(tmp_path / "detector.pth"))
+    before = tree_digest(raw)
     result = run_script("genisp/inference.py", "--raw_dir", raw, "--weight_path", weights,
                         "--output_dir", tmp_path / "inference", "--detect", "--device", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list((tmp_path / "inference").glob("raw_*.png"))) >= 4
+    assert sorted(p.name for p in (tmp_path / "inference").glob("raw_*x*.png")
+                  if "_detections" not in p.name) == sorted(f"raw_{w}x{h}.png" for w, h in SIZES)
+    assert tree_digest(raw) == before
+
+
+def test_small_elongated_black_and_mixed_raw_files_evaluate(tmp_path):
+    raw = raw_set(tmp_path / "raw", SIZES, black={1})
+    weights = tiny_genisp(tmp_path / "genisp.pth", tiny_detector(tmp_path / "detector.pth"))
+    before = tree_digest(raw)
     result = run_script("genisp/evaluate.py", "--raw_dir", raw, "--weight_path", weights,
-                        "--pipelines", "genisp", "--output_dir", tmp_path / "eval",
+                        "--pipelines", "genisp", "minimal", "--output_dir", tmp_path / "eval",
                         "--cache_dir", "none", "--device", "cpu")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| genisp |" in result.stdout
+    assert "| genisp |" in result.stdout and "| minimal |" in result.stdout
     assert tree_digest(raw) == before
 
 

@@ -52,7 +52,7 @@ def test_the_resize_leaves_a_short_side_of_a_pixel_up_to_max_size_to_one():
     assert resized_short_side(600, 800, 800, 1333) == 800
 
 
-def test_inference_takes_tiny_images_and_refuses_a_too_elongated_one(tmp_path):
+def test_inference_takes_tiny_images(tmp_path):
     detector = tiny_detector(tmp_path / "detector.pth")  # input 64 px: takes up to 64:1
     folder = tmp_path / "tiny"
     folder.mkdir()
@@ -66,7 +66,14 @@ def test_inference_takes_tiny_images_and_refuses_a_too_elongated_one(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").glob("*_pred.png")) == [
         "tiny_1x1_pred.png", "tiny_1x40_pred.png", "tiny_2x2_pred.png"]
     assert isinstance(json.loads((tmp_path / "out" / "detections.json").read_text()), list)
+    assert tree_digest(folder) == before
 
+
+def test_inference_refuses_an_image_too_elongated_for_the_resize_before_any_output(tmp_path):
+    detector = tiny_detector(tmp_path / "detector.pth")  # input 64 px: takes up to 64:1
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(str(folder / "square.png"), np.full((8, 8, 3), 40, np.uint8))
     write_image(str(folder / "wire_1x65.png"), np.full((65, 1, 3), 40, np.uint8))
     before = tree_digest(folder)
     result = run_script("mask_rcnn/inference.py", "--image_dir", folder, "--weight_path", detector,
