@@ -172,6 +172,7 @@ def check_inputs_apart(study):
               for t in study.test_sets if t.kind == RGB and t.low_light and t.method is None
               for folder in (t.image_dir, t.normal_dir) if folder]
     reads = {"--category_map": study.category_map,
+             **{f"--{r.name}_weights": r.given(study) for r in study.remedies if r.given},
              **{f"--{flag}": getattr(args, flag) for flag in ("raw_train_dir", "raw_val_dir",
                                                           "raw_train_annotation", "raw_val_annotation")}}
     for folder_flag, image_dir, annotation_flag, annotation in given:
@@ -328,7 +329,7 @@ def run_study(args):
     write_run_metadata(study.out, args)
     prepare_data(study)
     for remedy in study.remedies:
-        if remedy.train is not None:
+        if remedy.trains(study):
             remedy.train(study)
     rows, inputs = score(study)
     draws = study.timed("bootstrap", add_intervals, study.test_sets, rows, args.bootstrap, args.seed,
