@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mask_rcnn.evaluation import AP_TABLE, read_ap_table
+from study.conditions import condition_tables
 from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
@@ -335,6 +336,8 @@ def run_study(args):
     draws = study.timed("bootstrap", add_intervals, study.test_sets, rows, args.bootstrap, args.seed,
                         study.remedies)
     curves = darkness_curves(study.test_sets, rows, draws)
+    conditions = study.timed("conditions", condition_tables, study.test_sets, rows,
+                             args.bootstrap, args.seed)
     examples = study.timed("examples", example_lines, study, inputs)
     figures = make_figures(study, rows, curves, examples)
-    return write_report(study, rows, figures, curves, examples)
+    return write_report(study, rows, figures, curves, examples, conditions)

@@ -150,8 +150,39 @@ def remedy_record(study, remedy):
             "learned": remedy.learned}
 
 
-def write_report(study, rows, figures, curves, examples):
-    """report.md and report.json in the study folder; returns the main Markdown table."""
+def condition_rows(values):
+    """{row: {"<value> (<n> images)": 'AP [low, high] <vs none>'}} of one condition field's
+    {value: {"images", "rows"}} (study.conditions.condition_stats)."""
+    table = {}
+    for value, found in values.items():
+        column = f"{value} ({found['images']} images)"
+        for row, stats in found["rows"].items():
+            text = format_interval(stats["AP"], stats["AP_ci"])
+            if f"vs_{BASELINE}" in stats:
+                text += " " + mark(stats[f"vs_{BASELINE}"])
+            table.setdefault(row, {})[column] = text
+    return table
+
+
+def condition_text(conditions):
+    """report.md's per-condition section (empty without a set carrying a condition field)."""
+    if not conditions:
+        return []
+    text = ["## AP per real condition", "",
+            "bbox AP with its 95% interval on the images of each value of an image-level "
+            "condition field of the set's annotation (ExDark: `lighting`, its 10 lighting types, "
+            f"and `scene`, indoor or outdoor), each value's images resampled on their own; the "
+            f"mark compares the row with `{BASELINE}` on the same resampled images.", ""]
+    for set_name, fields in conditions.items():
+        for field, values in fields.items():
+            text += [f"### {set_name}: {field}", "",
+                     markdown_table(condition_rows(values), first_column="remedy"), ""]
+    return text
+
+
+def write_report(study, rows, figures, curves, examples, conditions=None):
+    """report.md and report.json in the study folder; returns the main Markdown table.
+    `conditions`: study.conditions.condition_tables."""
     args, test_sets = study.args, study.test_sets
     headline = markdown_table(headline_rows(rows, test_sets), first_column="remedy")
     text = ["# Low-light benchmark", "",
@@ -190,6 +221,7 @@ def write_report(study, rows, figures, curves, examples):
                  "of P (interpolated; '>N' when it stays above half up to the last level)."
                  + (f" {raw_readers} read each level's RAW." if raw_readers else "")
                  + " Synthesis: " + ", ".join(f"`{m}`" for m in curves) + ".", "", darkness, ""]
+    text += condition_text(conditions)
     records = [remedy_record(study, r) for r in study.remedies]
     text += ["## Remedies", ""]
     text += [f"- `{r['name']}`: {r['description']}" + (f" ({r['settings']})" if r["settings"] else "")
@@ -209,7 +241,7 @@ def write_report(study, rows, figures, curves, examples):
     atomic_write_json(study.path("report.json"), {
         "rows": rows, "headline": headline_rows(rows, test_sets),
         "table": table_rows(rows, test_sets),
-        "darkness": curves, "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95},
+        "darkness": curves, "conditions": conditions or {}, "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95},
         "remedies": records, "test_sets": [t.as_dict() for t in test_sets], "figures": figures,
         "examples": [{"test_set": s, "file_name": n, "columns": [title for title, _ in panels]}
                      for s, n, panels in examples],
