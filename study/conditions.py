@@ -1,5 +1,5 @@
 """AP per real condition: a test set whose annotation gives its images a condition field
-(ExDark's `lighting` and `scene`, dataset/convert_exdark.py) gets, for every row, bbox AP with its
+(ExDark's `lighting` and `scene`, dataset/convert_exdark.py; the sample set's `brightness`) gets, for every row, bbox AP with its
 bootstrap interval and the paired difference against `none` on each value's images.
 
 Each value's subset is resampled on its own (its images only, --bootstrap and --seed as the
@@ -12,8 +12,9 @@ from torch_utils_lib.evaluation.coco_bootstrap import load_detections, resampled
 from torch_utils_lib.evaluation.metrics import STAT_NAMES
 
 # image-level fields that name a condition of the image (ExDark's 10 lighting types; indoor or
-# outdoor); a field counts where every image of the set carries it
-CONDITION_FIELDS = ("lighting", "scene")
+# outdoor; the sample set's dim or bright images, dataset/make_sample.py); a field counts where
+# every image of the set carries it
+CONDITION_FIELDS = ("lighting", "scene", "brightness")
 CONDITION_STATS = ("AP", "AP50")
 
 
