@@ -17,6 +17,7 @@ import torch
 
 from mask_rcnn.evaluation import AP_TABLE, read_ap_table
 from study.conditions import condition_tables
+from study.outside import outside_remedies
 from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
@@ -82,6 +83,7 @@ class Study:
         self.raw_scorer = next((r.score_raw for r in self.remedies if r.score_raw), None)
         self.data = plan_data(self)
         self.test_sets = build_test_sets(self)
+        self.remedies += outside_remedies(self)  # after the sets: each names the set it fills
         check_inputs_apart(self)
         check_needs(self)  # what each selected row's steps need of the train set
         return self
@@ -254,6 +256,10 @@ def score(study):
     for remedy in remedies:
         for test_set in test_sets:
             if test_set.kind != RGB or not remedy.applies(test_set):
+                continue
+            if remedy.detections is not None:
+                results[remedy.name].setdefault(test_set.name, {}).update(
+                    remedy.detections(study, test_set))
                 continue
             folder = remedy.images(study, test_set) if remedy.images else test_set.image_dir
             inputs[remedy.name, test_set.name] = folder

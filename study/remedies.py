@@ -70,9 +70,15 @@ class Remedy:
     # given(study) -> weights the user gave in place of its training (checked, absolute), or
     # None: it trains them
     given: Callable | None = None
+    # detections(study, test_set) -> its scored cell, from detections it did not make (no
+    # detector runs), or None
+    detections: Callable | None = None
+    sets: frozenset | None = None  # the only test sets it is scored on (None: by the rules above)
 
     def applies(self, test_set):
         """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""
+        if self.sets is not None:
+            return test_set.name in self.sets
         if test_set.kind == RAW:
             return self.raw_pipeline is not None
         return self.rgb and (test_set.low_light or not self.low_light_only)
