@@ -19,6 +19,7 @@ from mask_rcnn.evaluation import AP_TABLE, read_ap_table
 from study.conditions import condition_tables
 from study.outside import outside_remedies
 from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
+from study.retrain import folder_of, retrain_remedies
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from dataset.synthesis_methods import RAW_METHOD
@@ -84,6 +85,7 @@ class Study:
         self.data = plan_data(self)
         self.test_sets = build_test_sets(self)
         self.remedies += outside_remedies(self)  # after the sets: each names the set it fills
+        self.remedies += retrain_remedies(self)
         check_inputs_apart(self)
         check_needs(self)  # what each selected row's steps need of the train set
         return self
@@ -263,7 +265,7 @@ def score(study):
                 continue
             folder = remedy.images(study, test_set) if remedy.images else test_set.image_dir
             inputs[remedy.name, test_set.name] = folder
-            jobs.setdefault(remedy.detector(study), {})[f"{remedy.name}.{test_set.name}"] = (
+            jobs.setdefault(remedy.detector(study), {})[f"{folder_of(remedy.name)}.{test_set.name}"] = (
                 remedy, test_set, folder)
             if remedy.images is not None and test_set.normal_dir:
                 results[remedy.name].setdefault(test_set.name, {}).update(

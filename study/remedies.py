@@ -74,6 +74,7 @@ class Remedy:
     # detector runs), or None
     detections: Callable | None = None
     sets: frozenset | None = None  # the only test sets it is scored on (None: by the rules above)
+    frozen: str | None = None  # the row whose images it scores with a retrained detector (vs_frozen)
 
     def applies(self, test_set):
         """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""

@@ -7,7 +7,7 @@ import os
 import cv2
 
 from study.remedies import BASELINE
-from study.statistics import BEST_CLASSICAL
+from study.statistics import BEST_CLASSICAL, FROZEN
 from study.sets import COLUMN
 from torch_utils_lib.evaluation.metrics import IOU_TYPES, REPORT_QUALITY, SUMMARY_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
@@ -21,6 +21,7 @@ DETAIL_METRICS = {iou_type: SUMMARY_STATS for iou_type in IOU_TYPES}
 QUALITY_METRICS = tuple(REPORT_QUALITY.values())
 DELTA = "ΔAP"
 DELTA_CLASSICAL = "ΔAP vs classical"
+DELTA_FROZEN = "ΔAP vs frozen"
 HIGHER, LOWER, WITHIN = "▲", "▼", "·"
 
 
@@ -31,7 +32,8 @@ def columns(test_sets):
 def difference_values(prefix, stats):
     """`<prefix> ΔAP` against none and `<prefix> ΔAP vs classical` with their intervals."""
     values = {}
-    for key, column in ((f"vs_{BASELINE}", DELTA), (f"vs_{BEST_CLASSICAL}", DELTA_CLASSICAL)):
+    for key, column in ((f"vs_{BASELINE}", DELTA), (f"vs_{BEST_CLASSICAL}", DELTA_CLASSICAL),
+                        (f"vs_{FROZEN}", DELTA_FROZEN)):
         if key in stats:
             delta = stats[key]["AP"]
             values[f"{prefix} {column}"], values[f"{prefix} {column}_ci"] = delta["delta"], delta["ci"]
@@ -65,8 +67,8 @@ def set_rows(rows, test_set):
 def set_columns(detail, test_set):
     """The columns some row fills, metric by metric: AP, AP50, ΔAP, ΔAP vs classical per IoU
     type, then PSNR, SSIM."""
-    order = [f"{iou} {m}" for iou in DETAIL_METRICS for m in (*DETAIL_METRICS[iou], DELTA,
-                                                              DELTA_CLASSICAL)] + list(QUALITY_METRICS)
+    order = [f"{iou} {m}" for iou in DETAIL_METRICS
+             for m in (*DETAIL_METRICS[iou], DELTA, DELTA_CLASSICAL, DELTA_FROZEN)] + list(QUALITY_METRICS)
     names = [f"{test_set.name} {metric}" for metric in order]
     return [c for c in names if any(c in row for row in detail.values())]
 
@@ -203,7 +205,8 @@ def write_report(study, rows, figures, curves, examples, conditions=None):
              "AP and AP50 per IoU type (segm where the set has masks; RAW sets bbox only)"
              + (f"; `{DELTA}`: the row's AP minus `{BASELINE}`'s on the same resampled images; "
                 f"`{DELTA_CLASSICAL}`: minus the best classical enhancement's (report.json names it "
-                f"per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if args.bootstrap else "")
+                f"per set); `{DELTA_FROZEN}` (a `+ft` row): minus its remedy's own row, the same "
+                f"images through the frozen normal-light detector; `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if args.bootstrap else "")
              + "; PSNR (dB) and SSIM of the image a remedy produces against the set's normal-light "
              "pair.", ""]
     for t in columns(test_sets):

@@ -96,6 +96,11 @@ def build_parser():
     scale.add_argument("--epochs", "--epoch", dest="epochs", type=positive_int, default=32,
                        help="Mask R-CNN epochs on normal light")
     scale.add_argument("--batch_size", type=positive_int, default=4)
+    p.add_argument("--retrain_on_enhanced", nargs="+", default=[], metavar="REMEDY",
+                   help="image remedies (of --remedies) that also get a row REMEDY+ft: the "
+                        "normal-light detector fine-tuned with finetune's recipe on REMEDY's "
+                        "enhanced train images, scored on its enhanced test images (the field's "
+                        "second protocol)")
     add_remedy_flags(p)
     p.add_argument("--nproc_per_node", type=positive_int, default=1,
                    help="run training and evaluation steps under torchrun with this many processes")

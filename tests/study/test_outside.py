@@ -94,3 +94,35 @@ def test_bad_outside_rows_stop_before_the_first_step(toy, tmp_path):
     study = plan(data, train, val, tmp_path / "ok", "none", "--methods", "gamma_noise",
                  "--external_images", f"x:gamma_noise={good}")
     assert [r.name for r in study.remedies] == ["none", "x"]
+
+
+def test_retrain_on_enhanced_adds_a_fine_tuned_row(toy, tmp_path):
+    """gamma+ft: the normal-light detector fine-tuned on gamma's enhanced train images, scored on
+    gamma's enhanced test images, compared with none and with gamma's frozen-detector row."""
+    out = tmp_path / "study"
+    run(study_argv(toy, out, "--retrain_on_enhanced", "gamma", "--finetune_epochs", 1))
+    report = json.loads((out / "report.json").read_text())
+    rows = report["rows"]
+    assert list(rows)[:3] == ["none", "gamma", "gamma+ft"]
+    assert "normal" not in rows["gamma+ft"]  # low light only, as gamma
+    cell = rows["gamma+ft"]["gamma_noise"]["bbox"]
+    assert 0 <= cell["AP"] <= cell["AP50"] <= 1
+    assert cell["vs_frozen"]["remedy"] == "gamma"
+    assert cell["vs_frozen"]["AP"]["delta"] == pytest.approx(
+        cell["AP"] - rows["gamma"]["gamma_noise"]["bbox"]["AP"])
+    assert cell["vs_none"]["AP"]["delta"] == pytest.approx(
+        cell["AP"] - rows["none"]["gamma_noise"]["bbox"]["AP"])
+    assert (out / "mask_rcnn" / "gamma_ft" / "last.pth").is_file()
+    commands = "\n".join(report["commands"])
+    assert f"--image_dir {out / 'enhanced' / 'gamma' / 'train_gamma_noise'}" in commands
+    assert "ΔAP vs frozen" in (out / "report.md").read_text()
+
+
+def test_retrain_on_enhanced_refuses_rows_it_cannot_make(toy, tmp_path):
+    data = toy
+    train, val = data / "annotations" / "instances_train.json", data / "annotations" / "instances_val.json"
+    with pytest.raises(UserError, match="--retrain_on_enhanced clahe: not a row of the study"):
+        plan(data, train, val, tmp_path / "s1", "none", "gamma", "--retrain_on_enhanced", "clahe")
+    with pytest.raises(UserError, match="--retrain_on_enhanced finetune: not an image remedy"):
+        plan(data, train, val, tmp_path / "s2", "none", "finetune", "--retrain_on_enhanced", "finetune")
+    assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()
