@@ -27,6 +27,10 @@ CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
           "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "brick.png", "grass.png", "gravel.png")
 MIN_VISIBLE_PIXELS = 40
+# images[].brightness: "dim" where the image's mean pixel value is under this, else "bright"
+# (about half the set each); an image-level condition field, so the study's per-condition
+# table (study/conditions.py) has one on the sample set, as ExDark's lighting types on ExDark
+DIM_BELOW = 110
 
 
 def photo_folder():
@@ -120,7 +124,8 @@ def build_split(output_dir, split, count, size, seed, max_objects, photos):
         image, objects = draw_image(rng, photos, size, max_objects)
         file_name = f"{split}_{image_id:04d}.png"
         write_image(os.path.join(image_dir, file_name), image)
-        images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+        images.append({"id": image_id, "file_name": file_name, "width": size, "height": size,
+                       "brightness": "dim" if image.mean() < DIM_BELOW else "bright"})
         for category_id, mask in objects:
             annotations.append(mask_annotation(mask, category_id, image_id, len(annotations) + 1))
     return {"info": {"description": f"llvision sample set, {split} split",

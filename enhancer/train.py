@@ -67,9 +67,13 @@ def build_parser():
     p.add_argument("--exposure", type=probability, default=0.6,
                    help="zero_dce: the exposure loss's target E (release 0.6; 0.45-0.5 over-"
                         "exposes bright regions less)")
-    p.add_argument("--scale_factor", type=int_in_range(1, ZERO_DCE_MAX_SCALE_FACTOR), default=12,
+    p.add_argument("--scale_factor", type=int_in_range(1, ZERO_DCE_MAX_SCALE_FACTOR), default=1,
                    help=f"zero_dce: the curve maps are estimated on the input downscaled by this "
-                        f"(1-{ZERO_DCE_MAX_SCALE_FACTOR})")
+                        f"(1-{ZERO_DCE_MAX_SCALE_FACTOR}); the checkpoint keeps it for "
+                        f"enhancing (enhancer/inference.py --scale_factor overrides). Default 1, "
+                        f"as the release trains (it tests at 12 on ~1200 px photographs, a "
+                        f"100 px thumbnail): 12 on 128 px images estimates the maps from an "
+                        f"11 px thumbnail and blows up the noise")
     p.add_argument("--parameter_size", type=int_in_range(DIP_MIN_PARAMETER_SIZE,
                                                          DIP_MAX_PARAMETER_SIZE), default=256,
                    help=f"dip: side of the thumbnail the parameter CNN looks at "

@@ -32,6 +32,7 @@ from torch_utils_lib.data.coco_json import degenerate_box, has_segmentation, loa
 from torch_utils_lib.data.image_io import annotation_file_names, read_size
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import safe_join
+from torch_utils_lib.toolkit.runinfo import file_digest
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,19 @@ class Remedy:
     # needs(study, train_set: TrainSet) -> why its steps are certain to fail on the study's
     # train set (one line), or None; checked before the first step
     needs: Callable | None = None
+    # given(study) -> weights the user gave in place of its training (checked, absolute), or
+    # None: it trains them
+    given: Callable | None = None
+    # detections(study, test_set) -> its scored cell, from detections it did not make (no
+    # detector runs), or None
+    detections: Callable | None = None
+    sets: frozenset | None = None  # the only test sets it is scored on (None: by the rules above)
+    frozen: str | None = None  # the row whose images it scores with a retrained detector (vs_frozen)
 
     def applies(self, test_set):
         """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""
+        if self.sets is not None:
+            return test_set.name in self.sets
         if test_set.kind == RAW:
             return self.raw_pipeline is not None
         return self.rgb and (test_set.low_light or not self.low_light_only)
@@ -83,8 +94,15 @@ class Remedy:
         """It trains something of its own (the baseline `none` trains the detector it uses)."""
         return self.train is not None and self.name != BASELINE
 
+    def trains(self, study):
+        """Its training step runs (it has one and no weights were given in its place)."""
+        return self.train is not None and not (self.given is not None and self.given(study))
+
     def trained_weights(self, study):
-        """The file its training writes (None: it trains nothing)."""
+        """The file its training writes or the user gave (None: it trains nothing)."""
+        given = self.given(study) if self.given is not None else None
+        if given:
+            return given
         if self.weights is not None:
             return self.weights(study)
         return self.detector(study) if self.train is not None else None
@@ -125,8 +143,8 @@ def check_needs(study):
     train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, len(usable),
                          sum(1 for a in usable if not has_segmentation(a)),
                          elongated[1:] if elongated else None)
-    for remedy in study.remedies:
-        problem = remedy.needs(study, train_set) if remedy.needs else None
+    for remedy in study.remedies:  # given weights in place of training need nothing of the set
+        problem = remedy.needs(study, train_set) if remedy.needs and remedy.trains(study) else None
         if problem:
             raise UserError(f"--remedies {remedy.name}: {problem}")
     check_test_classes(study, coco)
@@ -391,11 +409,12 @@ def train_enhancer(name, model, objective, options=lambda args: []):
 
 
 def enhancer_images(name):
-    """images(study, test_set): the test set through the trained enhancer (enhancer/inference.py)."""
+    """images(study, test_set): the test set through the remedy's enhancer weights (trained or
+    given; enhancer/inference.py)."""
     def images(study, test_set):
         out = study.output(f"{name} {test_set.name}", "enhanced", name, test_set.name)
         study.run(f"{name} {test_set.name}", "enhancer/inference.py", "--weight_path",
-                  enhancer_checkpoint(name)(study), "--input_dir", test_set.image_dir,
+                  REMEDIES[name].trained_weights(study), "--input_dir", test_set.image_dir,
                   "--annotation", test_set.annotation, "--output_dir", out,
                   "--device", study.args.device, done=every_image_written(out, test_set))
         return out
@@ -407,17 +426,46 @@ def parameter_size_flag(name):
                 "CNN sees (enhancer/train.py's default: 256)")
 
 
+def given_enhancer_weights(name):
+    """given(study) of an enhancer remedy: its --<name>_weights file as an absolute path, checked
+    to be enhancer weights (an enhancer/train.py checkpoint of this model, or the Zero-DCE++
+    release's state dict), or None."""
+    def given(study):
+        path = getattr(study.args, f"{name}_weights")
+        if not path:
+            return None
+        path = os.path.abspath(path)
+        # torch loads only here, after the flags are parsed (study/run.py --help stays instant)
+        from enhancer.models import read_enhancer_state
+        model = (read_enhancer_state(path).get("config") or {}).get("model")
+        if model != name:
+            raise UserError(f"{path}: --{name}_weights takes {name} weights, not {model!r} ones")
+        return path
+    return given
+
+
+def zero_dce_settings(study):
+    given = REMEDIES["zero_dce"].given(study)
+    if given:
+        return (f"the given weights {given} (sha256 {file_digest(given)}), no training; the "
+                f"Zero-DCE++ release's state dict runs at its test scale factor 12")
+    return (f"{study.args.zero_dce_epochs} epochs on {study.target} low light (no pairs, no "
+            f"labels), E = {study.args.zero_dce_exposure:g}, scale factor 1 (as the release trains)")
+
+
 register(Remedy(
     "zero_dce", "Zero-DCE++ (zero-reference curve estimation), then the normal-light detector",
     train=train_enhancer("zero_dce", "zero_dce", "zero_reference",
                          lambda args: ["--exposure", args.zero_dce_exposure]),
     images=enhancer_images("zero_dce"), low_light_only=True,
-    weights=enhancer_checkpoint("zero_dce"),
-    settings=lambda study: (f"{study.args.zero_dce_epochs} epochs on {study.target} low light "
-                            f"(no pairs, no labels), E = {study.args.zero_dce_exposure:g}"),
+    weights=enhancer_checkpoint("zero_dce"), given=given_enhancer_weights("zero_dce"),
+    settings=zero_dce_settings,
     needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++ trains on"),
     flags=(Flag("epochs", positive_int, 60, "Zero-DCE++ training epochs"),
-           Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)")),
+           Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)"),
+           Flag("weights", str, None, "Zero-DCE++ weights to score instead of training: the "
+                "authors' released state dict as it is (Epoch99.pth, run at their test scale "
+                "factor 12) or an enhancer/train.py zero_dce checkpoint", metavar="FILE")),
     logs=(("Zero-DCE++", ("enhancer", "zero_dce")),)))
 
 register(Remedy(

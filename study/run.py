@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from dataset.synthesis_methods import SYNTHESIS_METHODS
+from study.outside import parse_outside
 from study.remedies import REMEDIES, add_remedy_flags
 from study.sets import parse_real_test, resolve_levels
 from torch_utils_lib.data.categories import load_category_map
@@ -57,6 +58,14 @@ def build_parser():
                       help="repeatable: a real low-light test set as it is (COCO json); with a "
                            "normal-light pair, the detector on the pair is its upper reference and "
                            "image-producing remedies get PSNR/SSIM against it")
+    data.add_argument("--external_images", action="append", default=[], metavar="NAME:SET=DIR",
+                      help="repeatable: an outside row NAME: another method's enhanced copies of "
+                           "test set SET's images (same file names), scored by the normal-light "
+                           "detector with the paired differences every row gets")
+    data.add_argument("--external_detections", action="append", default=[],
+                      metavar="NAME:SET=FILE",
+                      help="repeatable: an outside row NAME: a COCO results file on test set "
+                           "SET's images (the ids of SET's annotation), scored as it is")
     data.add_argument("--category_map", default=None, metavar="FILE",
                       help="JSON {dataset class name: detector class name} for sets whose class "
                            "names differ from the detector's (beyond the built-in synonyms)")
@@ -90,6 +99,11 @@ def build_parser():
     scale.add_argument("--epochs", "--epoch", dest="epochs", type=positive_int, default=32,
                        help="Mask R-CNN epochs on normal light")
     scale.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
+    p.add_argument("--retrain_on_enhanced", nargs="+", default=[], metavar="REMEDY",
+                   help="image remedies (of --remedies) that also get a row REMEDY+ft: the "
+                        "normal-light detector fine-tuned with finetune's recipe on REMEDY's "
+                        "enhanced train images, scored on its enhanced test images (the field's "
+                        "second protocol)")
     add_remedy_flags(p)
     p.add_argument("--nproc_per_node", type=int_in_range(*PROCESSES_RANGE), default=1,
                    help="run training and evaluation steps under torchrun with this many processes")
@@ -113,6 +127,7 @@ def check_args(args):
     resolve_levels(args, sample=args.train_image_dir is None)
     for spec in args.real_test:
         parse_real_test(spec)
+    parse_outside(args)
     if args.category_map:
         load_category_map(args.category_map)
     check_detector_training_sizes(args.model, args.min_size)
