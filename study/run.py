@@ -10,10 +10,10 @@ against darkness (P, mPC, rPC, EV50). Rerun the same command to continue an inte
 
 On the bundled sample set (CPU):
   python study/run.py --output_dir runs/demo
-On a GPU node (COCO, LIS, ExDark, RAW-NOD; see the README):
+On a GPU node (COCO, LIS, ExDark, RAW-NOD; README.md and docs/data.md):
   python study/run.py --output_dir runs/coco_study --nproc_per_node 8 --model maskrcnn_resnet50_fpn \\
       --weights coco --train_image_dir coco/train2017 ... \\
-      --real_test lis=LIS/low,LIS/annotations/lis_coco_png_test.json,LIS/normal \\
+      --real_test "lis=LIS/RGB-dark/JPEGImages,LIS/annotations/lis_coco_JPG_test+1.json" \\
       --real_test exdark=ExDark/ExDark,ExDark/coco/instances_test.json
 """
 import os
