@@ -28,13 +28,13 @@ def documents():
 
 def commands(text):
     """(script, [--flags]) of every `python SCRIPT.py ...` or `torchrun ... SCRIPT.py ...` line of
-    the text's code blocks, continuation lines joined."""
+    the text's code blocks, continuation lines joined (`python -m ...` runs a module: not a script)."""
     found = []
     blocks = text.split("```")[1::2]  # the fenced blocks: every other piece between fences
     for block in (b.split("\n", 1)[1] for b in blocks if b.startswith(("bash\n", "sh\n", "\n"))):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.split("#", 1)[0]
-            for match in re.finditer(r"(?:python3?|torchrun)\s[^;&|]*?([\w/]+\.py)([^;&|]*)", line):
+            for match in re.finditer(r"(?:python3?\s+|torchrun\s[^;&|]*?)([\w/]+\.py)([^;&|]*)", line):
                 script, rest = match.groups()
                 found.append((script, re.findall(r"(?<![\w-])(--[\w-]+)", rest)))
     return found
@@ -42,7 +42,7 @@ def commands(text):
 
 def test_the_command_parser_finds_scripts_and_flags():
     text = ("```bash\n# a comment --not_a_flag\npython a/b.py --x 1 \\\n    --y_z 2  # --c\n"
-            "torchrun --nproc_per_node 4 c/d.py --e\n```\n")
+            "torchrun --nproc_per_node 4 c/d.py --e\npython -m pytest -q tests/x.py\n```\n")
     assert commands(text) == [("a/b.py", ["--x", "--y_z"]), ("c/d.py", ["--e"])]
 
 
