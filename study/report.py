@@ -141,13 +141,13 @@ def darkness_rows(curves):
 
 
 def remedy_record(study, remedy):
-    """What report.json and report.md say of a remedy: its settings, flags and weights."""
+    """What report.json and report.md say of a remedy: its settings, flags, weights and family."""
     return {"name": remedy.name, "description": remedy.description,
             "settings": remedy.settings(study) if remedy.settings else None,
             "flags": {f"--{remedy.name}_{f.name}": getattr(study.args, f"{remedy.name}_{f.name}")
                       for f in remedy.flags},
             "weights": remedy.trained_weights(study), "classical": remedy.classical,
-            "learned": remedy.learned}
+            "learned": remedy.learned, "family": remedy.family}
 
 
 def write_report(study, rows, figures, curves, examples):
