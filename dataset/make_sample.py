@@ -143,7 +143,9 @@ def make_sample(output_dir=SAMPLE_DIR, train=64, val=32, size=128, seed=0, max_o
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(
+        example='python dataset/make_sample.py --output_dir runs/sample_copy',
+        description=__doc__)
     parser.add_argument("--output_dir", default=SAMPLE_DIR, help="where to write the set")
     parser.add_argument("--train", type=positive_int, default=64, help="number of training images")
     parser.add_argument("--val", type=positive_int, default=32, help="number of validation images")

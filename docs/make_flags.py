@@ -63,6 +63,8 @@ def flag_rows(parser):
     formatter = argparse.HelpFormatter(parser.prog)
     rows = []
     for action in parser._actions:
+        if action.help is argparse.SUPPRESS:  # a flag kept out of --help is internal
+            continue
         names = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
         if not names and action.option_strings:
             continue

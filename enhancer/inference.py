@@ -21,7 +21,9 @@ DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(
+        example='python enhancer/inference.py --weight_path runs/enhancer/dip/last.pth --input_dir data/sample/low_light/gamma_noise/val --output_dir runs/enhancer/dip/val',
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
     p.add_argument("--input_dir", default=sample_low_light("val", "gamma_noise"),
                    help="low-light images to enhance")

@@ -76,3 +76,28 @@ def test_every_documented_command_names_flags_its_script_has(document):
     assert problems == []
     if os.path.basename(document) == "README.md":
         assert len(found) >= 3
+
+
+def test_every_script_help_starts_with_a_sentence_and_a_working_example():
+    """`--help` opens with one sentence of what the script does, then an example command of this
+    very script whose flags it has (commands of other scripts may follow)."""
+    make_flags = load_make_flags()
+    problems = []
+    for script in make_flags.script_paths():
+        parser = make_flags.build_parser(script)
+        help_text = parser.format_help()
+        description = help_text.split("\n\n", 1)[1]  # what follows the usage block
+        paragraphs = description.split("\n\n")
+        summary = " ".join(paragraphs[0].split())
+        if not summary.endswith(".") or re.search(r"\. [A-Z]", summary):
+            problems.append(f"{script}: the first paragraph is not one sentence: {summary!r}")
+        # the example: in the second paragraph (after an optional "Example:" line)
+        found = commands("```bash\n" + "\n".join(paragraphs[1:2]) + "\n```")
+        own = [flags for name, flags in found if name == script]
+        if not own:
+            problems.append(f"{script}: no example of itself right after the first sentence")
+            continue
+        known = {o for action in parser._actions for o in action.option_strings}
+        problems += [f"{script} {flag}: the example's flag does not exist" for flag in own[0]
+                     if flag not in known]
+    assert problems == []
