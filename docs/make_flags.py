@@ -71,6 +71,7 @@ def flag_rows(parser):
         if not action.option_strings:  # a positional argument
             names = [action.metavar or action.dest]
         text = formatter._expand_help(action) if action.help else ""
+        text = text.replace(REPO + os.sep, "")  # a help naming a default path: the page is portable
         if isinstance(action, argparse.BooleanOptionalAction):
             names = [n for n in names if not n.startswith("--no-")] + \
                     [n for n in names if n.startswith("--no-")]

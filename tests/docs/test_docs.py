@@ -54,6 +54,7 @@ def test_flags_page_equals_the_parsers():
     # it holds a real row of a real script, default included
     assert "| `--bootstrap` | 1000 |" in page
     assert "## `mask_rcnn/train.py`" in page
+    assert REPO not in page  # the same page on every checkout
 
 
 @pytest.mark.parametrize("document", documents(), ids=lambda p: os.path.relpath(p, REPO))
