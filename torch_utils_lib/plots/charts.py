@@ -113,15 +113,18 @@ def plot_bars(values, png_path, ylabel="AP", title="", intervals=None, families=
         k for g in groups for k in values[g]).index(s))
     width = 0.8 / max(1, len(series))
     styles = series_styles(series, families, baseline)
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) * max(1, len(series)) / 2), 4))
+    fig, ax = plt.subplots(figsize=(min(16, max(5, 0.35 * len(groups) * max(1, len(series)))), 4))
     for i, name in enumerate(series):
-        xs = [g + i * width for g in range(len(groups))]
-        heights = [values[g].get(name, 0) for g in groups]
+        # a group without this series (a remedy not scored on a set) gets no bar and no marker
+        present = [g for g in range(len(groups)) if name in values[groups[g]]]
+        xs = [g + i * width for g in present]
+        heights = [values[groups[g]][name] for g in present]
+        groups_of = [groups[g] for g in present]
         ax.bar(xs, heights, width, color=styles[name]["color"], edgecolor="white", linewidth=0.3)
         ax.plot(xs, heights, linestyle="none", marker=styles[name]["marker"], markersize=4,
                 color=styles[name]["color"], markeredgecolor="black", markeredgewidth=0.4,
                 label=name)
-        spans = [(x, h, (intervals or {}).get(g, {}).get(name)) for x, h, g in zip(xs, heights, groups)]
+        spans = [(x, h, (intervals or {}).get(g, {}).get(name)) for x, h, g in zip(xs, heights, groups_of)]
         spans = [(x, h, span) for x, h, span in spans if span]
         if spans:
             ax.errorbar([x for x, _, _ in spans], [h for _, h, _ in spans], fmt="none", ecolor="black",
