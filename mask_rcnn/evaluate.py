@@ -16,7 +16,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
 from torch_utils_lib.data.categories import load_category_map
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
                                  non_negative_int, positive_int, probability)
@@ -72,7 +71,8 @@ def main():
     args = build_parser().parse_args()  # before torch is imported: --help and errors are instant
     from mask_rcnn.evaluation import (add_intervals, categories_in_coco, category_table, drop_table,
                                       comparison_figures, evaluate_model_on_sets, parse_image_sets,
-                                      pretrained_available, save_comparisons, set_table)
+                                      pretrained_available, results_dir, save_comparisons,
+                                      set_table, write_ap_table)
     from torch_utils_lib.models.detectors import load_detector
     from torch_utils_lib.evaluation.coco_bootstrap import fold_intervals
     from torch_utils_lib.runtime.devices import resolve_amp
@@ -110,7 +110,7 @@ def main():
 
     results, per_category = {}, {}
     matches = {}  # the evaluation's own matching, reused by the bootstrap
-    results_dirs = {name: os.path.join(output_dir, name.split(" ")[0]) for name in models}
+    results_dirs = {name: results_dir(output_dir, name) for name in models}
     for name, spec in models.items():
         model, config = load_detector(spec, dist.device)
         results[name], per_category[name] = {}, {}
@@ -138,10 +138,8 @@ def main():
         print(f"\nper-category AP of {name}:\n"
               + markdown_table(category_table(by_set), first_column="category"))
     write_run_metadata(output_dir, args)
-    atomic_write_json(os.path.join(output_dir, "ap_table.json"), {
-        "rows": rows, "stats": results, "models": models, "sets": sets, "per_category": per_category})
-    atomic_write_text(os.path.join(output_dir, "ap_table.md"), table + "\n")
-    print(f"saved {os.path.join(output_dir, 'ap_table.md')} (and .json, figures/)")
+    path = write_ap_table(output_dir, table, rows, results, models, sets, per_category)
+    print(f"saved {path} (and .json, figures/)")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ import os
 import torch
 
 from torch_utils_lib.evaluation.metrics import IOU_TYPES, SHOWN_STATS
-from torch_utils_lib.toolkit.atomic_io import atomic_write_json
+from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text, read_json
 from torch_utils_lib.data.categories import all_categories_match, match_categories, present_categories
-from torch_utils_lib.evaluation.coco_bootstrap import (load_detections, resampled_stats, resampled_stats_of_matches, with_intervals)
+from torch_utils_lib.evaluation.coco_bootstrap import (load_detections, resampled_stats,
+                                                       resampled_stats_of_matches, with_intervals)
 from torch_utils_lib.evaluation.coco_eval import detections_file, detections_to_coco
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.data.coco_utils import CocoDetection
@@ -19,6 +20,44 @@ from torch_utils_lib.data.image_io import list_images, read_rgb, write_image
 from torch_utils_lib.engine.metric_logger import MetricLogger
 from torch_utils_lib.toolkit.names import output_names, parse_named_values
 from torch_utils_lib.plots.drawing import draw_detections, draw_instances, side_by_side
+
+CHECKPOINT_ROW = "checkpoint"  # the row (and results folder) of --weight_path
+AP_TABLE = "ap_table"  # <output_dir>/ap_table.json and .md
+
+
+def results_dir(output_dir, model_name):
+    """Where a model's detections go: `<output_dir>/<first word of its row name>`."""
+    return os.path.join(output_dir, model_name.split(" ")[0])
+
+
+def write_ap_table(output_dir, markdown, rows, stats, models, sets, per_category):
+    """The AP table of one evaluate.py run: ap_table.md (`markdown`) and ap_table.json with the
+    rows as printed, the stats {model: {set: {iou type: stats}}}, the models {row: checkpoint or
+    name}, the sets {set: [image dir, annotation]} and per-category AP. Returns the .md path."""
+    atomic_write_json(os.path.join(output_dir, f"{AP_TABLE}.json"), {
+        "rows": rows, "stats": stats, "models": models, "sets": sets, "per_category": per_category})
+    path = os.path.join(output_dir, f"{AP_TABLE}.md")
+    atomic_write_text(path, markdown + "\n")
+    return path
+
+
+def read_ap_table(output_dir, model_name=CHECKPOINT_ROW):
+    """(checkpoint, {set: {iou type: stats, "per_category": {...}, "detections": {iou type:
+    file}}}) of one model's row in the AP table an evaluate.py run wrote in `output_dir`;
+    None where there is no table or no such row."""
+    path = os.path.join(output_dir, f"{AP_TABLE}.json")
+    if not os.path.isfile(path):
+        return None
+    saved = read_json(path, "AP table")
+    if model_name not in saved.get("stats", {}):
+        return None
+    per_category = saved.get("per_category", {}).get(model_name, {})
+    folder = results_dir(output_dir, model_name)
+    return saved["models"][model_name], {
+        name: {**stats, "per_category": per_category.get(name),
+               "detections": {iou: detections_file(folder, name, iou) for iou in stats}}
+        for name, stats in saved["stats"][model_name].items()}
+
 
 def dataset_for(config, image_dir, annotation, category_map=None):
     """The annotation's images in `image_dir`, labelled in the detector's label space.

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mask_rcnn.evaluation import AP_TABLE, read_ap_table
 from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from dataset.synthesis_methods import RAW_METHOD
 from study.sets import COLUMN, RAW, RGB, build_test_sets, resolve_levels
-from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.evaluation.metrics import REPORT_QUALITY
-from torch_utils_lib.toolkit.atomic_io import read_json
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import check_outputs_apart, safe_join
 from torch_utils_lib.models.detectors import load_detector, predict_images
@@ -219,27 +218,21 @@ def evaluate_detector(study, name, checkpoint, image_sets):
     """
     args = study.args
     out = study.output(f"evaluate {name}", "eval", name)
-    table = os.path.join(out, "ap_table.json")
     unique, alias = {}, {}  # one evaluation per (images, annotation)
     for key, pair in image_sets.items():
         alias[key] = next((k for k, p in unique.items() if p == pair), key)
         unique.setdefault(alias[key], pair)
-    saved = read_json(table) if os.path.isfile(table) else None
-    complete = (saved is not None and set(unique) <= set(saved["stats"]["checkpoint"])
-                and set(unique) <= set(saved.get("per_category", {}).get("checkpoint", {}))
-                and saved["models"]["checkpoint"] == checkpoint)
+    saved = read_ap_table(out)
+    complete = (saved is not None and saved[0] == checkpoint and set(unique) <= set(saved[1])
+                and all(saved[1][s]["per_category"] is not None for s in unique))
     study.run(f"evaluate {name}", "mask_rcnn/evaluate.py", "--weight_path", checkpoint,
               *[x for s, (d, ann) in unique.items() for x in ("--image_set", f"{s}={d},{ann}")],
               "--output_dir", out, "--pretrained", "none", "--count", 0, "--bootstrap", 0, "--batch_size",
               args.batch_size, "--device", args.device,
               *(["--category_map", study.category_map] if study.category_map else []),
-              done=table if complete else None, distributed=True)
-    saved = read_json(table)
-    stats, per_category = saved["stats"]["checkpoint"], saved["per_category"]["checkpoint"]
-    return {key: {**stats[alias[key]], "per_category": per_category[alias[key]],
-                  "detections": {iou: detections_file(os.path.join(out, "checkpoint"), alias[key], iou)
-                                 for iou in stats[alias[key]]}}
-            for key in image_sets}
+              done=os.path.join(out, f"{AP_TABLE}.json") if complete else None, distributed=True)
+    _, results = read_ap_table(out)
+    return {key: results[alias[key]] for key in image_sets}
 
 
 def image_quality(test_set, folder):

@@ -58,7 +58,7 @@ def test_stats_equal_direct_cocoeval_on_dumped_detections(val_set, tmp_path):
     evaluator = CocoEvaluator(val_set, ("bbox", "segm"))
     evaluator.update(targets, outputs)
     stats = evaluator.summarize()
-    paths = evaluator.dump(str(tmp_path / "det"))
+    paths = evaluator.dump(str(tmp_path / "det"), "val")
     for iou_type in ("bbox", "segm"):
         reference = direct_cocoeval(sample_annotation("val"), paths[iou_type], iou_type)
         assert set(stats[iou_type]) == set(STAT_NAMES)
@@ -117,7 +117,7 @@ def test_string_image_ids_are_written_back(tmp_path):
     evaluator.update([{"image_id": 1}], [{"boxes": torch.tensor([[2., 3., 12., 11.]]),
                                           "labels": torch.tensor([1]), "scores": torch.tensor([0.9])}])
     assert evaluator.summarize()["bbox"]["AP"] == pytest.approx(1.0)
-    dumped = json.loads(open(evaluator.dump(str(tmp_path / "r"))["bbox"]).read())
+    dumped = json.loads(open(evaluator.dump(str(tmp_path / "r"), "val")["bbox"]).read())
     assert dumped == [{"image_id": "DSC1", "category_id": 3, "bbox": [2.0, 3.0, 10.0, 8.0], "score": pytest.approx(0.9)}]
 
 
@@ -146,7 +146,7 @@ def test_per_category_ap_equals_cocoeval_restricted_to_that_category(tmp_path):
     per_category = {}
     stats = evaluator.summarize(per_category=per_category)
     assert stats == evaluator.summarize()
-    paths = evaluator.dump(str(tmp_path / "det"))
+    paths = evaluator.dump(str(tmp_path / "det"), "val")
     names = {c["id"]: c["name"] for c in coco["categories"]}
     used = sorted({a["category_id"] for a in coco["annotations"]})
     assert len(used) >= 2
