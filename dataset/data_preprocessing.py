@@ -31,7 +31,9 @@ from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0],
+    p = ArgumentParser(
+        example='python dataset/data_preprocessing.py --input_dir data/sample/val --annotation data/sample/annotations/instances_val.json --output_dir runs/synth/gamma_noise',
+        description=__doc__.split("\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input_dir", default=None,
                    help=f"normal-light images (default: {os.path.relpath(sample_images('train'))})")

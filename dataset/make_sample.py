@@ -17,8 +17,9 @@ from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.toolkit.cli import ArgumentParser, int_in_range
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
-from torch_utils_lib.data.image_io import write_image
+from torch_utils_lib.data.image_io import read_rgb, write_image
 from torch_utils_lib.toolkit.paths import SAMPLE_DIR
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
               {"id": 2, "name": "square", "supercategory": "shape"},
@@ -48,10 +49,7 @@ def load_photos():
     folder = photo_folder()
     photos = []
     for name in PHOTOS:
-        image = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
-        if image is None:
-            raise UserError(f"{os.path.join(folder, name)}: cannot read sample background")
-        photos.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        photos.append(read_rgb(os.path.join(folder, name)))
     return photos
 
 
@@ -158,7 +156,9 @@ MAX_OBJECTS_RANGE = (1, 32)
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(
+        example='python dataset/make_sample.py --output_dir runs/sample_copy',
+        description=__doc__)
     parser.add_argument("--output_dir", default=SAMPLE_DIR, help="where to write the set")
     parser.add_argument("--train", type=int_in_range(*SPLIT_IMAGES_RANGE), default=64, help="number of training images")
     parser.add_argument("--val", type=int_in_range(*SPLIT_IMAGES_RANGE), default=32, help="number of validation images")
@@ -171,6 +171,7 @@ def build_parser():
 def main():
     args = build_parser().parse_args()
     make_sample(args.output_dir, args.train, args.val, args.size, args.seed, args.max_objects)
+    write_run_metadata(args.output_dir, args)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
+    p = ArgumentParser(
+        example='python diffusion_model/evaluate.py --restored_image_dir runs/diffusion/restored/val --maskrcnn_weight_path runs/mask_rcnn/sample/last.pth',
+        description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--restored_image_dir", default=DEFAULT_RESTORED,
                    help="restored images (diffusion_model/inference.py --output_dir)")

@@ -28,7 +28,9 @@ SETTINGS_FILE = "restore_settings.json"
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
+    p = ArgumentParser(
+        example='python diffusion_model/inference.py --weight_path runs/diffusion/last.pth --steps 2',
+        description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--conditional_image_dir", "--conditional_img_dir", dest="conditional_image_dir",
                    default=sample_low_light("val", "gamma_noise"), help="low-light images to restore")

@@ -38,7 +38,9 @@ def parse_dim_mults(text):
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
+    p = ArgumentParser(
+        example='python diffusion_model/train.py --checkpoint_dir runs/diffusion --epochs 75 --image_size 16 --batch_size 32 --dim 16 --dim_mults 1,2,4 --lr 2e-3',
+        description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument("--input_image_dir", default=sample_images("train"),

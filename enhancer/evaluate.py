@@ -27,7 +27,9 @@ DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(
+        example='python enhancer/evaluate.py --weight_path runs/enhancer/zero_dce/last.pth --detector runs/mask_rcnn/sample/last.pth',
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
     p.add_argument("--low_light_image_dir", "--low_light_img_dir", dest="low_light_image_dir",
                    default=sample_low_light("val", "gamma_noise"), help="low-light images")

@@ -30,7 +30,9 @@ DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(
+        example='python enhancer/inference.py --weight_path runs/enhancer/dip/last.pth --input_dir data/sample/low_light/gamma_noise/val --output_dir runs/enhancer/dip/val',
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=DEFAULT_WEIGHTS,
                    help="checkpoint written by train.py, or the Zero-DCE++ release's state dict")
     p.add_argument("--scale_factor", type=int_in_range(1, ZERO_DCE_MAX_SCALE_FACTOR), default=None,

@@ -65,8 +65,8 @@ def build_parser():
                         f"is (fewer images a batch where few share a size); images under "
                         f"{ZERO_DCE_MIN_TRAINING_SIZE} px a side are then refused, naming them")
     p.add_argument("--exposure", type=probability, default=0.6,
-                   help="zero_dce: the exposure loss's target E (release 0.6; 0.45-0.5 over-"
-                        "exposes bright regions less)")
+                   help="zero_dce: the exposure loss's target mean of 16x16 patches, E (the "
+                        "authors' release: 0.6; a lower E brightens less)")
     p.add_argument("--scale_factor", type=int_in_range(1, ZERO_DCE_MAX_SCALE_FACTOR), default=1,
                    help=f"zero_dce: the curve maps are estimated on the input downscaled by this "
                         f"(1-{ZERO_DCE_MAX_SCALE_FACTOR}); the checkpoint keeps it for "

@@ -28,7 +28,9 @@ PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        example='python genisp/evaluate.py --weight_path runs/genisp/last.pth --detector runs/mask_rcnn/sample/last.pth',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--annotation", default=None,
                         help="COCO boxes of the RAW files (default: <raw_dir>/annotations.json)")

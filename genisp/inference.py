@@ -31,7 +31,9 @@ PARTIAL_DIR = "detections_per_image"  # one JSON per image, so an interrupted ru
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__,
+    parser = ArgumentParser(
+        example='python genisp/inference.py --weight_path runs/genisp/last.pth --detector runs/mask_rcnn/sample/last.pth --detect',
+        description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_inference"),

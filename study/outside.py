@@ -105,8 +105,8 @@ def outside_remedy(name, kind, paths):
     if kind == "images":
         return Remedy(name, "outside images, scored by the normal-light detector",
                       images=lambda study, test_set: paths[test_set.name],
-                      sets=frozenset(paths), settings=lambda study: where)
+                      sets=frozenset(paths), settings=lambda study: where, family="outside")
     return Remedy(name, "outside detections (a COCO results file)",
                   detections=lambda study, test_set: detections_cell(paths[test_set.name],
                                                                      test_set.annotation),
-                  sets=frozenset(paths), settings=lambda study: where)
+                  sets=frozenset(paths), settings=lambda study: where, family="outside")

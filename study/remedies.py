@@ -80,6 +80,8 @@ class Remedy:
     detections: Callable | None = None
     sets: frozenset | None = None  # the only test sets it is scored on (None: by the rules above)
     frozen: str | None = None  # the row whose images it scores with a retrained detector (vs_frozen)
+    # the figures draw a family in one hue and give it its own darkness panel
+    family: str = "other"
 
     def applies(self, test_set):
         """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""
@@ -248,7 +250,8 @@ def train_normal(study):
 
 
 register(Remedy("none", "the normal-light detector as it is", train=train_normal,
-                raw_pipeline="minimal", needs=needs_detector_training, logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
+                raw_pipeline="minimal", needs=needs_detector_training, family="baseline",
+                logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
 
 
 # ---------------------------------------------------------------- fine-tuning
@@ -268,7 +271,7 @@ def finetune_settings(study):
     return f"{args.finetune_epochs} epochs at lr {args.finetune_lr:g} on {study.target} low light"
 
 
-register(Remedy("finetune", "the detector fine-tuned on synthetic low light",
+register(Remedy("finetune", "the detector fine-tuned on synthetic low light", family="fine-tuning",
                 train=lambda study: finetune(study, "finetuned",
                                              study.data.low_light[study.target]["train"]),
                 detector=finetuned_detector("finetuned"), settings=finetune_settings,
@@ -303,7 +306,7 @@ def train_mixed(study):
 
 
 register(Remedy("finetune_mixed", "fine-tuned on normal and synthetic low light together "
-                "(--finetune_mixed_ratio low light)", train=train_mixed,
+                "(--finetune_mixed_ratio low light)", train=train_mixed, family="fine-tuning",
                 detector=finetuned_detector("finetuned_mixed"),
                 settings=lambda study: (f"{finetune_settings(study)}, "
                                         f"{study.args.finetune_mixed_ratio:g} of it low light"),
@@ -344,7 +347,7 @@ def restored_images(study, test_set):
 
 register(Remedy(
     "diffusion", "restored by the conditional diffusion model, then the normal-light detector",
-    train=train_diffusion, images=restored_images, low_light_only=True,
+    train=train_diffusion, images=restored_images, low_light_only=True, family="restoration",
     weights=lambda study: study.path("diffusion", "last.pth"),
     settings=lambda study: (f"UNet width {study.args.diffusion_dim} x ({study.args.diffusion_dim_mults}), "
                             f"{study.args.diffusion_epochs} epochs on {study.target} pairs, DDIM "
@@ -381,7 +384,7 @@ for _name, _description in (("gamma", "gamma per image to the normal-light train
                             ("clahe", "CLAHE on the L channel of Lab"),
                             ("histeq", "histogram equalisation of the luma")):
     register(Remedy(_name, _description, images=enhanced_images(_name), low_light_only=True,
-                    classical=True))
+                    classical=True, family="classical enhancement"))
 
 
 # ---------------------------------------------------------------- enhancers (enhancer/)
@@ -457,7 +460,7 @@ register(Remedy(
     "zero_dce", "Zero-DCE++ (zero-reference curve estimation), then the normal-light detector",
     train=train_enhancer("zero_dce", "zero_dce", "zero_reference",
                          lambda args: ["--exposure", args.zero_dce_exposure]),
-    images=enhancer_images("zero_dce"), low_light_only=True,
+    images=enhancer_images("zero_dce"), low_light_only=True, family="learned enhancement",
     weights=enhancer_checkpoint("zero_dce"), given=given_enhancer_weights("zero_dce"),
     settings=zero_dce_settings,
     needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++ trains on"),
@@ -473,7 +476,7 @@ register(Remedy(
     "normal-light detector's loss, then that detector",
     train=train_enhancer("enhancer", "dip", "frozen_detector",
                          lambda args: ["--parameter_size", args.enhancer_parameter_size]),
-    images=enhancer_images("enhancer"), low_light_only=True,
+    images=enhancer_images("enhancer"), low_light_only=True, family="learned enhancement",
     weights=enhancer_checkpoint("enhancer"),
     settings=lambda study: (f"{study.args.enhancer_epochs} epochs on {study.target} low light, "
                             f"detector frozen, thumbnail {study.args.enhancer_parameter_size}"),
@@ -487,7 +490,7 @@ register(Remedy(
     train=train_enhancer("enhancer_joint", "dip", "joint", lambda args: [
         "--parameter_size", args.enhancer_joint_parameter_size,
         "--detector_lr", args.enhancer_joint_detector_lr]),
-    images=enhancer_images("enhancer_joint"),
+    images=enhancer_images("enhancer_joint"), family="learned enhancement",
     detector=lambda study: study.path("enhancer", "enhancer_joint", "detector.pth"),
     weights=enhancer_checkpoint("enhancer_joint"),
     settings=lambda study: (f"{study.args.enhancer_joint_epochs} epochs on {study.target} low "
@@ -551,7 +554,7 @@ def genisp_examples(study, test_set):
 
 register(Remedy(
     "genisp", "GenISP on camera RAW, then the frozen normal-light detector", train=train_genisp,
-    rgb=False, raw_pipeline="genisp", score_raw=score_raw_sets, weights=genisp_weights,
+    rgb=False, raw_pipeline="genisp", score_raw=score_raw_sets, weights=genisp_weights, family="RAW",
     settings=lambda study: (f"{study.args.genisp_epochs} epochs, thumbnail "
                             f"{study.args.genisp_parameter_size}, input "
                             f"{'x'.join(map(str, study.args.genisp_resize))} (0x0: packed RAW size)"),

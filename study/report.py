@@ -143,13 +143,13 @@ def darkness_rows(curves):
 
 
 def remedy_record(study, remedy):
-    """What report.json and report.md say of a remedy: its settings, flags and weights."""
+    """What report.json and report.md say of a remedy: its settings, flags, weights and family."""
     return {"name": remedy.name, "description": remedy.description,
             "settings": remedy.settings(study) if remedy.settings else None,
             "flags": {f"--{remedy.name}_{f.name}": getattr(study.args, f"{remedy.name}_{f.name}")
                       for f in remedy.flags},
             "weights": remedy.trained_weights(study), "classical": remedy.classical,
-            "learned": remedy.learned}
+            "learned": remedy.learned, "family": remedy.family}
 
 
 def condition_rows(values):
@@ -264,12 +264,17 @@ def make_figures(study, rows, curves, examples):
                      if "bbox" in cells.get(t.name, {})} for t in sets}
     spans = {t.name: {r: cells[t.name]["bbox"]["AP_ci"] for r, cells in rows.items()
                       if "AP_ci" in cells.get(t.name, {}).get("bbox", {})} for t in sets}
+    # rows that are no remedy (the normal-light reference) go with the baseline
+    families = {row: next((r.family for r in study.remedies if r.name == row), "baseline")
+                for row in rows}
     figures["AP"] = plot_bars(bars, study.path("ap_bars.png"), ylabel="bbox AP",
-                              title="COCO bbox AP per test set (95% intervals)", intervals=spans)
+                              title="COCO bbox AP per test set (95% intervals)", intervals=spans,
+                              families=families, baseline=BASELINE)
     for i, (method, by_remedy) in enumerate(curves.items()):
         png = study.path("darkness.png" if i == 0 else f"darkness_{method}.png")
         figures[f"darkness {method}"] = plot_darkness_curves(
-            by_remedy, png, ylabel="bbox AP", title=f"bbox AP against darkness ({method} synthesis)")
+            by_remedy, png, ylabel="bbox AP", title=f"bbox AP against darkness ({method} synthesis)",
+            families=families, baseline=BASELINE)
     return figures
 
 

@@ -67,7 +67,7 @@ def retrained(base, row):
     return Remedy(
         row, f"the normal-light detector fine-tuned on {base.name}'s enhanced train images, "
              f"scored on its enhanced test images", train=train, images=base.images,
-        detector=detector, low_light_only=True, frozen=base.name,
+        detector=detector, low_light_only=True, frozen=base.name, family="fine-tuning",
         settings=lambda study: (f"{base.name} on the {study.target} train images, then "
                                 f"{study.args.finetune_epochs} epochs of fine-tuning at lr "
                                 f"{study.args.finetune_lr:g} from the normal-light detector"),

@@ -8,12 +8,10 @@ loss_curves.png, ap_bars.png, darkness.png, and every evaluation's detections un
 AP carries a bootstrap interval and a paired difference against `none`; --severities adds AP
 against darkness (P, mPC, rPC, EV50). Rerun the same command to continue an interrupted study.
 
-On the bundled sample set (CPU):
-  python study/run.py --output_dir runs/demo
-On a GPU node (COCO, LIS, ExDark, RAW-NOD; see the README):
+On a GPU node (COCO, LIS, ExDark, RAW-NOD; README.md and docs/data.md):
   python study/run.py --output_dir runs/coco_study --nproc_per_node 8 --model maskrcnn_resnet50_fpn \\
       --weights coco --train_image_dir coco/train2017 ... \\
-      --real_test lis=LIS/low,LIS/annotations/lis_coco_png_test.json,LIS/normal \\
+      --real_test "lis=LIS/RGB-dark/JPEGImages,LIS/annotations/lis_coco_JPG_test+1.json" \\
       --real_test exdark=ExDark/ExDark,ExDark/coco/instances_test.json
 """
 import os
@@ -39,7 +37,9 @@ from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        example='python study/run.py --output_dir runs/demo',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"),
                    help="the study folder: data, checkpoints, evaluations, report.md")
     p.add_argument("--remedies", nargs="+", default=list(REMEDIES), choices=list(REMEDIES),

@@ -1,4 +1,5 @@
 """The bundled sample set is exactly what dataset/make_sample.py builds (byte for byte)."""
+import json
 import os
 
 import numpy as np
@@ -19,6 +20,8 @@ def test_make_sample_rebuilds_the_bundled_set_byte_identically(tmp_path):
                 assert (tmp_path / split / name).read_bytes() == f.read(), name
         with open(sample_annotation(split), "rb") as f:
             assert (tmp_path / "annotations" / f"instances_{split}.json").read_bytes() == f.read()
+    record = json.loads((tmp_path / "run.json").read_text())  # every writing script records its run
+    assert record["args"]["output_dir"] == str(tmp_path) and record["args"]["train"] == 64
 
 
 def test_sample_masks_are_exact_and_boxes_tight():

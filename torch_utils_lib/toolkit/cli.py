@@ -8,6 +8,11 @@ from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.flag_choices import WORKERS_RANGE
 
 
+class RawDescriptionDefaultsFormatter(argparse.RawDescriptionHelpFormatter,
+                                      argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written (its example's lines kept) and each flag's default shown."""
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are UserErrors: `run_main` prints one line `error: --flag ...`.
 
@@ -15,8 +20,18 @@ class ArgumentParser(argparse.ArgumentParser):
     invalid choice, missing value) keep argparse's wording behind the flag's name.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, example=None, **kwargs):
+        """`example`: a working command line, shown right after the description's first
+        paragraph (one sentence of what the script does) as `Example:`; the rest follows."""
         kwargs.setdefault("exit_on_error", False)
+        if example:
+            summary, _, rest = (kwargs.get("description") or "").strip().partition("\n\n")
+            kwargs["description"] = "\n\n".join(
+                part for part in (summary, "Example:\n  " + example.replace("\n", "\n  "), rest) if part)
+            # the example keeps its lines; ArgumentDefaults' default column is kept too
+            kwargs["formatter_class"] = (RawDescriptionDefaultsFormatter if kwargs.get(
+                "formatter_class") is argparse.ArgumentDefaultsHelpFormatter
+                else argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
