@@ -13,8 +13,7 @@ import tifffile
 
 from genisp.sizes import MIN_RAW_SIZE
 from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes
-from torch_utils_lib.data.camera import (CFA_CODE, CFA_PATTERNS, cfa_index_pattern,  # noqa: F401 (re-exported)
-                                    read_dng_as_shot_neutral, read_dng_color_matrix)
+from torch_utils_lib.data.camera import CFA_CODE, cfa_index_pattern
 
 _ILLUMINANT_D65 = 21
 _RATIONAL_DENOMINATOR = 1_000_000  # ColorMatrix entries keep six decimals
