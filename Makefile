@@ -16,7 +16,7 @@ demo: setup
 	$(PY) study/run.py --output_dir runs/demo
 
 test: setup
-	$(PY) -m pytest -q -ra tests
+	$(PY) -m pytest -q -ra --durations=25 tests
 
 bench: setup
 	$(PY) bench/run_all.py

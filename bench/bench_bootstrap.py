@@ -76,7 +76,9 @@ def naive_stats(evaluator, weights):
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(
+        example='python bench/bench_bootstrap.py --num_images 100',
+        description=__doc__.split("\n")[0])
     p.add_argument("--num_images", type=positive_int, default=500)
     p.add_argument("--num_detections", type=positive_int, default=5000)
     p.add_argument("--num_categories", type=positive_int, default=80)

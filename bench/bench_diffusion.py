@@ -23,7 +23,9 @@ from torch_utils_lib.toolkit.tables import markdown_table
 
 def build_parser():
     from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
-    p = ArgumentParser(description=__doc__,
+    p = ArgumentParser(
+        example='python bench/bench_diffusion.py --images 2 --train_epochs 20',
+        description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=None,
                    help="trained diffusion checkpoint (default: train a small one first)")

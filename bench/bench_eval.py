@@ -20,7 +20,9 @@ from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(
+        example='python bench/bench_eval.py --num_images 100',
+        description=__doc__.split("\n")[0])
     p.add_argument("--num_images", type=positive_int, default=500)
     p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "bench_eval.json"))
     return p

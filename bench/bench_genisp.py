@@ -25,7 +25,9 @@ from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        example='python bench/bench_genisp.py --parts batched share',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", default=["batched", "share", "cache", "memory"],
                         choices=["batched", "share", "cache", "memory"])
     parser.add_argument("--batch", type=positive_int, default=8)

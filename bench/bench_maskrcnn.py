@@ -21,7 +21,9 @@ SETTINGS = (("maskrcnn_resnet18_fpn", 128, 4), ("maskrcnn_resnet50_fpn", 512, 2)
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(
+        example='python bench/bench_maskrcnn.py --steps 3',
+        description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=positive_int, default=5,
                    help="timed steps per setting (after 1 warm-up)")
     p.add_argument("--models", nargs="+", default=[name for name, _, _ in SETTINGS],

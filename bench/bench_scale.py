@@ -397,7 +397,9 @@ def measure(name, data, n, resamples):
 # ---------------------------------------------------------------- the table
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(
+        example='python bench/bench_scale.py --sizes 10 40 160 --image_sizes 4 8 16 --study_sizes 10 20 40',
+        description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=positive_int, nargs=3, default=[50, 500, 2500],
                    help="images of the annotation-only steps (parse, dataset, COCOeval, bootstrap)")
     p.add_argument("--image_sizes", type=positive_int, nargs=3, default=[10, 40, 160],

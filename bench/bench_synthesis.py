@@ -165,7 +165,9 @@ def save_figure(x_floor, png_path, title):
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(
+        example='python bench/bench_synthesis.py --num_images 50',
+        description=__doc__.split("\n")[0])
     p.add_argument("--num_images", type=int_at_least(2), default=300)
     p.add_argument("--output", default=os.path.join(RUNS_DIR, "bench", "bench_synthesis.json"))
     p.add_argument("--skip_seed", action="store_true", help="do not time the original project's pipeline")

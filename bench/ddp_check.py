@@ -15,7 +15,9 @@ from torch_utils_lib.toolkit.errors import run_main
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(
+        example='python bench/ddp_check.py --rank 0 --world_size 1 --backend gloo --init_method tcp://127.0.0.1:29500 --result_file runs/ddp_check.json',
+        description=__doc__)
     parser.add_argument("--rank", type=non_negative_int, required=True)
     parser.add_argument("--world_size", type=positive_int, default=2)
     parser.add_argument("--backend", choices=("nccl", "gloo"), default="nccl")

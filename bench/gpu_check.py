@@ -32,7 +32,9 @@ from torch_utils_lib.toolkit.errors import run_main
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__,
+    parser = ArgumentParser(
+        example='python bench/gpu_check.py --device cpu --smoke',
+        description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default: cuda)")
     parser.add_argument("--smoke", action="store_true",

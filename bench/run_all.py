@@ -20,7 +20,9 @@ BENCHES = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(HERE, 
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(
+        example='python bench/run_all.py --only bench_eval',
+        description=__doc__.split("\n")[0])
     p.add_argument("--only", nargs="*", choices=BENCHES, help="run just these")
     return p
 

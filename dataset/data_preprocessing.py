@@ -21,7 +21,9 @@ import argparse
 from dataset.synthesis import (METRICS, check_level, print_summary, run_synthesis, settings_from_args,
                                write_preview)
 from dataset.synthesis_methods import SYNTHESIS_METHODS
-from torch_utils_lib.toolkit.cli import ArgumentParser, non_negative_float, positive_float, positive_int
+from torch_utils_lib.toolkit.cli import (ArgumentParser, int_in_range, non_negative_float,
+                                         positive_float)
+from torch_utils_lib.toolkit.flag_choices import WORKERS_RANGE
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
@@ -29,7 +31,9 @@ from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0],
+    p = ArgumentParser(
+        example='python dataset/data_preprocessing.py --input_dir data/sample/val --annotation data/sample/annotations/instances_val.json --output_dir runs/synth/gamma_noise',
+        description=__doc__.split("\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--input_dir", default=None,
                    help=f"normal-light images (default: {os.path.relpath(sample_images('train'))})")
@@ -51,7 +55,7 @@ def build_parser():
                    help="physics: also write the noisy RAW as <output_dir>/raw/<stem>.dng")
     p.add_argument("--seed", type=int, default=0, help="random seed (with the file name, fixes "
                    "each image's parameters and noise)")
-    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes")
+    p.add_argument("--workers", type=int_in_range(1, WORKERS_RANGE[1]), default=1, help="parallel processes")
     p.add_argument("--overwrite", action="store_true", help="redo images that already exist")
     p.add_argument("--run_json", default=None,
                    help="where to record arguments, versions and git commit "

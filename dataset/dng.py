@@ -11,13 +11,12 @@ from fractions import Fraction
 import numpy as np
 import tifffile
 
+from genisp.sizes import MIN_RAW_SIZE
 from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes
-from torch_utils_lib.data.camera import (CFA_CODE, CFA_PATTERNS, cfa_index_pattern,  # noqa: F401 (re-exported)
-                                    read_dng_as_shot_neutral, read_dng_color_matrix)
+from torch_utils_lib.data.camera import CFA_CODE, cfa_index_pattern
 
 _ILLUMINANT_D65 = 21
 _RATIONAL_DENOMINATOR = 1_000_000  # ColorMatrix entries keep six decimals
-_LIBRAW_MIN_SIDE = 22  # LibRaw declares smaller images "not RAW"
 
 
 def _srational(values):
@@ -42,8 +41,8 @@ def dng_bytes(bayer, cfa_pattern, black_level, white_level, color_matrix1, as_sh
     bayer = np.asarray(bayer)
     if bayer.ndim != 2 or bayer.dtype != np.uint16:
         raise ValueError(f"bayer must be an HxW uint16 array, got {bayer.dtype} {bayer.shape}")
-    if min(bayer.shape) < _LIBRAW_MIN_SIDE:
-        raise ValueError(f"LibRaw refuses raw images under {_LIBRAW_MIN_SIDE} pixels a side, "
+    if min(bayer.shape) < MIN_RAW_SIZE:
+        raise ValueError(f"LibRaw refuses raw images under {MIN_RAW_SIZE} pixels a side, "
                          f"got {bayer.shape}")
     cfa_index_pattern(cfa_pattern)  # validates the name
     black = np.atleast_1d(np.asarray(black_level, np.int64)).ravel()

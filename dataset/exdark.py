@@ -6,7 +6,9 @@ ExDark's layout: images in one folder per class (`Bicycle/2015_00001.png`), anno
 left, top, width, height in pixels, then integer fields (occlusion, ignore, ...) not used here.
 imageclasslist.txt: a header line (recognised by its content: a first line that is an entry is
 kept), then `name class light indoor/outdoor split` per image, class 1..12 in CLASSES order,
-split 1 train, 2 val, 3 test.
+light 1..10 in LIGHTING order, 1 indoor, 2 outdoor, split 1 train, 2 val, 3 test. Each COCO
+image keeps its lighting type and scene by name (`images[].lighting`, `images[].scene`): the
+study reports AP per value of such an image-level field (study/conditions.py).
 
 The whole dataset is checked before anything is written, and every problem is collected
 (`Report.problems`, each naming file and line and the fix), not only the first. Boxes as the
@@ -26,6 +28,10 @@ from torch_utils_lib.data.image_io import read_rgb
 CLASSES = ("Bicycle", "Boat", "Bottle", "Bus", "Car", "Cat", "Chair", "Cup", "Dog", "Motorbike",
            "People", "Table")
 SPLITS = {1: "train", 2: "val", 3: "test"}
+# ExDark's lighting types, numbered 1..10 in imageclasslist.txt (Loh & Chan 2019, Table 1)
+LIGHTING = ("Low", "Ambient", "Object", "Single", "Weak", "Strong", "Screen", "Window", "Shadow",
+            "Twilight")
+SCENES = {1: "indoor", 2: "outdoor"}
 CATEGORIES = [{"id": i, "name": name, "supercategory": "object"} for i, name in enumerate(CLASSES, 1)]
 
 
@@ -78,7 +84,7 @@ def _find(folder, name, listings=None):
 def _parse_entry(line):
     fields = line.split()
     try:
-        return fields[0], int(fields[1]), int(fields[4])
+        return fields[0], int(fields[1]), int(fields[2]), int(fields[3]), int(fields[4])
     except (IndexError, ValueError):
         return None
 
@@ -91,7 +97,8 @@ def _problem(problems, message):
 
 
 def read_class_list(path, problems=None):
-    """[(line number, image name, class name, split name)] of imageclasslist.txt.
+    """[(line number, image name, class name, lighting name, scene name, split name)] of
+    imageclasslist.txt.
 
     Line problems are appended to `problems` (all of them); without a list the first raises.
     """
@@ -108,12 +115,15 @@ def read_class_list(path, problems=None):
             _problem(problems, f"{path}:{number}: expected 'name class light in/out split' with "
                                    f"integers, got {line.strip()[:80]!r}: fix or delete the line")
             continue
-        name, cls, split = parsed
-        if not 1 <= cls <= len(CLASSES) or split not in SPLITS:
-            _problem(problems, f"{path}:{number}: class must be 1-{len(CLASSES)} and split 1-3, "
-                                   f"got {line.strip()[:80]!r}: fix or delete the line")
+        name, cls, light, scene, split = parsed
+        if (not 1 <= cls <= len(CLASSES) or not 1 <= light <= len(LIGHTING)
+                or scene not in SCENES or split not in SPLITS):
+            _problem(problems, f"{path}:{number}: class must be 1-{len(CLASSES)}, light "
+                               f"1-{len(LIGHTING)}, in/out 1-2 and split 1-3, got "
+                               f"{line.strip()[:80]!r}: fix or delete the line")
             continue
-        entries.append((number, name, CLASSES[cls - 1], SPLITS[split]))
+        entries.append((number, name, CLASSES[cls - 1], LIGHTING[light - 1], SCENES[scene],
+                        SPLITS[split]))
     return entries
 
 
@@ -166,7 +176,7 @@ def convert(image_dir, annotation_dir, class_list, report=None):
         report.problems.append(str(e))
         entries = []
     listings, listed = {}, {}  # real image path -> (line, split) of its first entry
-    for number, name, cls, split in entries:
+    for number, name, cls, lighting, scene, split in entries:
         where = f"{class_list}:{number}"
         image_path = _find(os.path.join(image_dir, cls), name, listings)
         if image_path is None:
@@ -199,7 +209,8 @@ def convert(image_dir, annotation_dir, class_list, report=None):
         coco = sets[split]
         image_id = len(coco["images"]) + 1
         coco["images"].append({"id": image_id, "width": width, "height": height,
-                               "file_name": os.path.relpath(image_path, image_dir).replace(os.sep, "/")})
+                               "file_name": os.path.relpath(image_path, image_dir).replace(os.sep, "/"),
+                               "lighting": lighting, "scene": scene})
         for line, object_class, box in objects:
             clipped = clip_box(box, width, height)
             if clipped is None:

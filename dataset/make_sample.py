@@ -14,11 +14,12 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
-from torch_utils_lib.toolkit.cli import ArgumentParser, int_at_least, positive_int
+from torch_utils_lib.toolkit.cli import ArgumentParser, int_in_range
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
-from torch_utils_lib.data.image_io import write_image
+from torch_utils_lib.data.image_io import read_rgb, write_image
 from torch_utils_lib.toolkit.paths import SAMPLE_DIR
+from torch_utils_lib.toolkit.runinfo import write_run_metadata
 
 CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
               {"id": 2, "name": "square", "supercategory": "shape"},
@@ -27,6 +28,10 @@ CATEGORIES = [{"id": 1, "name": "circle", "supercategory": "shape"},
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
           "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "brick.png", "grass.png", "gravel.png")
 MIN_VISIBLE_PIXELS = 40
+# images[].brightness: "dim" where the image's mean pixel value is under this, else "bright"
+# (about half the set each); an image-level condition field, so the study's per-condition
+# table (study/conditions.py) has one on the sample set, as ExDark's lighting types on ExDark
+DIM_BELOW = 110
 
 
 def photo_folder():
@@ -44,10 +49,7 @@ def load_photos():
     folder = photo_folder()
     photos = []
     for name in PHOTOS:
-        image = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
-        if image is None:
-            raise UserError(f"{os.path.join(folder, name)}: cannot read sample background")
-        photos.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        photos.append(read_rgb(os.path.join(folder, name)))
     return photos
 
 
@@ -120,7 +122,8 @@ def build_split(output_dir, split, count, size, seed, max_objects, photos):
         image, objects = draw_image(rng, photos, size, max_objects)
         file_name = f"{split}_{image_id:04d}.png"
         write_image(os.path.join(image_dir, file_name), image)
-        images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+        images.append({"id": image_id, "file_name": file_name, "width": size, "height": size,
+                       "brightness": "dim" if image.mean() < DIM_BELOW else "bright"})
         for category_id, mask in objects:
             annotations.append(mask_annotation(mask, category_id, image_id, len(annotations) + 1))
     return {"info": {"description": f"llvision sample set, {split} split",
@@ -144,13 +147,23 @@ def make_sample(output_dir=SAMPLE_DIR, train=64, val=32, size=128, seed=0, max_o
     return paths
 
 
+# flag ranges: 32 px holds the smallest shapes drawn and one cell of a detector's coarsest FPN
+# level; 4096 px is the largest detector input (flag_choices.DETECTOR_SIZE_RANGE); a split of
+# 100000 images is past COCO train's 118k / 2 and takes hours to draw; 32 shapes fill the image
+IMAGE_SIZE_RANGE = (32, 4096)
+SPLIT_IMAGES_RANGE = (1, 100_000)
+MAX_OBJECTS_RANGE = (1, 32)
+
+
 def build_parser():
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(
+        example='python dataset/make_sample.py --output_dir runs/sample_copy',
+        description=__doc__)
     parser.add_argument("--output_dir", default=SAMPLE_DIR, help="where to write the set")
-    parser.add_argument("--train", type=positive_int, default=64, help="number of training images")
-    parser.add_argument("--val", type=positive_int, default=32, help="number of validation images")
-    parser.add_argument("--size", type=int_at_least(32), default=128, help="image side in pixels")
-    parser.add_argument("--max_objects", type=positive_int, default=4, help="most shapes per image")
+    parser.add_argument("--train", type=int_in_range(*SPLIT_IMAGES_RANGE), default=64, help="number of training images")
+    parser.add_argument("--val", type=int_in_range(*SPLIT_IMAGES_RANGE), default=32, help="number of validation images")
+    parser.add_argument("--size", type=int_in_range(*IMAGE_SIZE_RANGE), default=128, help="image side in pixels")
+    parser.add_argument("--max_objects", type=int_in_range(*MAX_OBJECTS_RANGE), default=4, help="most shapes per image")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     return parser
 
@@ -158,6 +171,7 @@ def build_parser():
 def main():
     args = build_parser().parse_args()
     make_sample(args.output_dir, args.train, args.val, args.size, args.seed, args.max_objects)
+    write_run_metadata(args.output_dir, args)
 
 
 if __name__ == "__main__":

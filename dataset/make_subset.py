@@ -106,7 +106,9 @@ def copy_images(images, image_dir, target_dir, annotation=""):
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0],
+    p = ArgumentParser(
+        example='python dataset/make_subset.py --annotation data/sample/annotations/instances_val.json --image_dir data/sample/val --num_images 8 --output_dir runs/subset8',
+        description=__doc__.split("\n")[0],
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--annotation", default=sample_annotation("train"), help="full COCO annotation file")
     p.add_argument("--image_dir", default=sample_images("train"), help="images of the full set")

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from dataset.synthesis_methods import SYNTHESIS_METHODS
+from genisp.sizes import MIN_RAW_SIZE
 from torch_utils_lib.toolkit.atomic_io import atomic_write_bytes, atomic_write_json
 from torch_utils_lib.data.coco_json import load_coco_json, subset_coco
 from torch_utils_lib.toolkit.errors import UserError
@@ -89,9 +90,9 @@ def process_image(task):
     if expected_size is not None and tuple(expected_size) != (width, height):
         return {"file_name": name, "error": f"{path}: image is {width}x{height} but the "
                 f"annotation says {expected_size[0]}x{expected_size[1]}"}
-    if settings.get("save_raw") and min(height, width) < 22:
+    if settings.get("save_raw") and min(height, width) < MIN_RAW_SIZE:
         return {"file_name": name, "error": f"{path}: {width}x{height} is too small for a DNG "
-                "(LibRaw needs 22 pixels a side)"}
+                f"(LibRaw needs {MIN_RAW_SIZE} pixels a side)"}
     low, raw, params = synthesize_array(rgb, settings, name, drawn)
     scores = _metrics(low, rgb, metrics)  # while both images are still in the CPU cache
     if raw is not None and settings.get("save_raw"):

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from torch_utils_lib.data import transforms as T
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import require_dir, require_file
-from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb
+from torch_utils_lib.data.image_io import annotation_file_names, list_images, read_rgb, read_size
 
 
 def resolve_names(image_dirs, annotation=None):
@@ -51,15 +51,31 @@ def read_pair(target_path, cond_path):
     return target, cond
 
 
+def size_groups(input_dir, cond_dir, names):
+    """One number per pair, the same for pairs of one size (from the files' headers); a pair
+    whose two images differ in size is refused before the first step, naming both."""
+    groups, ids = [], {}
+    for name in names:
+        target_path, cond_path = os.path.join(input_dir, name), os.path.join(cond_dir, name)
+        size, cond_size = read_size(target_path), read_size(cond_path)
+        if size != cond_size:
+            raise UserError(f"{cond_path}: size {cond_size[1]}x{cond_size[0]} differs from "
+                            f"{target_path} ({size[1]}x{size[0]})")
+        groups.append(ids.setdefault(size, len(ids)))
+    return groups
+
+
 class PairedImageDataset(Dataset):
     """(x0, cond) pairs in [-1, 1]: normal light is x0, low light the condition.
 
     image_size: random square crop (the same window for both images; smaller images are padded);
-    None keeps full images. flip: the same random horizontal flip for both.
+    None keeps full images. flip: the same random horizontal flip for both. `with_index`: items
+    are (x0, cond, index), so a stopped run can name the pairs of its batch.
     """
 
-    def __init__(self, input_dir, cond_dir, names, image_size=None, flip=True):
+    def __init__(self, input_dir, cond_dir, names, image_size=None, flip=True, with_index=False):
         self.input_dir, self.cond_dir, self.names = input_dir, cond_dir, list(names)
+        self.with_index = with_index
         steps = [T.ToTensor()]
         if image_size:
             steps.append(T.RandomCrop(image_size))
@@ -75,4 +91,4 @@ class PairedImageDataset(Dataset):
         target, cond = read_pair(os.path.join(self.input_dir, name), os.path.join(self.cond_dir, name))
         pair, _ = self.transform(np.concatenate((target, cond), axis=2))
         pair = pair * 2 - 1
-        return pair[:3], pair[3:]
+        return (pair[:3], pair[3:], index) if self.with_index else (pair[:3], pair[3:])

@@ -15,9 +15,9 @@ import argparse
 
 from torch_utils_lib.evaluation.metrics import IOU_TYPES, SUMMARY_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
-from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, positive_int
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE, COCO_BACKENDS
 from torch_utils_lib.toolkit.errors import run_main
-from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS
 from torch_utils_lib.toolkit.guards import check_outputs_apart, require_dir, require_file
 from torch_utils_lib.evaluation.image_quality import quality_table, score_sets, two_stage_table
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
@@ -27,7 +27,9 @@ DEFAULT_RESTORED = os.path.join(RUNS_DIR, "diffusion", "restored", "val")
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
+    p = ArgumentParser(
+        example='python diffusion_model/evaluate.py --restored_image_dir runs/diffusion/restored/val --maskrcnn_weight_path runs/mask_rcnn/sample/last.pth',
+        description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--restored_image_dir", default=DEFAULT_RESTORED,
                    help="restored images (diffusion_model/inference.py --output_dir)")
@@ -45,7 +47,7 @@ def build_parser():
                    help="mask_rcnn/train.py checkpoint: adds the two-stage AP table")
     p.add_argument("--coco_annotation", default=sample_annotation("val"),
                    help="COCO instance annotations of these images, for the AP table")
-    p.add_argument("--batch_size", type=positive_int, default=4, help="Mask R-CNN batch size")
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4, help="Mask R-CNN batch size")
     p.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS,
                    help="COCO AP implementation of the two-stage table")
     add_common_args(p, seed=False)

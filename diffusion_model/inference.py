@@ -13,8 +13,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, read_json
-from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
-                                 probability)
+from diffusion_model.sizes import SAMPLING_STEPS_RANGE
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range, probability
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE, FIGURE_COUNT_RANGE
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file, safe_join
 from torch_utils_lib.toolkit.names import output_names
@@ -27,7 +28,9 @@ SETTINGS_FILE = "restore_settings.json"
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__,
+    p = ArgumentParser(
+        example='python diffusion_model/inference.py --weight_path runs/diffusion/last.pth --steps 2',
+        description=__doc__,
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--conditional_image_dir", "--conditional_img_dir", dest="conditional_image_dir",
                    default=sample_low_light("val", "gamma_noise"), help="low-light images to restore")
@@ -39,14 +42,14 @@ def build_parser():
     p.add_argument("--annotation", default=None,
                    help='{"filename": [...]} JSON or COCO json naming the images (default: all)')
     p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
-    p.add_argument("--batch_size", type=positive_int, default=4, help="images per batch (same-size images)")
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4, help="images per batch (same-size images)")
     p.add_argument("--sampler", choices=("ddim", "ddpm"), default="ddim")
-    p.add_argument("--steps", type=positive_int, default=50, help="DDIM steps (DDPM always uses all)")
+    p.add_argument("--steps", type=int_in_range(*SAMPLING_STEPS_RANGE), default=50, help="DDIM steps (DDPM always uses all)")
     p.add_argument("--eta", type=probability, default=0.0,
                    help="DDIM noise: 0 deterministic, 1 as stochastic as DDPM")
     p.add_argument("--overwrite", action="store_true",
                    help="restore every image again instead of skipping those already written")
-    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
+    p.add_argument("--count", "--figure_images", dest="count", type=int_in_range(*FIGURE_COUNT_RANGE), default=4,
                    help="rows of the comparison figure (0: no figure)")
     add_common_args(p, workers=False)
     return p

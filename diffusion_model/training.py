@@ -4,7 +4,7 @@ import os
 import torch
 from torch.utils.data import default_collate
 
-from diffusion_model.data import PairedImageDataset, read_pair, resolve_names
+from diffusion_model.data import PairedImageDataset, read_pair, resolve_names, size_groups
 from diffusion_model.ema import EMA, EMAUpdate
 from diffusion_model.model.diffusion import build_diffusion
 from diffusion_model.preview import center_crop, save_training_preview
@@ -45,8 +45,8 @@ def load_diffusion(path, device="cpu"):
 
 
 def diffusion_loss(model, batch, device):
-    """engine.train_one_epoch's loss_fn: the denoising MSE of a (x0, cond) batch."""
-    x0, cond = batch
+    """engine.train_one_epoch's loss_fn: the denoising MSE of a (x0, cond[, index]) batch."""
+    x0, cond = batch[:2]
     return {"mse": model(x0.to(device, non_blocking=True), cond.to(device, non_blocking=True))}
 
 
@@ -91,18 +91,19 @@ class DiffusionTrainer(Trainer):
         self.scheduler = build_lr_scheduler(self.optimizer, args.lr_step_size, args.lr_milestones,
                                             args.lr_gamma)
         dataset = PairedImageDataset(args.input_image_dir, args.conditional_image_dir, names,
-                                     image_size=args.image_size or None)
+                                     image_size=args.image_size or None, with_index=True)
+        # whole images (--image_size 0) of mixed sizes: each batch holds pairs of one size
+        group_ids = size_groups(args.input_image_dir, args.conditional_image_dir, names) \
+            if args.image_size == 0 else None
         self.loader = detection_loader(dataset, args.batch_size, train=True, workers=args.workers,
-                                       seed=args.seed, collate=default_collate)
-        if args.image_size == 0 and args.batch_size > 1:
-            sizes = {read_pair(os.path.join(args.input_image_dir, n),
-                               os.path.join(args.conditional_image_dir, n))[0].shape for n in names}
-            if len(sizes) > 1:
-                raise UserError(f"{args.input_image_dir}: images differ in size; set --image_size "
-                                f"to crop them or use --batch_size 1")
+                                       seed=args.seed, collate=default_collate, group_ids=group_ids)
 
     def loss(self, model, batch, device):
         return diffusion_loss(model, batch, device)
+
+    def batch_names(self, batch):
+        dataset = self.loader.dataset
+        return [os.path.join(dataset.cond_dir, dataset.names[int(i)]) for i in batch[2]]
 
     def hooks(self):
         return [EMAUpdate(self.ema, self.model), Preview(self)]

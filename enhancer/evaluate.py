@@ -15,9 +15,9 @@ import argparse
 
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.data.categories import load_category_map
-from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, positive_int
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE, COCO_BACKENDS
 from torch_utils_lib.toolkit.errors import UserError, run_main
-from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS
 from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
 from torch_utils_lib.evaluation.image_quality import quality_table, score_sets, two_stage_table
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
@@ -27,7 +27,9 @@ DEFAULT_WEIGHTS = os.path.join(RUNS_DIR, "enhancer", "last.pth")
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(
+        example='python enhancer/evaluate.py --weight_path runs/enhancer/zero_dce/last.pth --detector runs/mask_rcnn/sample/last.pth',
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--weight_path", default=DEFAULT_WEIGHTS, help="checkpoint written by train.py")
     p.add_argument("--low_light_image_dir", "--low_light_img_dir", dest="low_light_image_dir",
                    default=sample_low_light("val", "gamma_noise"), help="low-light images")
@@ -42,7 +44,7 @@ def build_parser():
                    help="JSON {dataset class name: detector class name}")
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "enhancer", "eval"),
                    help="enhanced/, metrics.json")
-    p.add_argument("--batch_size", type=positive_int, default=4, help="detector batch size")
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4, help="detector batch size")
     p.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS)
     add_common_args(p, seed=False)
     return p

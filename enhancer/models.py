@@ -10,8 +10,8 @@ import os
 import torch
 
 from enhancer.dip import DIPEnhancer
-from enhancer.zero_dce import ZeroDCE
-from torch_utils_lib.runtime.checkpoint import load_checkpoint
+from enhancer.zero_dce import RELEASE_TEST_SCALE, ZeroDCE, from_release_state, state_layout
+from torch_utils_lib.runtime.checkpoint import is_plain_state_dict, read_state
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.models.detectors import build_detector, load_detector_weights
 from torch_utils_lib.runtime.devices import autocast
@@ -40,13 +40,41 @@ def split_joint_state(state):
     return parts["image_module."], parts["detector."]
 
 
-def load_enhancer(path, device="cpu"):
-    """(enhancer in eval mode, the joint detector in eval mode or None, config) of a checkpoint."""
-    state = load_checkpoint(path)
-    config = state.get("config") or {}
+def read_enhancer_state(path):
+    """(checkpoint dict with 'model' and 'config') of an enhancer/train.py checkpoint or of the
+    Zero-DCE++ authors' released state dict as it is (Li-Chongyi/Zero-DCE_extension,
+    snapshots_Zero_DCE++/Epoch99.pth; recognised by its keys, zero_dce.state_layout), whose
+    config is the release's test setting (scale factor 12, config "release": True). Anything
+    else is refused in one line."""
+    state = read_state(path)
+    if is_plain_state_dict(state):
+        if state_layout(state) == "release":
+            return {"model": from_release_state(state),
+                    "config": {"model": "zero_dce", "objective": "zero_reference",
+                               "scale_factor": RELEASE_TEST_SCALE, "release": True}}
+        raise UserError(f"{path}: a state dict that is neither the Zero-DCE++ release's "
+                        f"(e_conv1.depth_conv.weight ... e_conv7.point_conv.bias) nor an "
+                        f"enhancer/train.py checkpoint (first key {next(iter(state))!r})")
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path}: not an enhancer/train.py checkpoint nor the Zero-DCE++ "
+                        f"release's state dict (no 'model' state dict, no e_conv1.* keys)")
+    return state
+
+
+def load_enhancer(path, device="cpu", scale_factor=None):
+    """(enhancer in eval mode, the joint detector in eval mode or None, config) of a checkpoint
+    or of the Zero-DCE++ release's state dict (read_enhancer_state). `scale_factor` replaces a
+    Zero-DCE++ checkpoint's (the thumbnail its curve maps are estimated on)."""
+    state = read_enhancer_state(path)
+    config = dict(state.get("config") or {})
     if config.get("model") not in MODELS:
         raise UserError(f"{path}: not an enhancer/train.py checkpoint (config model is "
                         f"{config.get('model')!r})")
+    if scale_factor is not None:
+        if config["model"] != "zero_dce":
+            raise UserError(f"--scale_factor {scale_factor}: only for Zero-DCE++ weights; {path} "
+                            f"is a {config['model']} enhancer")
+        config["scale_factor"] = scale_factor
     enhancer, detector, weights = build_enhancer(config), None, state["model"]
     if config.get("objective") == "joint":
         weights, detector_weights = split_joint_state(weights)

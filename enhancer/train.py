@@ -20,7 +20,8 @@ from enhancer.sizes import (DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO
                             ZERO_DCE_MAX_SCALE_FACTOR, ZERO_DCE_MIN_TRAINING_SIZE)
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
                                          int_in_range, non_negative_float, positive_float,
-                                         positive_int, probability)
+                                         probability)
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
 from torch_utils_lib.toolkit.errors import run_main
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_low_light
 
@@ -47,7 +48,7 @@ def build_parser():
                    help="JSON {dataset class name: detector class name}")
     p.add_argument("--checkpoint_dir", default=os.path.join(RUNS_DIR, "enhancer"),
                    help="where last.pth, the log and figures go")
-    p.add_argument("--batch_size", type=positive_int, default=8)
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=8)
     p.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=None,
                    help="Adam learning rate of the enhancer (zero_dce 1e-4, dip 1e-3)")
     p.add_argument("--detector_lr", type=positive_float, default=5e-4,
@@ -64,11 +65,15 @@ def build_parser():
                         f"is (fewer images a batch where few share a size); images under "
                         f"{ZERO_DCE_MIN_TRAINING_SIZE} px a side are then refused, naming them")
     p.add_argument("--exposure", type=probability, default=0.6,
-                   help="zero_dce: the exposure loss's target E (release 0.6; 0.45-0.5 over-"
-                        "exposes bright regions less)")
-    p.add_argument("--scale_factor", type=int_in_range(1, ZERO_DCE_MAX_SCALE_FACTOR), default=12,
+                   help="zero_dce: the exposure loss's target mean of 16x16 patches, E (the "
+                        "authors' release: 0.6; a lower E brightens less)")
+    p.add_argument("--scale_factor", type=int_in_range(1, ZERO_DCE_MAX_SCALE_FACTOR), default=1,
                    help=f"zero_dce: the curve maps are estimated on the input downscaled by this "
-                        f"(1-{ZERO_DCE_MAX_SCALE_FACTOR})")
+                        f"(1-{ZERO_DCE_MAX_SCALE_FACTOR}); the checkpoint keeps it for "
+                        f"enhancing (enhancer/inference.py --scale_factor overrides). Default 1, "
+                        f"as the release trains (it tests at 12 on ~1200 px photographs, a "
+                        f"100 px thumbnail): 12 on 128 px images estimates the maps from an "
+                        f"11 px thumbnail and blows up the noise")
     p.add_argument("--parameter_size", type=int_in_range(DIP_MIN_PARAMETER_SIZE,
                                                          DIP_MAX_PARAMETER_SIZE), default=256,
                    help=f"dip: side of the thumbnail the parameter CNN looks at "

@@ -12,6 +12,7 @@ from torch_utils_lib.runtime.checkpoint import save_checkpoint
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.data.loaders import detection_loader
 from torch_utils_lib.engine.loop import build_lr_scheduler, detection_losses
+from torch_utils_lib.models.detectors import check_dataset_inputs
 from torch_utils_lib.models.frozen_detector import ImageModuleDetector, load_frozen_detector
 from torch_utils_lib.toolkit.paths import sample_annotation, sample_low_light
 from torch_utils_lib.engine.training import Trainer
@@ -82,6 +83,7 @@ class EnhancerTrainer(Trainer):
             enhancer = build_enhancer(self.config)
             dataset = detection_set(args.image_dir, args.annotation, detector_config["categories"],
                                     load_category_map(args.category_map))
+            check_dataset_inputs(detector, dataset)  # before the first step, naming the file
             joint = args.objective == "joint"
             if joint:
                 detector.requires_grad_(True)

@@ -11,6 +11,7 @@ from torch import nn
 from enhancer.sizes import ZERO_DCE_EXPOSURE_PATCH, ZERO_DCE_MIN_TRAINING_SIZE
 
 ITERATIONS = 8  # curve applications (paper and release)
+RELEASE_TEST_SCALE = 12  # lowlight_test.py's scale_factor (the release trains at 1)
 RELEASE_EXPOSURE = 0.6  # the release's E; its issue tracker advises 0.45-0.5 against over-exposure
 LOSS_WEIGHTS = {"tv": 1600.0, "spatial": 1.0, "color": 5.0, "exposure": 10.0}
 
@@ -75,6 +76,44 @@ class ZeroDCE(nn.Module):
     def forward(self, x):
         a = self.curve_maps(x)
         return apply_curve(x, a), a
+
+
+# The release's state dict (enhance_net_nopool.state_dict(), e.g. snapshots_Zero_DCE++/Epoch99.pth):
+# layer N is e_conv{N}.depth_conv / .point_conv, ours convs.{N-1}.0 / .1.
+LAYERS = 7
+
+
+def release_key(layer, part, kind):
+    return f"e_conv{layer + 1}.{('depth_conv', 'point_conv')[part]}.{kind}"
+
+
+def own_key(layer, part, kind):
+    return f"convs.{layer}.{part}.{kind}"
+
+
+def state_layout(state):
+    """'llvision', 'release' (the authors' keys, optionally DataParallel's `module.` prefix) or
+    None: which Zero-DCE++ state dict `state` is, by its keys alone."""
+    keys = {k[len("module."):] if k.startswith("module.") else k for k in state}
+    for layout, key in (("llvision", own_key), ("release", release_key)):
+        if keys == {key(layer, part, kind) for layer in range(LAYERS) for part in (0, 1)
+                    for kind in ("weight", "bias")}:
+            return layout
+    return None
+
+
+def from_release_state(state):
+    """Our state dict of the release's: keys renamed, and the last layer's pointwise weight and
+    bias negated (the release's curve is x + r·(x² − x), ours x + a·x·(1 − x): a = −r, and
+    tanh is odd)."""
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    own = {}
+    for layer in range(LAYERS):
+        for part in (0, 1):
+            for kind in ("weight", "bias"):
+                value = state[release_key(layer, part, kind)]
+                own[own_key(layer, part, kind)] = -value if (layer, part) == (LAYERS - 1, 1) else value
+    return own
 
 
 def luma(x):

@@ -4,9 +4,10 @@ from genisp.model import GenISP
 from torch_utils_lib.data.categories import match_categories, present_categories
 from torch_utils_lib.runtime.checkpoint import load_checkpoint
 from torch_utils_lib.data.coco_json import load_coco_json
-from torch_utils_lib.models.detectors import keep_labels
+from torch_utils_lib.models.detectors import check_detector_input, keep_labels
 from torch_utils_lib.engine.loop import predict
 from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.guards import safe_join
 
 GENISP_CONFIG_NAME = "genisp"
 
@@ -30,6 +31,17 @@ def raw_dataset(raw_dir, annotation_file, detector_categories, pipeline="minimal
                          "categories": [c for c in dataset.coco_dict["categories"]
                                         if c["id"] in used_ids]}
     return dataset
+
+
+def check_raw_inputs(detector, raw_dir, annotation_file):
+    """Refuse, before the first step, a RAW file the detector cannot take (too elongated for its
+    resize: models.detectors.check_detector_input), from the annotation's image sizes (the
+    sensor's or the packed ones: the aspect ratio decides); files it gives no size are decoded
+    as they come."""
+    for image in load_coco_json(annotation_file)["images"]:
+        if image.get("width") and image.get("height"):
+            check_detector_input(detector, safe_join(raw_dir, image["file_name"], annotation_file),
+                                 image["height"], image["width"])
 
 
 def load_genisp(path, device="cpu"):

@@ -15,10 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from genisp.sizes import RESIZE_RANGE
 from torch_utils_lib.data.categories import load_category_map
-from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, non_negative_int, positive_int
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE, COCO_BACKENDS
 from torch_utils_lib.toolkit.errors import run_main
-from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS
 from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_raw
 from torch_utils_lib.toolkit.runinfo import write_run_metadata
@@ -27,7 +28,9 @@ PIPELINE_CHOICES = ("genisp", "minimal", "rawpy")
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(
+        example='python genisp/evaluate.py --weight_path runs/genisp/last.pth --detector runs/mask_rcnn/sample/last.pth',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--annotation", default=None,
                         help="COCO boxes of the RAW files (default: <raw_dir>/annotations.json)")
@@ -41,10 +44,10 @@ def build_parser():
                         help="JSON {dataset class name: detector class name}: overrides the built-in synonyms")
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINE_CHOICES),
                         choices=PIPELINE_CHOICES)
-    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
+    parser.add_argument("--resize", type=int_in_range(*RESIZE_RANGE, off=0), nargs=2, default=None,
                         metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
-    parser.add_argument("--batch_size", type=positive_int, default=8)
+    parser.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=8)
     parser.add_argument("--cache_dir", default=os.path.join(RUNS_DIR, "cache", "genisp_raw"),
                         help="cache of pre-processed RAW arrays ('none' to decode every time)")
     parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_eval"),
@@ -59,7 +62,7 @@ def main(argv=None):
     if args.annotation is None:
         args.annotation = os.path.join(args.raw_dir, "annotations.json")
     # imported after parsing (they load torch): --help and flag errors stay instant
-    from genisp.detection import load_genisp
+    from genisp.detection import check_raw_inputs, load_genisp
     from genisp.evaluation import evaluate_pipelines, format_table, pipeline_settings
     from genisp.model import BoxDetector, GenISPDetector
     from torch_utils_lib.models.frozen_detector import load_frozen_detector
@@ -87,6 +90,7 @@ def main(argv=None):
     else:
         resize = (1333, 800)
     detector, detector_config = load_frozen_detector(detector_spec, weights, device)
+    check_raw_inputs(detector, args.raw_dir, args.annotation)
     cache_dir = None if args.cache_dir.lower() == "none" else args.cache_dir
     os.makedirs(args.output_dir, exist_ok=True)
     write_run_metadata(args.output_dir, args, detector=detector_spec, resize=resize)

@@ -13,9 +13,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from genisp.raw import RawLoader, list_raw_files
+from genisp.sizes import RESIZE_RANGE
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, read_json
-from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, non_negative_int, positive_int,
-                                 probability)
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range, probability
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.toolkit.errors import UserError, run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
@@ -30,17 +31,19 @@ PARTIAL_DIR = "detections_per_image"  # one JSON per image, so an interrupted ru
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__,
+    parser = ArgumentParser(
+        example='python genisp/inference.py --weight_path runs/genisp/last.pth --detector runs/mask_rcnn/sample/last.pth --detect',
+        description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--raw_dir", default=sample_raw("val"), help="folder of RAW files")
     parser.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "genisp_inference"),
                         help="enhanced PNGs, and with --detect overlays and detections.json")
     parser.add_argument("--weight_path", default=os.path.join(RUNS_DIR, "genisp", "last.pth"),
                         help="GenISP checkpoint from genisp/train.py")
-    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=None,
+    parser.add_argument("--resize", type=int_in_range(*RESIZE_RANGE, off=0), nargs=2, default=None,
                         metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT (default: as trained; 0 0: packed size)")
-    parser.add_argument("--batch_size", type=positive_int, default=4)
+    parser.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
     parser.add_argument("--detect", action="store_true",
                         help="also run the frozen detector: overlays and detections.json")
     parser.add_argument("--detector", default=None,
@@ -61,7 +64,7 @@ def main(argv=None):
     import torch
 
     from genisp.detection import load_genisp
-    from torch_utils_lib.models.detectors import detections_to_cpu
+    from torch_utils_lib.models.detectors import check_detector_input, detections_to_cpu
     from torch_utils_lib.runtime.devices import resolve_amp
     from torch_utils_lib.runtime.distributed import init_distributed
     from torch_utils_lib.runtime.devices import autocast
@@ -108,6 +111,9 @@ def main(argv=None):
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start:start + args.batch_size]
             loaded = [loader.load(os.path.join(args.raw_dir, n)) for n in batch]
+            if detector is not None:  # before this batch's outputs: one it cannot take stops here
+                for name, (array, _) in zip(batch, loaded):
+                    check_detector_input(detector, os.path.join(args.raw_dir, name), *array.shape[:2])
             images = [to_tensor(a).to(device) for a, _ in loaded]
             with autocast(device, amp):
                 enhanced = genisp(images)

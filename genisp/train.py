@@ -12,9 +12,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
+from genisp.sizes import PARAMETER_SIZE_RANGE, RESIZE_RANGE
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
-                                 int_in_range, non_negative_float, non_negative_int, positive_float,
-                                 positive_int)
+                                         int_in_range, non_negative_float, positive_float)
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
 from torch_utils_lib.toolkit.errors import run_main
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_raw
 
@@ -36,14 +37,14 @@ def build_parser():
                         help="weights of a named detector: 'coco' (torch hub cache) or a file")
     parser.add_argument("--category_map", default=None, metavar="FILE",
                         help="JSON {dataset class name: detector class name}: overrides the built-in synonyms")
-    parser.add_argument("--batch_size", type=positive_int, default=8)
+    parser.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=8)
     parser.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=1e-2,
                         help="Adam learning rate")
     add_training_args(parser, epochs=15, max_grad_norm=0.0, lr_milestones=[5, 10], lr_gamma=0.1)
-    parser.add_argument("--resize", type=non_negative_int, nargs=2, default=[1333, 800],
+    parser.add_argument("--resize", type=int_in_range(*RESIZE_RANGE, off=0), nargs=2, default=[1333, 800],
                         metavar=("LONG", "SHORT"),
                         help="fit images into LONG x SHORT keeping aspect; 0 0 keeps the packed size")
-    parser.add_argument("--parameter_size", type=int_in_range(8, 1024), default=256,
+    parser.add_argument("--parameter_size", type=int_in_range(*PARAMETER_SIZE_RANGE), default=256,
                         help="side of the thumbnail ConvWB and ConvCC look at (paper: 256; 8-1024: "
                              "their three 2x2 poolings need 8)")
     parser.add_argument("--color_loss_weight", type=non_negative_float, default=0.0,

@@ -3,7 +3,7 @@ import os
 
 import torch
 
-from genisp.detection import GENISP_CONFIG_NAME, load_genisp, raw_dataset
+from genisp.detection import GENISP_CONFIG_NAME, check_raw_inputs, load_genisp, raw_dataset
 from genisp.model import GenISP, GenISPDetector
 from torch_utils_lib.data.categories import load_category_map
 from torch_utils_lib.data.loaders import detection_loader
@@ -36,6 +36,7 @@ class GenISPTrainer(Trainer):
         detector, detector_config = load_frozen_detector(args.detector, args.detector_weights,
                                                          self.device)
         categories = list(detector_config["categories"])
+        check_raw_inputs(detector, args.raw_dir, args.annotation)
         dataset = raw_dataset(args.raw_dir, args.annotation, categories, "minimal",
                               self.cache_dir(), resize, train=True,
                               category_map=load_category_map(args.category_map))

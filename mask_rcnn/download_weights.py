@@ -13,7 +13,9 @@ from torch_utils_lib.toolkit.flag_choices import TORCHVISION_DETECTOR_NAMES
 
 
 def build_parser():
-    parser = ArgumentParser(description=__doc__)
+    parser = ArgumentParser(
+        example='python mask_rcnn/download_weights.py maskrcnn_resnet50_fpn retinanet_resnet50_fpn_v2 --backbone',
+        description=__doc__)
     parser.add_argument("names", nargs="+", help=f"detectors: {', '.join(TORCHVISION_DETECTOR_NAMES)}")
     parser.add_argument("--backbone", action="store_true", help="also the ImageNet backbone weights")
     return parser

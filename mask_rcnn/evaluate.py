@@ -18,10 +18,11 @@ import argparse
 
 from torch_utils_lib.data.categories import load_category_map
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
-                                 non_negative_int, positive_int, probability)
+                                         int_in_range, probability)
+from torch_utils_lib.toolkit.flag_choices import (BATCH_SIZE_RANGE, COCO_BACKENDS, DETECTOR_NAMES,
+                                                  FIGURE_COUNT_RANGE)
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.toolkit.errors import run_main
-from torch_utils_lib.toolkit.flag_choices import COCO_BACKENDS, DETECTOR_NAMES
 from torch_utils_lib.toolkit.guards import check_outputs_apart, require_file
 from torch_utils_lib.toolkit.names import parse_named_values
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images, sample_low_light
@@ -55,11 +56,11 @@ def build_parser():
     p.add_argument("--output_dir", "--save_image_dir", dest="output_dir", default=None,
                    help="the AP table (ap_table.md/.json), detections per model and the "
                         "comparison PNGs in OUTPUT_DIR/figures (default: CHECKPOINT_DIR/eval)")
-    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
+    p.add_argument("--count", "--figure_images", dest="count", type=int_in_range(*FIGURE_COUNT_RANGE), default=4,
                    help="images to draw side by side (0: none)")
     p.add_argument("--score_threshold", type=probability, default=0.5,
                    help="smallest score drawn (AP counts every detection)")
-    p.add_argument("--batch_size", type=positive_int, default=4)
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
     p.add_argument("--coco_backend", default="pycocotools", choices=COCO_BACKENDS)
     p.add_argument("--bootstrap", type=bootstrap_resamples, default=1000, metavar="N",
                    help="resamples of the images for 95%% intervals of AP and of the drop (0: off)")

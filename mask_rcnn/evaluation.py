@@ -11,11 +11,13 @@ from torch_utils_lib.evaluation.coco_eval import detections_file, detections_to_
 from torch_utils_lib.data.coco_json import load_coco_json
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.loaders import detection_loader
-from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS, family_of,
-                                              cached_weights_path, load_detector, predict_images)
+from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, TORCHVISION_DETECTORS,
+                                              cached_weights_path, check_dataset_inputs,
+                                              check_detector_input, family_of, load_detector,
+                                              predict_images)
 from torch_utils_lib.engine.loop import evaluate
 from torch_utils_lib.toolkit.errors import UserError
-from torch_utils_lib.data.image_io import list_images, read_rgb, write_image
+from torch_utils_lib.data.image_io import list_images, read_rgb, read_size, write_image
 from torch_utils_lib.engine.metric_logger import MetricLogger
 from torch_utils_lib.toolkit.names import output_names, parse_named_values
 from torch_utils_lib.plots.drawing import draw_detections, draw_instances, side_by_side
@@ -84,6 +86,7 @@ def evaluate_model_on_sets(model, config, annotation, image_dirs, device, batch_
     stats = {}
     for name, image_dir in image_dirs.items():
         dataset = dataset_for(config, image_dir, annotation, category_map)
+        check_dataset_inputs(model, dataset)
         loader = detection_loader(dataset, batch_size, train=False, workers=workers)
         dump_to = (results_dir, name) if results_dir else None
         iou_types = family_of(config["model"]).iou_types
@@ -257,6 +260,9 @@ def run_inference(model, config, image_dir, output_dir, device, batch_size=4, sc
     if not files:
         raise UserError(f"{image_dir}: no images found")
     overlays = output_names(files, lambda name: [os.path.splitext(name)[0] + "_pred.png"], image_dir)
+    for name in files:  # before the first output: an image it cannot take stops the run here
+        path = os.path.join(image_dir, name)
+        check_detector_input(model, path, *read_size(path))
     results, model = [], model.eval()
     logger = MetricLogger(desc="inference", total=len(files))
     category_of_label = {label: (cid if cid is not None else label)

@@ -9,7 +9,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
 
-from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, positive_int, probability
+from torch_utils_lib.toolkit.cli import ArgumentParser, add_common_args, int_in_range, probability
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
 from torch_utils_lib.toolkit.errors import run_main
 from torch_utils_lib.toolkit.guards import check_outputs_apart
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_low_light
@@ -25,7 +26,7 @@ def build_parser():
                    help="overlays (<name>_pred.png) and detections.json")
     p.add_argument("--score_threshold", type=probability, default=0.5,
                    help="smallest score kept, in detections.json and on the overlays")
-    p.add_argument("--batch_size", type=positive_int, default=4)
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
     add_common_args(p, seed=False, workers=False)
     return p
 

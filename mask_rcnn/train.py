@@ -14,11 +14,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, add_training_args,
-                                 int_in_range, non_negative_float, non_negative_int, positive_float,
-                                 positive_int)
-from torch_utils_lib.toolkit.errors import run_main
-from torch_utils_lib.toolkit.flag_choices import (AUGMENTATIONS, COCO_BACKENDS, DETECTOR_NAMES,
+                                         int_in_range, non_negative_float, non_negative_int,
+                                         positive_float, positive_int)
+from torch_utils_lib.toolkit.flag_choices import (AUGMENTATIONS, BACKBONE_STAGES, BATCH_SIZE_RANGE,
+                                                  COCO_BACKENDS, DETECTOR_NAMES,
                                                   DETECTOR_SIZE_RANGE)
+from torch_utils_lib.toolkit.errors import run_main
 from torch_utils_lib.toolkit.paths import RUNS_DIR, sample_annotation, sample_images
 
 
@@ -38,9 +39,9 @@ def build_parser():
                         "--weight_path's or COCO's by name (overrides the built-in synonyms)")
     p.add_argument("--num_classes", type=positive_int, default=None,
                    help="classes incl. background (default: from the annotation)")
-    p.add_argument("--trainable_backbone_layers", type=non_negative_int, default=None,
+    p.add_argument("--trainable_backbone_layers", type=int_in_range(0, BACKBONE_STAGES), default=None,
                    help="ResNet stages to train with pretrained weights (0-5, default 3)")
-    p.add_argument("--batch_size", type=positive_int, default=4)
+    p.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
     p.add_argument("--optimizer", default="adamw", choices=("adam", "adamw", "sgd"))
     p.add_argument("--lr", "--learning_rate", dest="lr", type=positive_float, default=1e-3)
     p.add_argument("--weight_decay", type=non_negative_float, default=1e-4)

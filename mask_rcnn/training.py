@@ -8,11 +8,12 @@ from torch_utils_lib.data import transforms as T
 from torch_utils_lib.data.categories import (all_categories_match, load_category_map, match_categories,
                                        present_categories)
 from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.flag_choices import check_detector_training_sizes
 from torch_utils_lib.data.coco_utils import CocoDetection
 from torch_utils_lib.data.loaders import detection_loader
-from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, build_detector, detector_config,
-                                              family_of, load_detector_checkpoint,
-                                              load_detector_weights)
+from torch_utils_lib.models.detectors import (COCO_CATEGORY_NAMES, build_detector,
+                                              check_dataset_inputs, detector_config, family_of,
+                                              load_detector_checkpoint, load_detector_weights)
 from torch_utils_lib.engine.loop import build_lr_scheduler, evaluate
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json
 from torch_utils_lib.runtime.distributed import is_main_process, sync_buffers
@@ -66,6 +67,7 @@ class MaskRCNNTrainer(Trainer):
         init_state, init_config = (load_detector_checkpoint(args.weight_path) if args.weight_path
                                    else (None, None))
         self.model_name = init_config["model"] if init_config else args.model
+        check_detector_training_sizes(self.model_name, args.min_size, args.max_size)
         probe = CocoDetection(args.image_dir, args.annotation, train=True, with_masks=False)
         self.category_map = load_category_map(args.category_map)
         label_map, names, category_ids = label_space(probe.categories, args.weights, init_config,
@@ -86,6 +88,7 @@ class MaskRCNNTrainer(Trainer):
                                     args.trainable_backbone_layers, args.min_size, args.max_size)
         if init_state:
             load_detector_weights(self.model, init_state, args.weight_path)
+        check_dataset_inputs(self.model, train_set)
         self.config = detector_config(self.model_name, self.names, self.model.transform.min_size[0],
                                       self.model.transform.max_size, category_ids)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -103,6 +106,7 @@ class MaskRCNNTrainer(Trainer):
         val_set = CocoDetection(args.val_image_dir, args.val_annotation, label_map=match_categories(
             present_categories(val_probe.coco_dict), self.names, self.category_map,
             args.val_annotation))
+        check_dataset_inputs(self.model, val_set)
         loader = detection_loader(val_set, args.batch_size, train=False, workers=args.workers)
         self.validation = Validation(self, loader, family_of(self.model_name).iou_types)
         return [self.validation]

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 import torch
 
 from mask_rcnn.evaluation import AP_TABLE, read_ap_table
+from study.conditions import condition_tables
+from study.outside import outside_remedies
 from study.remedies import BASELINE, REMEDIES, check_needs, normal_detector
+from study.retrain import folder_of, retrain_remedies
 from study.report import make_figures, write_report
 from study.statistics import add_intervals, darkness_curves
 from dataset.synthesis_methods import RAW_METHOD
@@ -81,6 +84,8 @@ class Study:
         self.raw_scorer = next((r.score_raw for r in self.remedies if r.score_raw), None)
         self.data = plan_data(self)
         self.test_sets = build_test_sets(self)
+        self.remedies += outside_remedies(self)  # after the sets: each names the set it fills
+        self.remedies += retrain_remedies(self)
         check_inputs_apart(self)
         check_needs(self)  # what each selected row's steps need of the train set
         return self
@@ -172,6 +177,7 @@ def check_inputs_apart(study):
               for t in study.test_sets if t.kind == RGB and t.low_light and t.method is None
               for folder in (t.image_dir, t.normal_dir) if folder]
     reads = {"--category_map": study.category_map,
+             **{f"--{r.name}_weights": r.given(study) for r in study.remedies if r.given},
              **{f"--{flag}": getattr(args, flag) for flag in ("raw_train_dir", "raw_val_dir",
                                                           "raw_train_annotation", "raw_val_annotation")}}
     for folder_flag, image_dir, annotation_flag, annotation in given:
@@ -253,9 +259,13 @@ def score(study):
         for test_set in test_sets:
             if test_set.kind != RGB or not remedy.applies(test_set):
                 continue
+            if remedy.detections is not None:
+                results[remedy.name].setdefault(test_set.name, {}).update(
+                    remedy.detections(study, test_set))
+                continue
             folder = remedy.images(study, test_set) if remedy.images else test_set.image_dir
             inputs[remedy.name, test_set.name] = folder
-            jobs.setdefault(remedy.detector(study), {})[f"{remedy.name}.{test_set.name}"] = (
+            jobs.setdefault(remedy.detector(study), {})[f"{folder_of(remedy.name)}.{test_set.name}"] = (
                 remedy, test_set, folder)
             if remedy.images is not None and test_set.normal_dir:
                 results[remedy.name].setdefault(test_set.name, {}).update(
@@ -328,12 +338,14 @@ def run_study(args):
     write_run_metadata(study.out, args)
     prepare_data(study)
     for remedy in study.remedies:
-        if remedy.train is not None:
+        if remedy.trains(study):
             remedy.train(study)
     rows, inputs = score(study)
     draws = study.timed("bootstrap", add_intervals, study.test_sets, rows, args.bootstrap, args.seed,
                         study.remedies)
     curves = darkness_curves(study.test_sets, rows, draws)
+    conditions = study.timed("conditions", condition_tables, study.test_sets, rows,
+                             args.bootstrap, args.seed)
     examples = study.timed("examples", example_lines, study, inputs)
     figures = make_figures(study, rows, curves, examples)
-    return write_report(study, rows, figures, curves, examples)
+    return write_report(study, rows, figures, curves, examples, conditions)

@@ -18,15 +18,21 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from enhancer.sizes import ZERO_DCE_MIN_TRAINING_SIZE
+from diffusion_model.sizes import CROP_RANGE, DIM_RANGE, SAMPLING_STEPS_RANGE
+from enhancer.sizes import DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO_DCE_MIN_TRAINING_SIZE
+from genisp.sizes import PARAMETER_SIZE_RANGE as GENISP_PARAMETER_SIZE_RANGE
+from genisp.sizes import MIN_RAW_SIZE, RESIZE_RANGE
 from study.sets import RAW
 from torch_utils_lib.evaluation.coco_eval import detections_file
 from torch_utils_lib.toolkit.atomic_io import atomic_link_or_copy, read_json, remove_stale_temporaries
-from torch_utils_lib.toolkit.cli import non_negative_int, positive_float, positive_int, probability
-from torch_utils_lib.data.coco_json import degenerate_box, load_coco_json
+from torch_utils_lib.toolkit.cli import int_in_range, positive_float, positive_int, probability
+from torch_utils_lib.toolkit.flag_choices import BATCH_SIZE_RANGE
+from torch_utils_lib.data.categories import load_category_map, match_categories, present_categories
+from torch_utils_lib.data.coco_json import degenerate_box, has_segmentation, load_coco_json
 from torch_utils_lib.data.image_io import annotation_file_names, read_size
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import safe_join
+from torch_utils_lib.toolkit.runinfo import file_digest
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,24 @@ class Remedy:
     settings: Callable | None = None  # settings(study) -> text for the report
     logs: tuple = ()  # (title, path parts under the study folder) of train_log.jsonl files
     examples: Callable | None = None  # examples(study, test_set) -> {file name: drawn image}
-    # needs(train_set: TrainSet) -> why its steps are certain to fail on the study's train set
-    # (one line), or None; checked before the first step
+    # needs(study, train_set: TrainSet) -> why its steps are certain to fail on the study's
+    # train set (one line), or None; checked before the first step
     needs: Callable | None = None
+    # given(study) -> weights the user gave in place of its training (checked, absolute), or
+    # None: it trains them
+    given: Callable | None = None
+    # detections(study, test_set) -> its scored cell, from detections it did not make (no
+    # detector runs), or None
+    detections: Callable | None = None
+    sets: frozenset | None = None  # the only test sets it is scored on (None: by the rules above)
+    frozen: str | None = None  # the row whose images it scores with a retrained detector (vs_frozen)
+    # the figures draw a family in one hue and give it its own darkness panel
+    family: str = "other"
 
     def applies(self, test_set):
         """Whether it is scored on `test_set` (RAW sets exist only where a remedy scores RAW)."""
+        if self.sets is not None:
+            return test_set.name in self.sets
         if test_set.kind == RAW:
             return self.raw_pipeline is not None
         return self.rgb and (test_set.low_light or not self.low_light_only)
@@ -78,8 +96,15 @@ class Remedy:
         """It trains something of its own (the baseline `none` trains the detector it uses)."""
         return self.train is not None and self.name != BASELINE
 
+    def trains(self, study):
+        """Its training step runs (it has one and no weights were given in its place)."""
+        return self.train is not None and not (self.given is not None and self.given(study))
+
     def trained_weights(self, study):
-        """The file its training writes (None: it trains nothing)."""
+        """The file its training writes or the user gave (None: it trains nothing)."""
+        given = self.given(study) if self.given is not None else None
+        if given:
+            return given
         if self.weights is not None:
             return self.weights(study)
         return self.detector(study) if self.train is not None else None
@@ -95,14 +120,17 @@ class TrainSet:
     annotation: str
     smallest: tuple  # (path, width, height) of the image with the shortest side
     boxes: int  # usable boxes (not crowd, not degenerate): what the detector objectives learn
+    without_masks: int = 0  # of those, how many have no mask (Mask R-CNN trains on masks)
+    elongated: tuple = None  # (path, width, height) of the image with the largest long:short ratio
 
 
 def check_needs(study):
     """Refuse, before the first step, a selected remedy whose steps are certain to fail on the
-    train set (each remedy's `needs`). The bundled sample set, made by a step, always serves."""
+    train set (each remedy's `needs`), and an RGB test set whose classes the detector (trained
+    on the train set's classes) cannot score. The bundled sample set, made by a step, always
+    serves."""
     data = study.data
-    needing = [r for r in study.remedies if r.needs is not None]
-    if data.sample or not needing:
+    if data.sample:
         return
     coco = load_coco_json(data.train_annotation)
     sizes = []
@@ -111,28 +139,67 @@ def check_needs(study):
         h, w = ((image["height"], image["width"]) if image.get("width") and image.get("height")
                 else read_size(path))
         sizes.append((min(w, h), path, w, h))
-    boxes = sum(1 for a in coco["annotations"]
-                if not a.get("iscrowd") and not degenerate_box(a["bbox"]))
-    train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, boxes)
-    for remedy in needing:
-        problem = remedy.needs(train_set)
+    usable = [a for a in coco["annotations"]
+              if not a.get("iscrowd") and not degenerate_box(a["bbox"])]
+    elongated = max(sizes, key=lambda s: max(s[2:]) / max(1, s[0]), default=None)
+    train_set = TrainSet(data.train_annotation, min(sizes)[1:] if sizes else None, len(usable),
+                         sum(1 for a in usable if not has_segmentation(a)),
+                         elongated[1:] if elongated else None)
+    for remedy in study.remedies:  # given weights in place of training need nothing of the set
+        problem = remedy.needs(study, train_set) if remedy.needs and remedy.trains(study) else None
         if problem:
             raise UserError(f"--remedies {remedy.name}: {problem}")
+    check_test_classes(study, coco)
 
 
-def needs_boxes(train_set):
+def check_test_classes(study, train_coco):
+    """Every RGB test set's annotated classes map onto the detector's (the train set's, by name,
+    or COCO's with --weights coco), as mask_rcnn/evaluate.py will map them."""
+    # torch: the study's --help reads this module's registry without it
+    from mask_rcnn.training import label_space
+    _, names, _ = label_space(train_coco["categories"], study.args.weights,
+                              category_map=load_category_map(study.category_map),
+                              source=study.data.train_annotation,
+                              present=present_categories(train_coco))
+    checked = set()
+    for test_set in study.test_sets:
+        if test_set.kind == RAW or test_set.annotation in checked:
+            continue
+        checked.add(test_set.annotation)
+        match_categories(present_categories(load_coco_json(test_set.annotation)), names,
+                         load_category_map(study.category_map),
+                         f"{test_set.annotation} (test set {test_set.name})")
+
+
+def needs_detector_training(study, train_set):
+    """needs() of the rows that train the detector on the train set: usable boxes, a mask on
+    each where the detector is a Mask R-CNN, and no image too elongated for its resize."""
     if not train_set.boxes:
         return (f"{train_set.annotation}: no usable box (all crowd or degenerate); its detector "
                 f"steps learn from boxes")
+    # torch: the study's --help reads this module's registry without it
+    from torch_utils_lib.models.detectors import DETECTORS, family_of, resized_short_side
+    model = study.args.model
+    if family_of(model).has_masks and train_set.without_masks:
+        return (f"{train_set.annotation}: {train_set.without_masks} of the {train_set.boxes} "
+                f"boxes trained on have no mask and {model} trains on masks; pass a box "
+                f"detector (--model fasterrcnn_resnet50_fpn)")
+    min_size, max_size = study.args.min_size or DETECTORS[model].sizes[0], DETECTORS[model].sizes[1]
+    if train_set.elongated:
+        path, w, h = train_set.elongated
+        if resized_short_side(h, w, min_size, max_size) < 1:
+            return (f"{path}: {w}x{h}: the detector resizes its long side to {max_size} px, which "
+                    f"leaves the short side under 1 px; it takes images up to {max_size}:1")
     return None
 
 
-def needs_min_size(side, model):
-    """needs(): every train image at least `side` pixels a side (the model trains on whole images)."""
-    def needs(train_set):
+def needs_min_size(side, what):
+    """needs(): every train image at least `side` pixels a side, `what` (e.g. "Zero-DCE++ trains
+    on": the model trains on whole images) saying what needs them."""
+    def needs(study, train_set):
         if train_set.smallest and min(train_set.smallest[1:]) < side:
             path, w, h = train_set.smallest
-            return (f"{path}: {w}x{h}, smaller than the {side}x{side} {model} trains on; remove "
+            return (f"{path}: {w}x{h}, smaller than the {side}x{side} {what}; remove "
                     f"the images under {side} px a side from the train annotation")
         return None
     return needs
@@ -183,7 +250,8 @@ def train_normal(study):
 
 
 register(Remedy("none", "the normal-light detector as it is", train=train_normal,
-                raw_pipeline="minimal", needs=needs_boxes, logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
+                raw_pipeline="minimal", needs=needs_detector_training, family="baseline",
+                logs=(("Mask R-CNN normal", ("mask_rcnn", "normal")),)))
 
 
 # ---------------------------------------------------------------- fine-tuning
@@ -203,7 +271,7 @@ def finetune_settings(study):
     return f"{args.finetune_epochs} epochs at lr {args.finetune_lr:g} on {study.target} low light"
 
 
-register(Remedy("finetune", "the detector fine-tuned on synthetic low light",
+register(Remedy("finetune", "the detector fine-tuned on synthetic low light", family="fine-tuning",
                 train=lambda study: finetune(study, "finetuned",
                                              study.data.low_light[study.target]["train"]),
                 detector=finetuned_detector("finetuned"), settings=finetune_settings,
@@ -238,7 +306,7 @@ def train_mixed(study):
 
 
 register(Remedy("finetune_mixed", "fine-tuned on normal and synthetic low light together "
-                "(--finetune_mixed_ratio low light)", train=train_mixed,
+                "(--finetune_mixed_ratio low light)", train=train_mixed, family="fine-tuning",
                 detector=finetuned_detector("finetuned_mixed"),
                 settings=lambda study: (f"{finetune_settings(study)}, "
                                         f"{study.args.finetune_mixed_ratio:g} of it low light"),
@@ -279,18 +347,18 @@ def restored_images(study, test_set):
 
 register(Remedy(
     "diffusion", "restored by the conditional diffusion model, then the normal-light detector",
-    train=train_diffusion, images=restored_images, low_light_only=True,
+    train=train_diffusion, images=restored_images, low_light_only=True, family="restoration",
     weights=lambda study: study.path("diffusion", "last.pth"),
     settings=lambda study: (f"UNet width {study.args.diffusion_dim} x ({study.args.diffusion_dim_mults}), "
                             f"{study.args.diffusion_epochs} epochs on {study.target} pairs, DDIM "
                             f"{study.args.diffusion_steps} steps"),
     flags=(Flag("epochs", positive_int, 200, "diffusion training epochs"),
-           Flag("image_size", non_negative_int, 16, "diffusion training crop (0: full images)"),
-           Flag("batch_size", positive_int, 32, "diffusion training batch size"),
-           Flag("dim", positive_int, 16, "diffusion UNet channels at full resolution"),
+           Flag("image_size", int_in_range(*CROP_RANGE, off=0), 16, "diffusion training crop (0: full images)"),
+           Flag("batch_size", int_in_range(*BATCH_SIZE_RANGE), 32, "diffusion training batch size"),
+           Flag("dim", int_in_range(*DIM_RANGE), 16, "diffusion UNet channels at full resolution"),
            Flag("dim_mults", str, "1,2,4", "diffusion UNet channel multipliers (comma-separated)"),
            Flag("lr", positive_float, 2e-3, "diffusion learning rate"),
-           Flag("steps", positive_int, 2,
+           Flag("steps", int_in_range(*SAMPLING_STEPS_RANGE), 2,
                 "DDIM steps when restoring. A briefly trained restorer does best with few: they "
                 "stay near the conditional mean (smooth), more steps add its colour noise (sample "
                 "study, val bbox AP50: 0.36 at 2 steps, 0.23 at 10)")),
@@ -316,7 +384,7 @@ for _name, _description in (("gamma", "gamma per image to the normal-light train
                             ("clahe", "CLAHE on the L channel of Lab"),
                             ("histeq", "histogram equalisation of the luma")):
     register(Remedy(_name, _description, images=enhanced_images(_name), low_light_only=True,
-                    classical=True))
+                    classical=True, family="classical enhancement"))
 
 
 # ---------------------------------------------------------------- enhancers (enhancer/)
@@ -344,11 +412,12 @@ def train_enhancer(name, model, objective, options=lambda args: []):
 
 
 def enhancer_images(name):
-    """images(study, test_set): the test set through the trained enhancer (enhancer/inference.py)."""
+    """images(study, test_set): the test set through the remedy's enhancer weights (trained or
+    given; enhancer/inference.py)."""
     def images(study, test_set):
         out = study.output(f"{name} {test_set.name}", "enhanced", name, test_set.name)
         study.run(f"{name} {test_set.name}", "enhancer/inference.py", "--weight_path",
-                  enhancer_checkpoint(name)(study), "--input_dir", test_set.image_dir,
+                  REMEDIES[name].trained_weights(study), "--input_dir", test_set.image_dir,
                   "--annotation", test_set.annotation, "--output_dir", out,
                   "--device", study.args.device, done=every_image_written(out, test_set))
         return out
@@ -356,21 +425,50 @@ def enhancer_images(name):
 
 
 def parameter_size_flag(name):
-    return Flag("parameter_size", positive_int, 64, f"{name}: side of the thumbnail its parameter "
+    return Flag("parameter_size", int_in_range(DIP_MIN_PARAMETER_SIZE, DIP_MAX_PARAMETER_SIZE), 64, f"{name}: side of the thumbnail its parameter "
                 "CNN sees (enhancer/train.py's default: 256)")
+
+
+def given_enhancer_weights(name):
+    """given(study) of an enhancer remedy: its --<name>_weights file as an absolute path, checked
+    to be enhancer weights (an enhancer/train.py checkpoint of this model, or the Zero-DCE++
+    release's state dict), or None."""
+    def given(study):
+        path = getattr(study.args, f"{name}_weights")
+        if not path:
+            return None
+        path = os.path.abspath(path)
+        # torch loads only here, after the flags are parsed (study/run.py --help stays instant)
+        from enhancer.models import read_enhancer_state
+        model = (read_enhancer_state(path).get("config") or {}).get("model")
+        if model != name:
+            raise UserError(f"{path}: --{name}_weights takes {name} weights, not {model!r} ones")
+        return path
+    return given
+
+
+def zero_dce_settings(study):
+    given = REMEDIES["zero_dce"].given(study)
+    if given:
+        return (f"the given weights {given} (sha256 {file_digest(given)}), no training; the "
+                f"Zero-DCE++ release's state dict runs at its test scale factor 12")
+    return (f"{study.args.zero_dce_epochs} epochs on {study.target} low light (no pairs, no "
+            f"labels), E = {study.args.zero_dce_exposure:g}, scale factor 1 (as the release trains)")
 
 
 register(Remedy(
     "zero_dce", "Zero-DCE++ (zero-reference curve estimation), then the normal-light detector",
     train=train_enhancer("zero_dce", "zero_dce", "zero_reference",
                          lambda args: ["--exposure", args.zero_dce_exposure]),
-    images=enhancer_images("zero_dce"), low_light_only=True,
-    weights=enhancer_checkpoint("zero_dce"),
-    settings=lambda study: (f"{study.args.zero_dce_epochs} epochs on {study.target} low light "
-                            f"(no pairs, no labels), E = {study.args.zero_dce_exposure:g}"),
-    needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++"),
+    images=enhancer_images("zero_dce"), low_light_only=True, family="learned enhancement",
+    weights=enhancer_checkpoint("zero_dce"), given=given_enhancer_weights("zero_dce"),
+    settings=zero_dce_settings,
+    needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++ trains on"),
     flags=(Flag("epochs", positive_int, 60, "Zero-DCE++ training epochs"),
-           Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)")),
+           Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)"),
+           Flag("weights", str, None, "Zero-DCE++ weights to score instead of training: the "
+                "authors' released state dict as it is (Epoch99.pth, run at their test scale "
+                "factor 12) or an enhancer/train.py zero_dce checkpoint", metavar="FILE")),
     logs=(("Zero-DCE++", ("enhancer", "zero_dce")),)))
 
 register(Remedy(
@@ -378,7 +476,7 @@ register(Remedy(
     "normal-light detector's loss, then that detector",
     train=train_enhancer("enhancer", "dip", "frozen_detector",
                          lambda args: ["--parameter_size", args.enhancer_parameter_size]),
-    images=enhancer_images("enhancer"), low_light_only=True,
+    images=enhancer_images("enhancer"), low_light_only=True, family="learned enhancement",
     weights=enhancer_checkpoint("enhancer"),
     settings=lambda study: (f"{study.args.enhancer_epochs} epochs on {study.target} low light, "
                             f"detector frozen, thumbnail {study.args.enhancer_parameter_size}"),
@@ -392,7 +490,7 @@ register(Remedy(
     train=train_enhancer("enhancer_joint", "dip", "joint", lambda args: [
         "--parameter_size", args.enhancer_joint_parameter_size,
         "--detector_lr", args.enhancer_joint_detector_lr]),
-    images=enhancer_images("enhancer_joint"),
+    images=enhancer_images("enhancer_joint"), family="learned enhancement",
     detector=lambda study: study.path("enhancer", "enhancer_joint", "detector.pth"),
     weights=enhancer_checkpoint("enhancer_joint"),
     settings=lambda study: (f"{study.args.enhancer_joint_epochs} epochs on {study.target} low "
@@ -456,13 +554,16 @@ def genisp_examples(study, test_set):
 
 register(Remedy(
     "genisp", "GenISP on camera RAW, then the frozen normal-light detector", train=train_genisp,
-    rgb=False, raw_pipeline="genisp", score_raw=score_raw_sets, weights=genisp_weights,
+    rgb=False, raw_pipeline="genisp", score_raw=score_raw_sets, weights=genisp_weights, family="RAW",
     settings=lambda study: (f"{study.args.genisp_epochs} epochs, thumbnail "
                             f"{study.args.genisp_parameter_size}, input "
                             f"{'x'.join(map(str, study.args.genisp_resize))} (0x0: packed RAW size)"),
     flags=(Flag("epochs", positive_int, 4, "GenISP training epochs"),
-           Flag("batch_size", positive_int, 8, "GenISP training batch size"),
-           Flag("parameter_size", positive_int, 64, "GenISP's ConvWB/ConvCC thumbnail side (the paper: 256)"),
-           Flag("resize", non_negative_int, [0, 0], "GenISP input size LONG SHORT (0 0: the packed "
+           Flag("batch_size", int_in_range(*BATCH_SIZE_RANGE), 8, "GenISP training batch size"),
+           Flag("parameter_size", int_in_range(*GENISP_PARAMETER_SIZE_RANGE), 64, "GenISP's ConvWB/ConvCC thumbnail side (the paper: 256)"),
+           Flag("resize", int_in_range(*RESIZE_RANGE, off=0), [0, 0], "GenISP input size LONG SHORT (0 0: the packed "
                 "RAW size; the paper: 1333 800)", nargs=2, metavar=("LONG", "SHORT"))),
+    needs=lambda study, train_set: None if study.args.raw_train_dir else needs_min_size(
+        MIN_RAW_SIZE, "DNG LibRaw reads (GenISP's RAW is the physics synthesis' here)")(
+        study, train_set),
     logs=(("GenISP", ("genisp",)),), examples=genisp_examples))

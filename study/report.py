@@ -7,7 +7,7 @@ import os
 import cv2
 
 from study.remedies import BASELINE
-from study.statistics import BEST_CLASSICAL
+from study.statistics import BEST_CLASSICAL, FROZEN
 from study.sets import COLUMN
 from torch_utils_lib.evaluation.metrics import IOU_TYPES, REPORT_QUALITY, SUMMARY_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
@@ -21,6 +21,7 @@ DETAIL_METRICS = {iou_type: SUMMARY_STATS for iou_type in IOU_TYPES}
 QUALITY_METRICS = tuple(REPORT_QUALITY.values())
 DELTA = "ΔAP"
 DELTA_CLASSICAL = "ΔAP vs classical"
+DELTA_FROZEN = "ΔAP vs frozen"
 HIGHER, LOWER, WITHIN = "▲", "▼", "·"
 
 
@@ -31,7 +32,8 @@ def columns(test_sets):
 def difference_values(prefix, stats):
     """`<prefix> ΔAP` against none and `<prefix> ΔAP vs classical` with their intervals."""
     values = {}
-    for key, column in ((f"vs_{BASELINE}", DELTA), (f"vs_{BEST_CLASSICAL}", DELTA_CLASSICAL)):
+    for key, column in ((f"vs_{BASELINE}", DELTA), (f"vs_{BEST_CLASSICAL}", DELTA_CLASSICAL),
+                        (f"vs_{FROZEN}", DELTA_FROZEN)):
         if key in stats:
             delta = stats[key]["AP"]
             values[f"{prefix} {column}"], values[f"{prefix} {column}_ci"] = delta["delta"], delta["ci"]
@@ -65,8 +67,8 @@ def set_rows(rows, test_set):
 def set_columns(detail, test_set):
     """The columns some row fills, metric by metric: AP, AP50, ΔAP, ΔAP vs classical per IoU
     type, then PSNR, SSIM."""
-    order = [f"{iou} {m}" for iou in DETAIL_METRICS for m in (*DETAIL_METRICS[iou], DELTA,
-                                                              DELTA_CLASSICAL)] + list(QUALITY_METRICS)
+    order = [f"{iou} {m}" for iou in DETAIL_METRICS
+             for m in (*DETAIL_METRICS[iou], DELTA, DELTA_CLASSICAL, DELTA_FROZEN)] + list(QUALITY_METRICS)
     names = [f"{test_set.name} {metric}" for metric in order]
     return [c for c in names if any(c in row for row in detail.values())]
 
@@ -141,17 +143,48 @@ def darkness_rows(curves):
 
 
 def remedy_record(study, remedy):
-    """What report.json and report.md say of a remedy: its settings, flags and weights."""
+    """What report.json and report.md say of a remedy: its settings, flags, weights and family."""
     return {"name": remedy.name, "description": remedy.description,
             "settings": remedy.settings(study) if remedy.settings else None,
             "flags": {f"--{remedy.name}_{f.name}": getattr(study.args, f"{remedy.name}_{f.name}")
                       for f in remedy.flags},
             "weights": remedy.trained_weights(study), "classical": remedy.classical,
-            "learned": remedy.learned}
+            "learned": remedy.learned, "family": remedy.family}
 
 
-def write_report(study, rows, figures, curves, examples):
-    """report.md and report.json in the study folder; returns the main Markdown table."""
+def condition_rows(values):
+    """{row: {"<value> (<n> images)": 'AP [low, high] <vs none>'}} of one condition field's
+    {value: {"images", "rows"}} (study.conditions.condition_stats)."""
+    table = {}
+    for value, found in values.items():
+        column = f"{value} ({found['images']} images)"
+        for row, stats in found["rows"].items():
+            text = format_interval(stats["AP"], stats["AP_ci"])
+            if f"vs_{BASELINE}" in stats:
+                text += " " + mark(stats[f"vs_{BASELINE}"])
+            table.setdefault(row, {})[column] = text
+    return table
+
+
+def condition_text(conditions):
+    """report.md's per-condition section (empty without a set carrying a condition field)."""
+    if not conditions:
+        return []
+    text = ["## AP per real condition", "",
+            "bbox AP with its 95% interval on the images of each value of an image-level "
+            "condition field of the set's annotation (ExDark: `lighting`, its 10 lighting types, "
+            f"and `scene`, indoor or outdoor), each value's images resampled on their own; the "
+            f"mark compares the row with `{BASELINE}` on the same resampled images.", ""]
+    for set_name, fields in conditions.items():
+        for field, values in fields.items():
+            text += [f"### {set_name}: {field}", "",
+                     markdown_table(condition_rows(values), first_column="remedy"), ""]
+    return text
+
+
+def write_report(study, rows, figures, curves, examples, conditions=None):
+    """report.md and report.json in the study folder; returns the main Markdown table.
+    `conditions`: study.conditions.condition_tables."""
     args, test_sets = study.args, study.test_sets
     headline = markdown_table(headline_rows(rows, test_sets), first_column="remedy")
     text = ["# Low-light benchmark", "",
@@ -172,7 +205,8 @@ def write_report(study, rows, figures, curves, examples):
              "AP and AP50 per IoU type (segm where the set has masks; RAW sets bbox only)"
              + (f"; `{DELTA}`: the row's AP minus `{BASELINE}`'s on the same resampled images; "
                 f"`{DELTA_CLASSICAL}`: minus the best classical enhancement's (report.json names it "
-                f"per set); `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if args.bootstrap else "")
+                f"per set); `{DELTA_FROZEN}` (a `+ft` row): minus its remedy's own row, the same "
+                f"images through the frozen normal-light detector; `{NOT_SIGNIFICANT.strip()}`: the interval includes 0" if args.bootstrap else "")
              + "; PSNR (dB) and SSIM of the image a remedy produces against the set's normal-light "
              "pair.", ""]
     for t in columns(test_sets):
@@ -190,6 +224,7 @@ def write_report(study, rows, figures, curves, examples):
                  "of P (interpolated; '>N' when it stays above half up to the last level)."
                  + (f" {raw_readers} read each level's RAW." if raw_readers else "")
                  + " Synthesis: " + ", ".join(f"`{m}`" for m in curves) + ".", "", darkness, ""]
+    text += condition_text(conditions)
     records = [remedy_record(study, r) for r in study.remedies]
     text += ["## Remedies", ""]
     text += [f"- `{r['name']}`: {r['description']}" + (f" ({r['settings']})" if r["settings"] else "")
@@ -209,7 +244,7 @@ def write_report(study, rows, figures, curves, examples):
     atomic_write_json(study.path("report.json"), {
         "rows": rows, "headline": headline_rows(rows, test_sets),
         "table": table_rows(rows, test_sets),
-        "darkness": curves, "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95},
+        "darkness": curves, "conditions": conditions or {}, "bootstrap": {"resamples": args.bootstrap, "seed": args.seed, "level": 0.95},
         "remedies": records, "test_sets": [t.as_dict() for t in test_sets], "figures": figures,
         "examples": [{"test_set": s, "file_name": n, "columns": [title for title, _ in panels]}
                      for s, n, panels in examples],
@@ -229,12 +264,17 @@ def make_figures(study, rows, curves, examples):
                      if "bbox" in cells.get(t.name, {})} for t in sets}
     spans = {t.name: {r: cells[t.name]["bbox"]["AP_ci"] for r, cells in rows.items()
                       if "AP_ci" in cells.get(t.name, {}).get("bbox", {})} for t in sets}
+    # rows that are no remedy (the normal-light reference) go with the baseline
+    families = {row: next((r.family for r in study.remedies if r.name == row), "baseline")
+                for row in rows}
     figures["AP"] = plot_bars(bars, study.path("ap_bars.png"), ylabel="bbox AP",
-                              title="COCO bbox AP per test set (95% intervals)", intervals=spans)
+                              title="COCO bbox AP per test set (95% intervals)", intervals=spans,
+                              families=families, baseline=BASELINE)
     for i, (method, by_remedy) in enumerate(curves.items()):
         png = study.path("darkness.png" if i == 0 else f"darkness_{method}.png")
         figures[f"darkness {method}"] = plot_darkness_curves(
-            by_remedy, png, ylabel="bbox AP", title=f"bbox AP against darkness ({method} synthesis)")
+            by_remedy, png, ylabel="bbox AP", title=f"bbox AP against darkness ({method} synthesis)",
+            families=families, baseline=BASELINE)
     return figures
 
 

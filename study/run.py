@@ -8,12 +8,10 @@ loss_curves.png, ap_bars.png, darkness.png, and every evaluation's detections un
 AP carries a bootstrap interval and a paired difference against `none`; --severities adds AP
 against darkness (P, mPC, rPC, EV50). Rerun the same command to continue an interrupted study.
 
-On the bundled sample set (CPU):
-  python study/run.py --output_dir runs/demo
-On a GPU node (COCO, LIS, ExDark, RAW-NOD; see the README):
+On a GPU node (COCO, LIS, ExDark, RAW-NOD; README.md and docs/data.md):
   python study/run.py --output_dir runs/coco_study --nproc_per_node 8 --model maskrcnn_resnet50_fpn \\
       --weights coco --train_image_dir coco/train2017 ... \\
-      --real_test lis=LIS/low,LIS/annotations/lis_coco_png_test.json,LIS/normal \\
+      --real_test "lis=LIS/RGB-dark/JPEGImages,LIS/annotations/lis_coco_JPG_test+1.json" \\
       --real_test exdark=ExDark/ExDark,ExDark/coco/instances_test.json
 """
 import os
@@ -24,18 +22,24 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 
 from dataset.synthesis_methods import SYNTHESIS_METHODS
+from study.outside import parse_outside
 from study.remedies import REMEDIES, add_remedy_flags
 from study.sets import parse_real_test, resolve_levels
 from torch_utils_lib.data.categories import load_category_map
 from torch_utils_lib.toolkit.cli import (ArgumentParser, add_common_args, bootstrap_resamples,
-                                 int_in_range, non_negative_float, non_negative_int, positive_int)
+                                         int_in_range, non_negative_float, positive_int)
+from torch_utils_lib.toolkit.flag_choices import (AUGMENTATIONS, BATCH_SIZE_RANGE,
+                                                  DETECTOR_SIZE_RANGE, FIGURE_COUNT_RANGE,
+                                                  PROCESSES_RANGE, WORKERS_RANGE,
+                                                  check_detector_training_sizes)
 from torch_utils_lib.toolkit.errors import UserError, run_main
-from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS, DETECTOR_SIZE_RANGE
 from torch_utils_lib.toolkit.paths import RUNS_DIR
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        example='python study/run.py --output_dir runs/demo',
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(RUNS_DIR, "demo"),
                    help="the study folder: data, checkpoints, evaluations, report.md")
     p.add_argument("--remedies", nargs="+", default=list(REMEDIES), choices=list(REMEDIES),
@@ -54,6 +58,14 @@ def build_parser():
                       help="repeatable: a real low-light test set as it is (COCO json); with a "
                            "normal-light pair, the detector on the pair is its upper reference and "
                            "image-producing remedies get PSNR/SSIM against it")
+    data.add_argument("--external_images", action="append", default=[], metavar="NAME:SET=DIR",
+                      help="repeatable: an outside row NAME: another method's enhanced copies of "
+                           "test set SET's images (same file names), scored by the normal-light "
+                           "detector with the paired differences every row gets")
+    data.add_argument("--external_detections", action="append", default=[],
+                      metavar="NAME:SET=FILE",
+                      help="repeatable: an outside row NAME: a COCO results file on test set "
+                           "SET's images (the ids of SET's annotation), scored as it is")
     data.add_argument("--category_map", default=None, metavar="FILE",
                       help="JSON {dataset class name: detector class name} for sets whose class "
                            "names differ from the detector's (beyond the built-in synonyms)")
@@ -86,14 +98,19 @@ def build_parser():
                             "whose shapes have no up; hflip on user data)")
     scale.add_argument("--epochs", "--epoch", dest="epochs", type=positive_int, default=32,
                        help="Mask R-CNN epochs on normal light")
-    scale.add_argument("--batch_size", type=positive_int, default=4)
+    scale.add_argument("--batch_size", type=int_in_range(*BATCH_SIZE_RANGE), default=4)
+    p.add_argument("--retrain_on_enhanced", nargs="+", default=[], metavar="REMEDY",
+                   help="image remedies (of --remedies) that also get a row REMEDY+ft: the "
+                        "normal-light detector fine-tuned with finetune's recipe on REMEDY's "
+                        "enhanced train images, scored on its enhanced test images (the field's "
+                        "second protocol)")
     add_remedy_flags(p)
-    p.add_argument("--nproc_per_node", type=positive_int, default=1,
+    p.add_argument("--nproc_per_node", type=int_in_range(*PROCESSES_RANGE), default=1,
                    help="run training and evaluation steps under torchrun with this many processes")
-    p.add_argument("--count", "--figure_images", dest="count", type=non_negative_int, default=4,
+    p.add_argument("--count", "--figure_images", dest="count", type=int_in_range(*FIGURE_COUNT_RANGE), default=4,
                    help="example images per synthetic set in examples.png (2 per real set)")
     add_common_args(p, workers=False, amp=False)
-    p.add_argument("--workers", type=positive_int, default=2, help="synthesis processes")
+    p.add_argument("--workers", type=int_in_range(1, WORKERS_RANGE[1]), default=2, help="synthesis processes")
     p.add_argument("--overwrite", action="store_true", help="redo steps whose outputs exist")
     return p
 
@@ -110,8 +127,10 @@ def check_args(args):
     resolve_levels(args, sample=args.train_image_dir is None)
     for spec in args.real_test:
         parse_real_test(spec)
+    parse_outside(args)
     if args.category_map:
         load_category_map(args.category_map)
+    check_detector_training_sizes(args.model, args.min_size)
 
 
 def main():

@@ -5,10 +5,6 @@ per-category AP and, with --by, the same per value of an image field of the anno
 Reads COCO results lists (mmdetection --format-only, detectron2's coco_instances_results.json,
 ultralytics' predictions.json): bbox, and segm where entries carry masks. Writes score.json,
 score.md and score.png (a forest plot) to --output_dir.
-Example:
-  python study/score.py --annotation data/sample/annotations/val.json \\
-      --detections none=runs/demo/eval/none/detections_gamma_noise_bbox.json \\
-      --detections gamma=runs/demo/eval/gamma/detections_gamma_noise_bbox.json --baseline none
 """
 import os
 import sys
@@ -31,7 +27,12 @@ METRIC_NAMES = ("coco", "voc", "voc07")
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(
+        example="python study/score.py --annotation data/sample/annotations/instances_val.json "
+                "--detections none=runs/demo/eval/normal/checkpoint/detections_none.gamma_noise_bbox.json "
+                "--detections gamma=runs/demo/eval/normal/checkpoint/detections_gamma.gamma_noise_bbox.json "
+                "--baseline none",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--annotation", required=True, help="ground truth (COCO json)")
     p.add_argument("--detections", action="append", required=True, metavar="NAME=FILE",
                    help="repeatable: a system's COCO results file")

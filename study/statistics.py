@@ -17,6 +17,7 @@ from study.sets import COLUMN, LEVEL, RAW, RGB
 from torch_utils_lib.evaluation.robustness import robustness_summary
 
 BEST_CLASSICAL = "best_classical"
+FROZEN = "frozen"  # a REMEDY+ft row against REMEDY's row (study/retrain.py)
 
 
 def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
@@ -34,6 +35,7 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
         return draws_by_set
     classical = [r.name for r in remedies if r.classical]
     learned = {r.name for r in remedies if r.learned}
+    frozen = {r.name: r.frozen for r in remedies if r.frozen}
     ap = STAT_NAMES.index("AP")
     for test_set in test_sets:
         cells = {row: cells[test_set.name] for row, cells in rows.items() if test_set.name in cells}
@@ -49,13 +51,16 @@ def add_intervals(test_sets, rows, n=1000, seed=0, remedies=()):
             best = max((row for row in classical if row in full), key=lambda row: full[row][ap],
                        default=None)
             baselines = {row: {**({BASELINE: BASELINE} if BASELINE in full else {}),
-                               **({BEST_CLASSICAL: best} if best and row in learned else {})}
+                               **({BEST_CLASSICAL: best} if best and row in learned else {}),
+                               **({FROZEN: frozen[row]} if frozen.get(row) in full else {})}
                          for row in files}
             summaries, full, draws = paired_intervals({row: cells[row][iou_type] for row in files},
                                                       matches, n, seed, baselines)
             for row, stats in summaries.items():
                 if BEST_CLASSICAL in baselines[row]:
                     stats[f"vs_{BEST_CLASSICAL}"] = {"remedy": best, **stats[f"vs_{BEST_CLASSICAL}"]}
+                if FROZEN in baselines[row]:
+                    stats[f"vs_{FROZEN}"] = {"remedy": frozen[row], **stats[f"vs_{FROZEN}"]}
                 # a new cell: one evaluation's cells may be one dict shared by several sets (the
                 # reference row's on every synthesis), whose paired differences differ per set
                 cells[row] = rows[row][test_set.name] = {**cells[row], iou_type: stats}

@@ -1,8 +1,8 @@
-"""One flag vocabulary: bad flags end in one line, the original names still parse, the README's
-flag table matches every script's parser, and --resume means the same in every trainer."""
+"""One flag vocabulary: bad flags end in one line, the original names still parse, and --resume
+means the same in every trainer (docs/flags.md, generated from the parsers, is checked in
+tests/docs/test_docs.py)."""
 import importlib
 import os
-import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +14,6 @@ from torch_utils_lib.runtime.checkpoint import checkpoint_to_resume
 from torch_utils_lib.toolkit.cli import RESUME_LAST, ArgumentParser
 from torch_utils_lib.toolkit.errors import UserError, run_main
 
-TABLE_FOLDERS = ("dataset", "mask_rcnn", "diffusion_model", "genisp", "enhancer", "study")
 BAD_VALUES = [("--batch_size", "0"), ("--workers", "-1"), ("--lr", "nan"), ("--epochs", "0"),
               ("--count", "-1"), ("--steps", "0"), ("--parameter_size", "0"),
               ("--num_images", "0"), ("--score_threshold", "2"), ("--max_grad_norm", "inf"),
@@ -120,7 +119,8 @@ def test_original_flag_names_still_parse(script, argv, expected):
     assert {k: args[k] for k in expected} == expected
 
 
-@pytest.mark.parametrize("script", ["mask_rcnn/train.py", "diffusion_model/train.py", "genisp/train.py"])
+@pytest.mark.parametrize("script", ["mask_rcnn/train.py", "diffusion_model/train.py", "genisp/train.py",
+                                    "enhancer/train.py"])
 def test_trainers_share_schedule_and_resume_flags(script):
     assert parse(script, "--resume").resume == RESUME_LAST
     assert parse(script, "--resume", "run/epoch_4.pth").resume == "run/epoch_4.pth"
@@ -169,40 +169,3 @@ def test_resume_has_one_meaning(tmp_path, capsys):
         checkpoint_to_resume(None, str(run))  # a new run never replaces the one there
     with pytest.raises(UserError, match="missing.pth: no such file"):
         checkpoint_to_resume(str(tmp_path / "missing.pth"), str(run))
-
-
-def readme_flag_table():
-    """{flag: (its aliases, {folder: scripts})} from the README's flag table."""
-    with open(os.path.join(REPO, "README.md")) as f:
-        text = f.read()
-    section = text[text.index("\n## Flags\n"):]
-    section = section[:section.index("\n## ", 1)]
-    table = {}
-    for line in section.splitlines():
-        if not line.startswith("| `--"):
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        names = re.findall(r"`(--[\w-]+)`", cells[0])
-        assert names[0] not in table, f"{names[0]} is listed twice"
-        table[names[0]] = (set(names[1:]), {folder: set(cell.split())
-                                             for folder, cell in zip(TABLE_FOLDERS, cells[2:]) if cell})
-    return table
-
-
-def test_readme_flag_table_lists_every_flag_of_every_script():
-    actual = {}
-    for path in scripts():
-        folder, name = os.path.split(os.path.relpath(path, REPO))
-        if folder not in TABLE_FOLDERS:
-            continue
-        for action in build_parser(path)._actions:
-            flags = long_flags(action)
-            if flags:
-                aliases, users = actual.setdefault(flags[0], (set(), {}))
-                aliases.update(flags[1:])
-                users.setdefault(folder, set()).add(name[:-3])
-    table = readme_flag_table()
-    assert sorted(set(actual) - set(table)) == [], "flags missing from the README table"
-    assert sorted(set(table) - set(actual)) == [], "README flags that no script has"
-    for flag, row in actual.items():
-        assert table[flag] == row, (flag, "README:", table[flag], "scripts:", row)

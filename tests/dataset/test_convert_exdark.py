@@ -167,3 +167,30 @@ def test_header_by_content_repeats_once_crlf_and_extension_case(sample, tmp_path
     assert [len(sets[s]["images"]) for s in ("train", "val", "test")] == [1, 0, 3]  # line 1 kept
     names = [i["file_name"] for s in sets.values() for i in s["images"]]
     assert len(names) == len(set(names)) == 4
+
+
+def test_lighting_type_and_scene_are_kept_by_name(sample, tmp_path):
+    """imageclasslist.txt's light (1-10) and in/out (1-2) columns become images[].lighting and
+    images[].scene; the list as ExDark ships it: a header line and CRLF endings."""
+    make_exdark_style_set(str(sample), "val", str(tmp_path / "exdark"))
+    exdark = tmp_path / "exdark"
+    lines = _lines(exdark)
+    conditions = [("10", "1"), ("4", "2"), ("1", "2"), ("9", "1")]
+    entries = [lines[0]] + [" ".join([f[0], f[1], light, scene, f[4]])
+                            for f, (light, scene) in zip((l.split() for l in lines[1:]), conditions)]
+    (exdark / "imageclasslist.txt").write_bytes(("\r\n".join(entries) + "\r\n").encode())
+    result = _convert(exdark, tmp_path / "coco")
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = {e.split()[0]: (name, scene) for e, name, scene in zip(
+        entries[1:], ("Twilight", "Single", "Low", "Shadow"),
+        ("indoor", "outdoor", "outdoor", "indoor"))}
+    got = {}
+    for split in ("train", "val", "test"):
+        for image in _strict_json(tmp_path / "coco" / f"instances_{split}.json")["images"]:
+            got[image["file_name"].split("/")[1]] = (image["lighting"], image["scene"])
+    assert got == expected
+    entries.append(entries[1].replace(" 10 1 ", " 11 1 ", 1))  # no 11th lighting type
+    (exdark / "imageclasslist.txt").write_bytes(("\r\n".join(entries) + "\r\n").encode())
+    assert_user_error(_convert(exdark, tmp_path / "coco2"), f"{exdark / 'imageclasslist.txt'}:6:",
+                      "light 1-10")
+    assert not (tmp_path / "coco2").exists()

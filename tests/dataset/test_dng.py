@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import rawpy
 
-from dataset.dng import (CFA_PATTERNS, cfa_index_pattern, read_dng_as_shot_neutral,
-                         read_dng_color_matrix, write_dng)
+from dataset.dng import write_dng
+from torch_utils_lib.data.camera import (CFA_PATTERNS, cfa_index_pattern, read_dng_as_shot_neutral,
+                                         read_dng_color_matrix)
 from torch_utils_lib.toolkit.errors import UserError
 
 XYZ_TO_CAM = np.array([[0.6722, -0.0635, -0.0963], [-0.4287, 1.2460, 0.2046],

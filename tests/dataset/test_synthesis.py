@@ -13,7 +13,7 @@ from PIL import Image
 
 from dataset import gamma_noise, physics
 from dataset.data_preprocessing import main as synthesis_main
-from dataset.dng import cfa_index_pattern
+from torch_utils_lib.data.camera import cfa_index_pattern
 from dataset.synthesis import draw_params, synthesize_array
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.data.image_io import read_rgb

@@ -164,7 +164,7 @@ def test_ddpm_sampler_through_the_cli(tmp_path):
 def test_user_errors(tmp_path, subset):
     with pytest.raises(UserError, match="image directory not found"):
         train.main(["--input_image_dir", str(tmp_path / "nowhere"), "--checkpoint_dir", str(tmp_path)])
-    with pytest.raises(UserError, match="--batch_size 0: must be positive"):
+    with pytest.raises(UserError, match="--batch_size 0: must be between 1 and 1024"):
         train.main(["--batch_size", "0", "--checkpoint_dir", str(tmp_path)])
     with pytest.raises(UserError, match="checkpoint not found"):
         inference.main(["--weight_path", str(tmp_path / "none.pth"), "--output_image_dir", str(tmp_path)])

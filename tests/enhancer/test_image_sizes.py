@@ -155,3 +155,18 @@ def test_a_nan_gradient_names_the_step_and_the_images():
     assert "epoch 0, iteration 0 on images img_0.png, img_1.png" in message, message
     assert "\n" not in message
     assert torch.equal(model.weight, before)
+
+
+def test_an_image_too_elongated_for_the_frozen_detector_is_refused_up_front(tmp_path):
+    """The detector objectives: the detector's resize takes images up to max_size:1."""
+    from tests.genisp.test_genisp_scripts import tiny_detector
+    from tests.mask_rcnn.test_image_sizes import coco_set
+    images, annotation = coco_set(tmp_path / "set", [(32, 32), (1, 65)])
+    detector = tiny_detector(tmp_path / "detector.pth")  # 64 px input
+    before = tree_digest(tmp_path / "set")
+    result = run_script("enhancer/train.py", "--model", "dip", "--objective", "frozen_detector",
+                        "--detector", detector, "--image_dir", images, "--annotation", annotation,
+                        "--checkpoint_dir", tmp_path / "run", "--device", "cpu", "--epochs", 1)
+    assert_user_error(result, "image_1x65_2.png: 1x65:", "up to 64:1")
+    assert not (tmp_path / "run" / "last.pth").exists()
+    assert tree_digest(tmp_path / "set") == before

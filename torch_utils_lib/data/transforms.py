@@ -8,7 +8,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from torch_utils_lib.toolkit.flag_choices import AUGMENTATIONS
 from torch_utils_lib.data.image_io import require_finite
 
 

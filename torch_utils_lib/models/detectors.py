@@ -5,6 +5,7 @@ scratch on CPU), maskrcnn_resnet50_fpn(_v2), fasterrcnn_resnet50_fpn(_v2), retin
 Weights: 'none' (from scratch), 'imagenet' (backbone only), 'coco', or a file path.
 """
 import functools
+import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -21,6 +22,7 @@ from torch_utils_lib.toolkit.guards import require_file
 from torch_utils_lib.runtime.checkpoint import check_finite_weights, is_plain_state_dict, read_state
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.runtime.devices import autocast
+from torch_utils_lib.data.image_io import read_size
 from torch_utils_lib.data.transforms import to_tensor
 from torch_utils_lib.evaluation.metrics import iou_types_of
 from torch_utils_lib.toolkit.flag_choices import DETECTOR_NAMES
@@ -164,6 +166,35 @@ def replace_heads(model, num_classes):
         model.roi_heads.mask_predictor = mask_rcnn.MaskRCNNPredictor(
             old.conv5_mask.in_channels, old.conv5_mask.out_channels, num_classes)
     return model
+
+
+def resized_short_side(height, width, min_size, max_size):
+    """The short side of a height x width image after a torchvision detector's resize: its short
+    side to min_size unless the long side would pass max_size (rounded down, as its interpolate)."""
+    short, long = min(height, width), max(height, width)
+    return math.floor(short * min(min_size / short, max_size / long))
+
+
+def check_detector_input(model, path, height, width):
+    """Refuse an image the detector cannot take: one so elongated that resizing its long side to
+    max_size leaves its short side under 1 px (torchvision's interpolate then fails). Any image
+    at most max_size:1 works, down to 1x1 (it is upscaled)."""
+    min_size, max_size = model.transform.min_size[0], model.transform.max_size
+    if resized_short_side(height, width, min_size, max_size) < 1:
+        raise UserError(f"{path}: {width}x{height}: the detector resizes its long side to "
+                        f"{max_size} px, which leaves the short side under 1 px; it takes images "
+                        f"up to {max_size}:1 (crop or pad this one)")
+
+
+def check_dataset_inputs(model, dataset):
+    """check_detector_input on every image of a CocoDetection, before the first step (sizes from
+    the annotation, else from the file's header)."""
+    for index, image_id in enumerate(dataset.image_ids):
+        info = dataset.images_by_id[image_id]
+        path = dataset.image_path(index)
+        height, width = ((info["height"], info["width"]) if info.get("height") and info.get("width")
+                         else read_size(path))
+        check_detector_input(model, path, height, width)
 
 
 def build_detector(name, num_classes, weights="none", trainable_backbone_layers=None,

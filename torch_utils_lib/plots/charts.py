@@ -1,4 +1,6 @@
-"""PNG figures: loss curves from JSON-lines logs and AP bar charts (matplotlib, no display)."""
+"""PNG figures: loss curves from JSON-lines logs, AP bar charts and AP-against-darkness small
+multiples (matplotlib, no display); every series its own colour and marker, one hue per family."""
+import colorsys
 import io
 import os
 
@@ -64,20 +66,65 @@ def plot_loss_grid(logs, png_path, smooth=20):
     return save_figure(fig, png_path)
 
 
-def plot_bars(values, png_path, ylabel="AP", title="", intervals=None):
+# One hue per family (HLS hues: blue, orange, green, red, purple, gold, pink, teal), shades of it
+# within a family; the baseline black, the rest of its family grey.
+FAMILY_HUES = (0.60, 0.08, 0.33, 0.99, 0.77, 0.14, 0.90, 0.48)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+BASELINE_STYLE = {"color": (0.0, 0.0, 0.0), "marker": "o"}
+REFERENCE_STYLE = {"color": (0.45, 0.45, 0.45), "linestyle": "--"}
+
+
+def series_styles(names, families=None, baseline=None):
+    """{name: {"color": (r, g, b), "marker"}}: every series its own colour and marker; the series
+    of one family ({name: family}; default: one family for all) in shades of one hue, `baseline`
+    black and the rest of its family grey.
+
+    Families take hues in order of first appearance; markers run on across families, so no two
+    series share a marker while there are markers left (12).
+    """
+    families = families or {}
+    home = families.get(baseline, "") if baseline in names else None
+    order = []
+    for name in names:
+        if name != baseline and families.get(name, "") not in order:
+            order.append(families.get(name, ""))
+    styles, marker, hues = {}, 1 if baseline in names else 0, iter(FAMILY_HUES * 4)
+    for family in order:
+        members = [n for n in names if n != baseline and families.get(n, "") == family]
+        hue, saturation = (0.0, 0.0) if family == home else (next(hues), 0.75)
+        for j, name in enumerate(members):
+            lightness = 0.32 + 0.30 * j / max(1, len(members) - 1)  # dark to mid: visible on white
+            styles[name] = {"color": colorsys.hls_to_rgb(hue, lightness, saturation),
+                            "marker": MARKERS[marker % len(MARKERS)]}
+            marker += 1
+    if baseline in names:
+        styles[baseline] = dict(BASELINE_STYLE)
+    return styles
+
+
+def plot_bars(values, png_path, ylabel="AP", title="", intervals=None, families=None,
+              baseline=None):
     """Grouped bar chart of {group: {series: value}}; `intervals` ({group: {series: [low,
-    high]}}) draws each bar's interval as an error bar."""
+    high]}}) draws each bar's interval as an error bar. Each series has its own colour (one hue
+    per family of `families`, `baseline` black) and its marker on the bar's top."""
     plt = _pyplot()
     groups = list(values)
     series = sorted({s for g in groups for s in values[g]}, key=lambda s: list(
         k for g in groups for k in values[g]).index(s))
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(groups) * max(1, len(series)) / 2), 4))
+    styles = series_styles(series, families, baseline)
+    fig, ax = plt.subplots(figsize=(min(16, max(5, 0.35 * len(groups) * max(1, len(series)))), 4))
     for i, name in enumerate(series):
-        xs = [g + i * width for g in range(len(groups))]
-        heights = [values[g].get(name, 0) for g in groups]
-        ax.bar(xs, heights, width, label=name)
-        spans = [(x, h, (intervals or {}).get(g, {}).get(name)) for x, h, g in zip(xs, heights, groups)]
+        # a group without this series (a remedy not scored on a set) gets no bar and no marker
+        present = [g for g in range(len(groups)) if name in values[groups[g]]]
+        xs = [g + i * width for g in present]
+        heights = [values[groups[g]][name] for g in present]
+        groups_of = [groups[g] for g in present]
+        ax.bar(xs, heights, width, color=styles[name]["color"], edgecolor="white", linewidth=0.3)
+        ax.plot(xs, heights, linestyle="none", marker=styles[name]["marker"], markersize=4,
+                color=styles[name]["color"], markeredgecolor="black", markeredgewidth=0.4,
+                label=name)
+        spans = [(x, h, (intervals or {}).get(g, {}).get(name)) for x, h, g in zip(xs, heights, groups_of)]
         spans = [(x, h, span) for x, h, span in spans if span]
         if spans:
             ax.errorbar([x for x, _, _ in spans], [h for _, h, _ in spans], fmt="none", ecolor="black",
@@ -89,32 +136,72 @@ def plot_bars(values, png_path, ylabel="AP", title="", intervals=None):
     ax.set_xticklabels(groups, rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
     return save_figure(fig, png_path)
 
 
-def plot_darkness_curves(curves, png_path, ylabel="AP", title=""):
-    """AP against darkness in stops: one line per remedy from its normal-light AP at 0 EV through
-    each level, with its 95% interval as a band where the curve has one.
+def _darkness_curve(ax, curve, style, label):
+    """One remedy's AP from its normal-light P at 0 EV through each level, with its band."""
+    levels = sorted(curve["levels"], key=float)
+    evs = [0.0] + [float(e) for e in levels]
+    ax.plot(evs, [curve["P"]] + [curve["levels"][e] for e in levels], color=style["color"],
+            marker=style["marker"], markersize=4, linewidth=1.3, label=label)
+    if "P_ci" in curve and "levels_ci" in curve:
+        bands = [curve["P_ci"]] + [curve["levels_ci"][e] for e in levels]
+        ax.fill_between(evs, [b[0] for b in bands], [b[1] for b in bands], color=style["color"],
+                        alpha=0.18, linewidth=0)
+    return evs
+
+
+def plot_darkness_curves(curves, png_path, ylabel="AP", title="", families=None, baseline="none",
+                         reference="normal-light pair (reference)"):
+    """AP against darkness in stops as small multiples: one panel per family of `families`
+    ({remedy: family}; default one panel), each remedy with its 95% band where it has one, and in
+    every panel `baseline` and the `reference` (the normal-light detector on the normal-light
+    pair of every level: `baseline`'s P, a dashed line with its band).
 
     `curves` is {remedy: robustness.robustness_summary(...)} ("P", "levels", optional "P_ci",
-    "levels_ci").
+    "levels_ci"). Panels share both axes, so curves compare across panels.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, curve in curves.items():
-        levels = sorted(curve["levels"], key=float)
-        evs = [0.0] + [float(e) for e in levels]
-        line, = ax.plot(evs, [curve["P"]] + [curve["levels"][e] for e in levels], marker="o", label=name)
-        if "P_ci" in curve and "levels_ci" in curve:
-            bands = [curve["P_ci"]] + [curve["levels_ci"][e] for e in levels]
-            ax.fill_between(evs, [b[0] for b in bands], [b[1] for b in bands], color=line.get_color(),
-                            alpha=0.2, linewidth=0)
-    ax.set_xlabel("darkness (EV: exposure 2^EV times darker; 0 = normal light)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
+    names = list(curves)
+    styles = series_styles(names, families, baseline)
+    groups = {}
+    for name in names:
+        if name != baseline:
+            groups.setdefault((families or {}).get(name, ""), []).append(name)
+    if not groups:
+        groups = {"": []}
+    columns = min(3, len(groups))
+    rows = -(-len(groups) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), sharex=True,
+                             sharey=True, squeeze=False)
+    top = max([c["P"] for c in curves.values()] +
+              [max(c.get("P_ci", [0])) for c in curves.values()] + [0.05])
+    for ax, (family, members) in zip(axes.flat, groups.items()):
+        if baseline in curves:
+            evs = _darkness_curve(ax, curves[baseline], styles[baseline], baseline)
+            base = curves[baseline]
+            ax.plot([0, max(evs)], [base["P"]] * 2, label=reference, **REFERENCE_STYLE)
+            if "P_ci" in base:
+                ax.axhspan(base["P_ci"][0], base["P_ci"][1], color=REFERENCE_STYLE["color"],
+                           alpha=0.1, linewidth=0)
+        for name in members:
+            _darkness_curve(ax, curves[name], styles[name], name)
+        ax.set_title(family or title, fontsize=9)
+        ax.set_ylim(0, top * 1.05)
+        ax.legend(fontsize=7)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for column in range(columns):  # the lowest panel of each column carries the EV axis
+        ax = [a for a in axes[:, column] if a.get_visible()][-1]
+        ax.xaxis.set_tick_params(labelbottom=True)
+        ax.set_xlabel("darkness (EV: 2^EV times darker)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    if title and any(groups):
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, png_path)
 
 

@@ -5,6 +5,12 @@ import math
 import sys
 
 from torch_utils_lib.toolkit.errors import UserError
+from torch_utils_lib.toolkit.flag_choices import WORKERS_RANGE
+
+
+class RawDescriptionDefaultsFormatter(argparse.RawDescriptionHelpFormatter,
+                                      argparse.ArgumentDefaultsHelpFormatter):
+    """The description as written (its example's lines kept) and each flag's default shown."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -14,8 +20,18 @@ class ArgumentParser(argparse.ArgumentParser):
     invalid choice, missing value) keep argparse's wording behind the flag's name.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, example=None, **kwargs):
+        """`example`: a working command line, shown right after the description's first
+        paragraph (one sentence of what the script does) as `Example:`; the rest follows."""
         kwargs.setdefault("exit_on_error", False)
+        if example:
+            summary, _, rest = (kwargs.get("description") or "").strip().partition("\n\n")
+            kwargs["description"] = "\n\n".join(
+                part for part in (summary, "Example:\n  " + example.replace("\n", "\n  "), rest) if part)
+            # the example keeps its lines; ArgumentDefaults' default column is kept too
+            kwargs["formatter_class"] = (RawDescriptionDefaultsFormatter if kwargs.get(
+                "formatter_class") is argparse.ArgumentDefaultsHelpFormatter
+                else argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
@@ -105,7 +121,7 @@ def add_common_args(parser, *, seed=True, workers=True, amp=True, default_seed=0
     if seed:
         parser.add_argument("--seed", type=int, default=default_seed, help="random seed")
     if workers:
-        parser.add_argument("--workers", type=non_negative_int, default=0,
+        parser.add_argument("--workers", type=int_in_range(*WORKERS_RANGE), default=0,
                             help="data-loading worker processes")
     if amp:
         parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
