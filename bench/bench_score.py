@@ -16,7 +16,8 @@ from torch_utils_lib.toolkit.errors import run_main
 
 
 def build_parser():
-    p = ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(example="python bench/bench_score.py --images 500 --bootstrap 200",
+                       description=__doc__)
     p.add_argument("--images", type=positive_int, default=5000, help="images of the generated set")
     p.add_argument("--detections_per_image", type=positive_int, default=60)
     p.add_argument("--bootstrap", type=non_negative_int, default=1000, help="resamples")
