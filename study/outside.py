@@ -13,10 +13,9 @@ from collections import defaultdict
 
 from study.remedies import REMEDIES, Remedy
 from study.sets import COLUMN, RGB
-from torch_utils_lib.data.coco_json import load_coco_json, normalize_coco
 from torch_utils_lib.data.image_io import annotation_file_names
 from torch_utils_lib.evaluation.coco_eval import coco_stats
-from torch_utils_lib.evaluation.results_file import read_results
+from torch_utils_lib.evaluation.metrics import BOX_TYPES
 from torch_utils_lib.toolkit.errors import UserError
 from torch_utils_lib.toolkit.guards import check_outputs_apart, require_dir, safe_join
 from torch_utils_lib.toolkit.names import check_name, name_key, printable
@@ -68,14 +67,19 @@ def check_images(flag, spec, folder, annotation, test_set):
                             f"test set {test_set.name} under the same file name)")
 
 
+def read_outside_detections(path, annotation):
+    """(gt, bbox results) of a results file on `annotation`, every entry checked in one line
+    (scoring.load_results, as study/score.py reads results files)."""
+    from torch_utils_lib.evaluation.scoring import load_results  # pycocotools: not for --help
+    gt, results, _ = load_results(annotation, {path: path}, BOX_TYPES)
+    return gt, results[path]["bbox"]
+
+
 def detections_cell(path, annotation):
     """A scored cell of a results file on `annotation` (bbox stats, the file as its detections)."""
-    coco = load_coco_json(annotation)
-    results = read_results(path, coco)
-    gt, original_ids = normalize_coco(coco)
-    to_int = {original: i for i, original in original_ids.items()}
-    stats = coco_stats(gt, [{**r, "image_id": to_int[r["image_id"]]} for r in results], "bbox")
-    return {"bbox": stats, "per_category": None, "detections": {"bbox": path}}
+    gt, results = read_outside_detections(path, annotation)
+    return {"bbox": coco_stats(gt, results, "bbox"), "per_category": None,
+            "detections": {"bbox": path}}
 
 
 def outside_remedies(study):
@@ -93,7 +97,7 @@ def outside_remedies(study):
             if kind == "images":
                 check_images(flag, spec, path, annotation, sets[set_name])
             else:
-                read_results(path, load_coco_json(annotation))
+                read_outside_detections(path, annotation)
             reads[flag].append(path)
         remedies.append(outside_remedy(name, kind, paths))
     check_outputs_apart(dict(reads), {"--output_dir": study.out})

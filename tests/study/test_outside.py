@@ -80,9 +80,9 @@ def test_bad_outside_rows_stop_before_the_first_step(toy, tmp_path):
         (("--external_images", f"x:gamma_noise={good}", "--external_detections",
           f"X:gamma_noise={tmp_path / 'bad_id.json'}"), "already an --external_images row"),
         (("--external_detections", f"y:gamma_noise={tmp_path / 'bad_id.json'}"),
-         r"bad_id.json: entry 0: image_id 999 is not an image of the annotation"),
+         r"bad_id.json: entry 0: image_id 999 is not in the annotation"),
         (("--external_detections", f"y:gamma_noise={tmp_path / 'nan.json'}"),
-         r"nan.json: entry 0: bbox must be 4 finite numbers"),
+         r"nan.json: entry 0: bbox .* is not 4 finite numbers"),
         (("--external_images", "no_set_given"), "expected NAME:SET=PATH"),
     ]
     for n, (extra, message) in enumerate(cases):
