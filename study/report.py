@@ -11,7 +11,9 @@ from study.statistics import BEST_CLASSICAL, FROZEN
 from study.sets import COLUMN
 from torch_utils_lib.evaluation.metrics import IOU_TYPES, REPORT_QUALITY, SUMMARY_STATS
 from torch_utils_lib.toolkit.atomic_io import atomic_write_json, atomic_write_text
-from torch_utils_lib.evaluation.coco_bootstrap import (NOT_SIGNIFICANT, fold_intervals, format_interval)
+from torch_utils_lib.evaluation.coco_bootstrap import (HIGHER, LOWER, NOT_SIGNIFICANT, WITHIN,
+                                                       difference_mark, fold_intervals,
+                                                       format_interval)
 from torch_utils_lib.data.image_io import write_image
 from torch_utils_lib.plots.charts import plot_bars, plot_darkness_curves, plot_loss_grid
 from torch_utils_lib.toolkit.tables import markdown_table
@@ -22,7 +24,6 @@ QUALITY_METRICS = tuple(REPORT_QUALITY.values())
 DELTA = "ΔAP"
 DELTA_CLASSICAL = "ΔAP vs classical"
 DELTA_FROZEN = "ΔAP vs frozen"
-HIGHER, LOWER, WITHIN = "▲", "▼", "·"
 
 
 def columns(test_sets):
@@ -90,9 +91,8 @@ def shown(table):
 
 
 def mark(difference):
-    """▲ / ▼: the paired difference's interval lies above / below 0; ·: it holds 0 (n.s.)."""
-    low, high = difference["AP"]["ci"]
-    return HIGHER if low > 0 else LOWER if high < 0 else WITHIN
+    """The mark of a paired difference's AP (difference_mark)."""
+    return difference_mark(difference["AP"]["ci"])
 
 
 def headline_rows(rows, test_sets):

@@ -147,6 +147,13 @@ def format_interval(value, interval, digits=3):
 
 
 NOT_SIGNIFICANT = " (n.s.)"
+HIGHER, LOWER, WITHIN = "▲", "▼", "·"  # a paired difference's mark in tables
+
+
+def difference_mark(interval):
+    """▲ / ▼: a paired difference's interval lies above / below 0; ·: it holds 0 (n.s.)."""
+    low, high = interval
+    return HIGHER if low > 0 else LOWER if high < 0 else WITHIN
 
 
 def fold_intervals(rows, is_difference=lambda column: False):

@@ -15,7 +15,8 @@ from pycocotools import mask as mask_utils
 
 from torch_utils_lib.data.categories import detector_name_for, match_categories, present_categories
 from torch_utils_lib.data.coco_json import load_coco_json, normalize_coco
-from torch_utils_lib.evaluation.coco_bootstrap import (format_interval, load_detections,
+from torch_utils_lib.evaluation.coco_bootstrap import (difference_mark, format_interval,
+                                                       load_detections,
                                                        resampled_stats_of_matches, with_intervals)
 from torch_utils_lib.evaluation import coco_match
 from torch_utils_lib.evaluation.metrics import (BOX_TYPES, COCO_SCORED, INTERVAL_STATS, IOU_TYPES,
@@ -24,7 +25,6 @@ from torch_utils_lib.evaluation.voc import VocMatches
 from torch_utils_lib.toolkit.atomic_io import read_json
 from torch_utils_lib.toolkit.errors import UserError
 
-HIGHER, LOWER, WITHIN = "▲", "▼", "·"  # the study's marks (study/report.py)
 
 
 @dataclass(frozen=True)
@@ -248,12 +248,6 @@ def score(gt, results, iou_types, metric="coco", n=1000, seed=0, baseline=None, 
 
 # ---------------------------------------------------------------- tables
 
-def mark(difference):
-    """▲ / ▼: the paired difference's interval lies above / below 0; ·: it holds 0."""
-    low, high = difference["ci"]
-    return HIGHER if low > 0 else LOWER if high < 0 else WITHIN
-
-
 def table_rows(rows, iou_type, names, baseline=None):
     """{set: {column: text}}: each stat with its interval and, against `baseline`, 'Δ <stat>':
     '+0.012 [0.003, 0.021] ▲ (≤0: 0.4%)'."""
@@ -269,7 +263,7 @@ def table_rows(rows, iou_type, names, baseline=None):
             if difference:
                 low, high = difference["ci"]
                 cells[f"Δ {s}"] = (f"{difference['delta']:+.3f} [{low:+.3f}, {high:+.3f}] "
-                                   f"{mark(difference)} (≤0: {100 * difference['share_le_0']:.1f}%)")
+                                   f"{difference_mark(difference['ci'])} (≤0: {100 * difference['share_le_0']:.1f}%)")
             elif baseline is not None:
                 cells[f"Δ {s}"] = "baseline" if name == baseline else ""
         table[name] = cells
