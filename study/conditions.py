@@ -5,11 +5,12 @@ bootstrap interval and the paired difference against `none` on each value's imag
 Each value's subset is resampled on its own (its images only, --bootstrap and --seed as the
 whole set's), every row on the same resampled images, so the differences are paired.
 """
+import numpy as np
+
 from study.remedies import BASELINE
 from study.sets import COLUMN, RGB
-from torch_utils_lib.data.coco_json import subset_coco
-from torch_utils_lib.evaluation.coco_bootstrap import load_detections, resampled_stats, with_intervals
-from torch_utils_lib.evaluation.metrics import STAT_NAMES
+from torch_utils_lib.evaluation.coco_bootstrap import load_detections
+from torch_utils_lib.evaluation.scoring import METRICS, paired_intervals
 
 # image-level fields that name a condition of the image (ExDark's 10 lighting types; indoor or
 # outdoor; the sample set's dim or bright images, dataset/make_sample.py); a field counts where
@@ -33,21 +34,26 @@ def image_conditions(gt, fields=CONDITION_FIELDS):
 def condition_stats(gt, results, n, seed, iou_type="bbox"):
     """{field: {value: {row: stats with intervals and vs_none}}} of every row's `results` (ids as
     `gt` numbers them) on the images of each condition value."""
+    # one matching per row; a value's images are its columns (as scoring's strata, score.py --by)
+    matches = {row: METRICS["coco"].match(gt, found, iou_type) for row, found in results.items()}
+    image_ids = next(iter(matches.values())).image_ids
+    column_of = {image_id: column for column, image_id in enumerate(image_ids)}
+    baselines = {row: {BASELINE: BASELINE} for row in results
+                 if BASELINE in results and row != BASELINE}
     tables = {}
     for field, groups in image_conditions(gt).items():
-        for value, image_ids in groups.items():
-            subset = subset_coco(gt, image_ids)
-            keep = set(image_ids)
-            full, draws = resampled_stats(subset, {row: [r for r in found if r["image_id"] in keep]
-                                                   for row, found in results.items()},
-                                          iou_type, n, seed)
-            stats = {row: {s: float(full[row][STAT_NAMES.index(s)]) for s in CONDITION_STATS}
-                     for row in results}
-            baselines = {row: {BASELINE: BASELINE} for row in results
-                         if BASELINE in results and row != BASELINE}
-            summary = with_intervals(stats, full, draws, baselines, names=CONDITION_STATS)
-            tables.setdefault(field, {})[value] = {
-                "images": len(image_ids), "rows": summary}
+        for value, ids in groups.items():
+            columns = sorted(column_of[image_id] for image_id in ids)
+            weights = np.zeros((1, len(image_ids)), dtype=np.int64)
+            weights[0, columns] = 1
+            stats = {}
+            for row, row_matches in matches.items():
+                values = row_matches.stats(weights)[0]
+                stats[row] = {s: float(values[row_matches.stat_names.index(s)])
+                              for s in CONDITION_STATS}
+            summary, _, _ = paired_intervals(stats, matches, n, seed, baselines, CONDITION_STATS,
+                                             columns)
+            tables.setdefault(field, {})[value] = {"images": len(ids), "rows": summary}
     return tables
 
 
