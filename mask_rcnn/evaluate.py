@@ -72,8 +72,8 @@ def main():
     args = build_parser().parse_args()  # before torch is imported: --help and errors are instant
     from mask_rcnn.evaluation import (add_intervals, categories_in_coco, category_table, drop_table,
                                       comparison_figures, evaluate_model_on_sets, parse_image_sets,
-                                      pretrained_available, results_dir, save_comparisons,
-                                      set_table, write_ap_table)
+                                      is_difference_column, pretrained_available, results_dir,
+                                      save_comparisons, set_table, write_ap_table)
     from torch_utils_lib.models.detectors import load_detector
     from torch_utils_lib.evaluation.coco_bootstrap import fold_intervals
     from torch_utils_lib.runtime.devices import resolve_amp
@@ -132,7 +132,7 @@ def main():
         add_intervals(results, {s: a for s, (_, a) in sets.items()}, results_dirs, args.bootstrap,
                       args.seed, matches)
     rows = set_table(results) if args.image_set else drop_table(results)
-    table = markdown_table(fold_intervals(rows), first_column="model | set" if args.image_set
+    table = markdown_table(fold_intervals(rows, is_difference_column), first_column="model | set" if args.image_set
                            else "model")
     print(table)
     for name, by_set in per_category.items():

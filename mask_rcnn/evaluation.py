@@ -172,13 +172,37 @@ def category_table(per_category, iou_types=IOU_TYPES):
     return rows
 
 
-def set_table(results):
-    """Rows '<model> | <set>' of {column: value} with each IoU type's SHOWN_STATS."""
-    return {f"{model} | {name}": {f"{iou} {stat}{suffix}": stats[iou][stat + suffix]
-                                  for iou in IOU_TYPES if iou in stats
-                                  for stat in SHOWN_STATS for suffix in ("", "_ci")
-                                  if stat + suffix in stats[iou]}
-            for model, sets in results.items() for name, stats in sets.items()}
+def set_table(results, baseline="normal"):
+    """Rows '<model> | <set>' of {column: value} with each IoU type's SHOWN_STATS and, on a set
+    that carries the paired difference against `baseline` (add_intervals' `vs_<baseline>`), the
+    columns '<iou type> Δ<stat> vs <baseline>' (set - baseline, with its interval)."""
+    rows = {}
+    for model, sets in results.items():
+        for name, stats in sets.items():
+            row = {}
+            for iou in IOU_TYPES:
+                if iou not in stats:
+                    continue
+                for stat in SHOWN_STATS:
+                    row[f"{iou} {stat}"] = stats[iou][stat]
+                    if f"{stat}_ci" in stats[iou]:
+                        row[f"{iou} {stat}_ci"] = stats[iou][f"{stat}_ci"]
+                for stat, difference in stats[iou].get(f"vs_{baseline}", {}).items():
+                    if stat in SHOWN_STATS:
+                        row[difference_column(iou, stat, baseline)] = difference["delta"]
+                        row[difference_column(iou, stat, baseline) + "_ci"] = difference["ci"]
+            rows[f"{model} | {name}"] = row
+    return rows
+
+
+def difference_column(iou_type, stat, baseline):
+    return f"{iou_type} Δ{stat} vs {baseline}"
+
+
+def is_difference_column(column):
+    """True for set_table's and drop_table's paired-difference columns (marked (n.s.) when their
+    interval holds 0)."""
+    return " Δ" in column or column.endswith(" drop")
 
 
 def add_intervals(results, annotations, results_dirs, n=1000, seed=0, matches=None,

@@ -67,3 +67,34 @@ def test_evaluate_prints_intervals_and_keeps_them_in_the_json(tmp_path):
     low, high = row["bbox AP drop_ci"]
     assert f"{row['bbox AP drop']:.3f} [{low:.3f}, {high:.3f}]" in result.stdout
     assert re.search(r"\| checkpoint \| -?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\] \|", result.stdout)
+
+
+def test_image_sets_print_the_paired_difference_against_normal(tmp_path):
+    from torch_utils_lib.toolkit.paths import sample_images, sample_low_light
+    weights = untrained_checkpoint(tmp_path / "untrained.pth")
+    val_subset(tmp_path / "val10.json")
+    out = tmp_path / "eval"
+    result = run_script("mask_rcnn/evaluate.py", "--weight_path", weights, "--output_dir", out,
+                        "--annotation", tmp_path / "val10.json",
+                        "--image_set", f"normal={sample_images('val')}",
+                        "--image_set", f"dark={sample_low_light('val')}",
+                        "--count", 0, "--pretrained", "none", "--bootstrap", 200, "--seed", 7,
+                        "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = json.loads((out / "ap_table.json").read_text())
+    stats, rows = table["stats"]["checkpoint"], table["rows"]
+    assert "bbox ΔAP vs normal" not in rows["checkpoint | normal"]
+    for iou_type in ("bbox", "segm"):
+        for stat in ("AP", "AP50", "AP75"):
+            difference = stats["dark"][iou_type]["vs_normal"][stat]
+            column = f"{iou_type} Δ{stat} vs normal"
+            assert rows["checkpoint | dark"][column] == difference["delta"]
+            assert rows["checkpoint | dark"][column + "_ci"] == difference["ci"]
+    difference = stats["dark"]["bbox"]["vs_normal"]["AP"]
+    low, high = difference["ci"]
+    printed = f"{difference['delta']:.3f} [{low:.3f}, {high:.3f}]"
+    printed += " (n.s.)" if low <= 0 <= high else ""
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| model"))
+    dark = next(line for line in result.stdout.splitlines() if line.startswith("| checkpoint \\| dark"))
+    cells = dict(zip(header.split(" | "), dark.split(" | ")))
+    assert cells["bbox ΔAP vs normal"] == printed
