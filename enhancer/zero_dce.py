@@ -55,6 +55,9 @@ class ZeroDCE(nn.Module):
                                    [SeparableConv(width, width) for _ in range(3)] +
                                    [SeparableConv(2 * width, width) for _ in range(2)] +
                                    [SeparableConv(2 * width, 3)])
+        # depthwise and 1x1 convolutions on CPU (oneDNN) run about twice as fast channels-last
+        # (forward and backward, measured at 128 px); values equal to float rounding
+        self.to(memory_format=torch.channels_last)
 
     def curve_maps(self, x):
         small = x
@@ -62,7 +65,7 @@ class ZeroDCE(nn.Module):
             size = [max(1, round(s / self.scale_factor)) for s in x.shape[-2:]]
             small = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         c = self.convs
-        x1 = F.relu(c[0](small))
+        x1 = F.relu(c[0](small.contiguous(memory_format=torch.channels_last)))
         x2 = F.relu(c[1](x1))
         x3 = F.relu(c[2](x2))
         x4 = F.relu(c[3](x3))

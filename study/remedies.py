@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from diffusion_model.sizes import CROP_RANGE, DIM_RANGE, SAMPLING_STEPS_RANGE
-from enhancer.sizes import DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO_DCE_MIN_TRAINING_SIZE
+from enhancer.sizes import (DIP_MAX_PARAMETER_SIZE, DIP_MIN_PARAMETER_SIZE, ZERO_DCE_MAX_CROP,
+                            ZERO_DCE_MIN_TRAINING_SIZE)
 from genisp.sizes import PARAMETER_SIZE_RANGE as GENISP_PARAMETER_SIZE_RANGE
 from genisp.sizes import MIN_RAW_SIZE, RESIZE_RANGE
 from study.sets import RAW
@@ -452,20 +453,29 @@ def zero_dce_settings(study):
     if given:
         return (f"the given weights {given} (sha256 {file_digest(given)}), no training; the "
                 f"Zero-DCE++ release's state dict runs at its test scale factor 12")
+    crop = study.args.zero_dce_image_size
     return (f"{study.args.zero_dce_epochs} epochs on {study.target} low light (no pairs, no "
-            f"labels), E = {study.args.zero_dce_exposure:g}, scale factor 1 (as the release trains)")
+            f"labels), E = {study.args.zero_dce_exposure:g}, scale factor 1 (as the release trains), "
+            + (f"random {crop}-px crops" if crop else "whole images"))
 
 
 register(Remedy(
     "zero_dce", "Zero-DCE++ (zero-reference curve estimation), then the normal-light detector",
     train=train_enhancer("zero_dce", "zero_dce", "zero_reference",
-                         lambda args: ["--exposure", args.zero_dce_exposure]),
+                         lambda args: ["--exposure", args.zero_dce_exposure,
+                                       "--image_size", args.zero_dce_image_size]),
     images=enhancer_images("zero_dce"), low_light_only=True, family="learned enhancement",
     weights=enhancer_checkpoint("zero_dce"), given=given_enhancer_weights("zero_dce"),
     settings=zero_dce_settings,
     needs=needs_min_size(ZERO_DCE_MIN_TRAINING_SIZE, "Zero-DCE++ trains on"),
     flags=(Flag("epochs", positive_int, 60, "Zero-DCE++ training epochs"),
            Flag("exposure", probability, 0.6, "Zero-DCE++ exposure target E (release: 0.6)"),
+           Flag("image_size", int_in_range(ZERO_DCE_MIN_TRAINING_SIZE, ZERO_DCE_MAX_CROP, off=0),
+                64, "Zero-DCE++ random square training crop in px (0: whole images, as the "
+                "release trains on 512-px images). Its losses are local: on the sample study "
+                "(2026-12-07, 60 epochs) 64-px crops, a quarter of the pixels per step, scored as "
+                "well as whole 128-px images (val bbox AP 0.097 vs 0.086 on gamma_noise, 0.211 vs "
+                "0.190 on physics)"),
            Flag("weights", str, None, "Zero-DCE++ weights to score instead of training: the "
                 "authors' released state dict as it is (Epoch99.pth, run at their test scale "
                 "factor 12) or an enhancer/train.py zero_dce checkpoint", metavar="FILE")),
