@@ -26,7 +26,6 @@ from torch_utils_lib.toolkit.atomic_io import read_json
 from torch_utils_lib.toolkit.errors import UserError
 
 
-
 @dataclass(frozen=True)
 class Metric:
     stat_names: tuple  # the columns of its stats (draws)
